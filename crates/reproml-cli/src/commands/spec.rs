@@ -1,0 +1,79 @@
+//! `reproml spec`: validate and normalise experiment specs.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use reproml_core::ExperimentSpec;
+
+/// What `reproml spec` can do.
+#[derive(Debug, Subcommand)]
+pub enum SpecCommand {
+    /// Validate a spec and print it with every default written out.
+    ///
+    /// Exits with status 1 and one line per problem (file:line:column, the
+    /// key, what is wrong and what is allowed) when the spec is invalid.
+    Check {
+        /// The spec file (TOML).
+        file: PathBuf,
+        /// Print the normalised spec as JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a commented example spec with every key and its default.
+    Example,
+}
+
+/// Most bytes read from a spec file: a spec is a few hundred bytes, so
+/// anything larger is the wrong file.
+const MAX_SPEC_BYTES: u64 = 1 << 20;
+
+/// Runs a `reproml spec` subcommand.
+pub fn run(cmd: SpecCommand) -> Result<()> {
+    match cmd {
+        SpecCommand::Check { file, json } => {
+            let spec = load(&file)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&spec)?);
+            } else {
+                print!("{}", spec.to_toml());
+            }
+            Ok(())
+        }
+        SpecCommand::Example => {
+            print!("{EXAMPLE}");
+            Ok(())
+        }
+    }
+}
+
+/// Reads and validates a spec file; the error names the file and lines.
+pub fn load(file: &std::path::Path) -> Result<ExperimentSpec> {
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("cannot read spec file {}", file.display()))?
+        .len();
+    if size > MAX_SPEC_BYTES {
+        bail!(
+            "{} is {size} bytes; a spec is at most {MAX_SPEC_BYTES} bytes — is this the right file?",
+            file.display()
+        );
+    }
+    let source = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read spec file {} as UTF-8 text", file.display()))?;
+    Ok(ExperimentSpec::from_toml(
+        &source,
+        &file.display().to_string(),
+    )?)
+}
+
+const EXAMPLE: &str = include_str!("../../../../examples/annotated.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_annotated_example_is_a_valid_spec() {
+        ExperimentSpec::from_toml(EXAMPLE, "annotated.toml").unwrap();
+    }
+}

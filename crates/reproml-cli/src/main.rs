@@ -1,0 +1,58 @@
+//! `reproml`: reproducible ML experiments and the statistics of whether a
+//! framework change changes the models it trains.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ReproduceML: reproducible ML experiments, and sound statistics on whether
+/// a change in an ML framework (a bug and its fix, a release, a backend)
+/// changes the models it trains.
+#[derive(Debug, Parser)]
+#[command(
+    name = "reproml",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check and print experiment specs (TOML files describing an experiment).
+    #[command(subcommand)]
+    Spec(commands::spec::SpecCommand),
+    /// Show the seeds an experiment's runs get from a master seed.
+    Seeds(commands::seeds::SeedsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Spec(cmd) => commands::spec::run(cmd),
+        Command::Seeds(args) => commands::seeds::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,238 @@
+//! The `reproml` binary as a user meets it: real processes, real files.
+#![allow(clippy::unwrap_used)] // a test that cannot set up should panic loudly
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn reproml(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(args)
+        .output()
+        .expect("the reproml binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_example_spec_is_accepted_and_normalises_to_a_fixed_point() {
+    let examples = toml_files(&repo_root().join("examples"));
+    assert!(examples.len() >= 3, "examples/ holds the shipped specs");
+    for file in examples {
+        let out = reproml(&["spec", "check", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            text(&out.stderr)
+        );
+        let normalised = std::env::temp_dir().join(format!(
+            "reproml-normalised-{}-{}",
+            std::process::id(),
+            file.file_name().unwrap().to_str().unwrap()
+        ));
+        std::fs::write(&normalised, &out.stdout).unwrap();
+        let again = reproml(&["spec", "check", normalised.to_str().unwrap()]);
+        std::fs::remove_file(&normalised).unwrap();
+        assert_eq!(text(&again.stdout), text(&out.stdout), "{}", file.display());
+    }
+}
+
+#[test]
+fn broken_specs_are_rejected_with_file_line_and_key() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-specs");
+    // (file, line, what the message must say)
+    let expected = [
+        (
+            "bad-identifier.toml",
+            1,
+            "experiment identifier \"x y\" has the character ' '",
+        ),
+        (
+            "bad-seed-policy.toml",
+            5,
+            "`seed_policy`: unknown variant `sometimes`, expected `per-run` or `fixed`",
+        ),
+        (
+            "fractions-sum.toml",
+            6,
+            "`split`: train + test + validation must be 1, got 0.9",
+        ),
+        ("missing-epochs.toml", 1, "missing field `epochs`"),
+        (
+            "momentum-out-of-range.toml",
+            7,
+            "`optimizer.momentum`: must be in [0, 1), got 1.0",
+        ),
+        ("syntax.toml", 3, "invalid basic string"),
+        (
+            "unknown-key.toml",
+            7,
+            "unknown field `learning_rate`, expected one of `kind`, `lr`",
+        ),
+        (
+            "wrong-type.toml",
+            4,
+            "`epochs`: invalid type: string \"three\", expected u32",
+        ),
+    ];
+    assert_eq!(
+        toml_files(&dir).len(),
+        expected.len(),
+        "every fixture has an expectation"
+    );
+    for (name, line, message) in expected {
+        let path = dir.join(name);
+        let out = reproml(&["spec", "check", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert!(out.stdout.is_empty(), "{name}: nothing printed on stdout");
+        let err = text(&out.stderr);
+        let located = format!("{}:{line}:", path.display());
+        assert!(
+            err.contains(&located),
+            "{name}: expected {located} in {err}"
+        );
+        assert!(
+            err.contains(message),
+            "{name}: expected {message:?} in {err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_spec_file_is_a_clear_error() {
+    let out = reproml(&["spec", "check", "/nonexistent/spec.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read spec file /nonexistent/spec.toml"));
+}
+
+#[test]
+fn seeds_json_lists_per_run_and_fixed_seeds() {
+    let per_run = reproml(&[
+        "seeds",
+        "--experiment",
+        "demo",
+        "--master-seed",
+        "42",
+        "--runs",
+        "4",
+        "--json",
+    ]);
+    assert!(per_run.status.success(), "{}", text(&per_run.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&per_run.stdout).unwrap();
+    let seeds: Vec<u64> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds.len(), 4);
+    let mut distinct = seeds.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "per-run seeds differ: {seeds:?}");
+
+    let fixed = reproml(&[
+        "seeds",
+        "--experiment",
+        "demo",
+        "--master-seed",
+        "42",
+        "--runs",
+        "4",
+        "--policy",
+        "fixed",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&fixed.stdout).unwrap();
+    for r in v["runs"].as_array().unwrap() {
+        assert_eq!(
+            r["seed"].as_u64().unwrap(),
+            seeds[0],
+            "fixed: every run gets s_0"
+        );
+    }
+}
+
+#[test]
+fn seeds_rejects_bad_arguments() {
+    for args in [
+        &[
+            "seeds",
+            "--experiment",
+            "a/b",
+            "--master-seed",
+            "1",
+            "--runs",
+            "2",
+        ][..],
+        &[
+            "seeds",
+            "--experiment",
+            "a",
+            "--master-seed",
+            "-1",
+            "--runs",
+            "2",
+        ],
+        &[
+            "seeds",
+            "--experiment",
+            "a",
+            "--master-seed",
+            "1",
+            "--runs",
+            "0",
+        ],
+        &[
+            "seeds",
+            "--experiment",
+            "a",
+            "--master-seed",
+            "1",
+            "--runs",
+            "2",
+            "--policy",
+            "often",
+        ],
+    ] {
+        let out = reproml(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("error"), "{args:?}");
+    }
+}
+
+#[test]
+fn help_and_version_work_everywhere() {
+    for args in [
+        &["--help"][..],
+        &["spec", "--help"],
+        &["spec", "check", "--help"],
+        &["seeds", "--help"],
+    ] {
+        let out = reproml(args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(text(&out.stdout).contains("Usage: reproml"), "{args:?}");
+    }
+    let out = reproml(&["--version"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("reproml {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = reproml(&["spec", "check", "--version"]);
+    assert!(out.status.success());
+}

@@ -1,0 +1,19 @@
+//! The pure domain of ReproduceML: experiment specs, identifiers, seeds,
+//! random streams, splits and classification metrics.
+//!
+//! Nothing here does I/O. Every random choice anywhere in ReproduceML comes
+//! from [`stream::RandomStream`], keyed by the derivations in [`seed`] and
+//! [`stream`]; `docs/protocol.md` specifies them byte for byte so that a
+//! client in another language reproduces them exactly.
+
+mod canonical;
+pub mod id;
+pub mod metrics;
+pub mod seed;
+pub mod spec;
+pub mod split;
+pub mod stream;
+
+pub use id::{ExperimentId, IdentifierError, Name, VariantLabel};
+pub use seed::{RunIndex, Seed, SeedPolicy};
+pub use spec::ExperimentSpec;
