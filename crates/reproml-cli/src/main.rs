@@ -29,6 +29,9 @@ enum Command {
     Spec(commands::spec::SpecCommand),
     /// Show the seeds an experiment's runs get from a master seed.
     Seeds(commands::seeds::SeedsArgs),
+    /// Run a statistical test on two samples (results agree with SciPy).
+    #[command(subcommand)]
+    Stats(commands::stats::StatsCommand),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Spec(cmd) => commands::spec::run(cmd),
         Command::Seeds(args) => commands::seeds::run(&args),
+        Command::Stats(cmd) => commands::stats::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
