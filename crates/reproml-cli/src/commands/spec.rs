@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 use reproml_core::ExperimentSpec;
 
@@ -49,17 +49,7 @@ pub fn run(cmd: SpecCommand) -> Result<()> {
 
 /// Reads and validates a spec file; the error names the file and lines.
 pub fn load(file: &std::path::Path) -> Result<ExperimentSpec> {
-    let size = std::fs::metadata(file)
-        .with_context(|| format!("cannot read spec file {}", file.display()))?
-        .len();
-    if size > MAX_SPEC_BYTES {
-        bail!(
-            "{} is {size} bytes; a spec is at most {MAX_SPEC_BYTES} bytes — is this the right file?",
-            file.display()
-        );
-    }
-    let source = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read spec file {} as UTF-8 text", file.display()))?;
+    let source = super::read_text_file(file, MAX_SPEC_BYTES, "spec file")?;
     Ok(ExperimentSpec::from_toml(
         &source,
         &file.display().to_string(),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use reproml_stats::{
     Alternative, MannWhitneyOptions, Method, TestResult, WilcoxonOptions, ZeroMethod,
@@ -107,17 +107,7 @@ impl Samples {
 }
 
 fn read_sample_file(path: &Path) -> Result<Vec<f64>> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read sample file {}", path.display()))?
-        .len();
-    if size > MAX_SAMPLE_FILE_BYTES {
-        bail!(
-            "{} is {size} bytes; sample files are limited to {MAX_SAMPLE_FILE_BYTES} bytes",
-            path.display()
-        );
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read sample file {} as text", path.display()))?;
+    let text = super::read_text_file(path, MAX_SAMPLE_FILE_BYTES, "sample file")?;
     let mut values = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
