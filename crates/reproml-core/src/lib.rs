@@ -9,6 +9,7 @@
 mod canonical;
 pub mod id;
 pub mod metrics;
+pub mod run;
 pub mod seed;
 pub mod spec;
 pub mod split;

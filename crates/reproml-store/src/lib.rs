@@ -1,0 +1,547 @@
+//! Persistence for the server: experiments, their seeds, data sets and run
+//! results, in SQLite. This crate is the one place that owns SQL.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a write that
+//! returned has been fsynced and survives `kill -9` or a power cut; every
+//! write is one transaction, so nothing is ever half-written.
+
+mod migrations;
+
+use std::path::{Path, PathBuf};
+
+use reproml_core::run::RunResult;
+use reproml_core::seed::{SEED_MASK, experiment_seeds};
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (disk full, corrupt file, locked, …).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was made by a newer ReproduceML.
+    #[error(
+        "the database {path} has schema version {found}, newer than this reproml knows ({known}); use a newer reproml"
+    )]
+    NewerSchema {
+        /// Database file.
+        path: PathBuf,
+        /// Version found.
+        found: i64,
+        /// Newest version known here.
+        known: i64,
+    },
+    /// The database was created with another master seed.
+    #[error(
+        "the database {path} was created with master seed {stored}, not {given}; leave out --master-seed or use another database"
+    )]
+    MasterSeedMismatch {
+        /// Database file.
+        path: PathBuf,
+        /// Seed stored in the database.
+        stored: u64,
+        /// Seed given now.
+        given: u64,
+    },
+    /// The experiment exists with other attributes.
+    #[error("experiment {id} already exists with different attributes: {}", differences.join(", "))]
+    ExperimentConflict {
+        /// The experiment.
+        id: ExperimentId,
+        /// The keys that differ, with both values.
+        differences: Vec<String>,
+    },
+    /// A different result is already recorded for this run.
+    #[error("run {run} of variant {variant} of experiment {id} already has a different result")]
+    ResultConflict {
+        /// The experiment.
+        id: ExperimentId,
+        /// The variant.
+        variant: VariantLabel,
+        /// The run.
+        run: RunIndex,
+    },
+    /// Stored JSON could not be read back (a bug or a hand-edited database).
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+    /// No entropy for a new master seed.
+    #[error("cannot draw a master seed from the operating system: {0}")]
+    Entropy(String),
+}
+
+/// An experiment as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredExperiment {
+    /// Its attributes.
+    pub spec: ExperimentSpec,
+    /// Its seeds `s_0 … s_{runs−1}`.
+    pub seeds: Vec<Seed>,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// A run result as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRun {
+    /// The experiment.
+    pub experiment: ExperimentId,
+    /// The variant.
+    pub variant: VariantLabel,
+    /// The run index.
+    pub run: RunIndex,
+    /// What the run reported.
+    pub result: RunResult,
+    /// When it was recorded (RFC 3339, UTC).
+    pub recorded_at: String,
+}
+
+/// A data set registered with `reproml data import`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// Its name (the challenge name in specs).
+    pub name: String,
+    /// Its file format.
+    pub format: reproml_data::DataFormat,
+    /// Where its files are.
+    pub path: String,
+    /// SHA-256 of its content, hex.
+    pub digest: String,
+    /// Number of classes.
+    pub classes: u32,
+    /// Number of examples.
+    pub examples: u32,
+}
+
+/// Outcome of an idempotent write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Newly stored.
+    Created,
+    /// The same thing was already stored; nothing changed.
+    Existing,
+}
+
+/// An open database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    master_seed: u64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn now() -> String {
+    // Seconds since the epoch, rendered as RFC 3339 UTC without a date crate.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, applying
+    /// migrations. The master seed is the stored one; `master_seed` sets it
+    /// for a new database (a random one is drawn when absent) and must
+    /// match it for an existing one.
+    pub fn open(path: &Path, master_seed: Option<u64>) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrations::apply(&mut conn, path)?;
+        let stored: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'master_seed'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let master_seed = match (stored, master_seed) {
+            (Some(s), given) => {
+                let stored: u64 = s
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("master seed {s:?}")))?;
+                if let Some(given) = given.filter(|&g| g != stored) {
+                    return Err(StoreError::MasterSeedMismatch {
+                        path: path.to_owned(),
+                        stored,
+                        given,
+                    });
+                }
+                stored
+            }
+            (None, given) => {
+                let seed = match given {
+                    Some(s) => s,
+                    None => {
+                        let mut bytes = [0u8; 8];
+                        getrandom::fill(&mut bytes)
+                            .map_err(|e| StoreError::Entropy(e.to_string()))?;
+                        u64::from_le_bytes(bytes) & SEED_MASK
+                    }
+                };
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('master_seed', ?1)",
+                    params![seed.to_string()],
+                )?;
+                seed
+            }
+        };
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+            master_seed,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The master seed every experiment's seeds derive from.
+    pub fn master_seed(&self) -> u64 {
+        self.master_seed
+    }
+
+    /// Creates an experiment and persists its derived seeds, in one
+    /// transaction that is durable when this returns. The same identifier
+    /// with the same attributes is not an error (`Existing`); with other
+    /// attributes it is a conflict naming what differs.
+    pub fn create_experiment(
+        &mut self,
+        spec: &ExperimentSpec,
+    ) -> Result<(StoredExperiment, Written), StoreError> {
+        if let Some(existing) = self.experiment(&spec.id)? {
+            let differences = differences(&existing.spec, spec);
+            if differences.is_empty() {
+                return Ok((existing, Written::Existing));
+            }
+            return Err(StoreError::ExperimentConflict {
+                id: spec.id.clone(),
+                differences,
+            });
+        }
+        let seeds = experiment_seeds(self.master_seed, &spec.id, spec.runs);
+        let created_at = now();
+        let spec_json =
+            serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO experiments (id, spec, created_at) VALUES (?1, ?2, ?3)",
+            params![spec.id.as_str(), spec_json, created_at],
+        )?;
+        {
+            let mut insert =
+                tx.prepare("INSERT INTO seeds (experiment, idx, seed) VALUES (?1, ?2, ?3)")?;
+            for (i, seed) in seeds.iter().enumerate() {
+                insert.execute(params![spec.id.as_str(), i as i64, *seed as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok((
+            StoredExperiment {
+                spec: spec.clone(),
+                seeds,
+                created_at,
+            },
+            Written::Created,
+        ))
+    }
+
+    /// An experiment by identifier.
+    pub fn experiment(&self, id: &ExperimentId) -> Result<Option<StoredExperiment>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT spec, created_at FROM experiments WHERE id = ?1",
+                params![id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((spec, created_at)) = row else {
+            return Ok(None);
+        };
+        let spec: ExperimentSpec =
+            serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seed FROM seeds WHERE experiment = ?1 ORDER BY idx")?;
+        let seeds = stmt
+            .query_map(params![id.as_str()], |r| r.get::<_, i64>(0))?
+            .map(|s| s.map(|s| s as u64))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(StoredExperiment {
+            spec,
+            seeds,
+            created_at,
+        }))
+    }
+
+    /// Every experiment, by identifier.
+    pub fn experiments(&self) -> Result<Vec<StoredExperiment>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM experiments ORDER BY id")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = ExperimentId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.extend(self.experiment(&id)?);
+        }
+        Ok(out)
+    }
+
+    /// Records a run's result, durable when this returns. Posting the same
+    /// result again is `Existing`; a different one is a conflict.
+    pub fn record_run(
+        &mut self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+        run: RunIndex,
+        result: &RunResult,
+    ) -> Result<(StoredRun, Written), StoreError> {
+        if let Some(existing) = self.run(id, variant, run)? {
+            if existing.result == *result {
+                return Ok((existing, Written::Existing));
+            }
+            return Err(StoreError::ResultConflict {
+                id: id.clone(),
+                variant: variant.clone(),
+                run,
+            });
+        }
+        let json = serde_json::to_string(result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let recorded_at = now();
+        let m = &result.metrics;
+        self.conn.execute(
+            "INSERT INTO runs (experiment, variant, run, seed, result, final_digest, accuracy, precision, recall, f1, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                id.as_str(),
+                variant.as_str(),
+                i64::from(run),
+                result.seed as i64,
+                json,
+                result.final_digest(),
+                m.accuracy,
+                m.precision,
+                m.recall,
+                m.f1,
+                recorded_at
+            ],
+        )?;
+        Ok((
+            StoredRun {
+                experiment: id.clone(),
+                variant: variant.clone(),
+                run,
+                result: result.clone(),
+                recorded_at,
+            },
+            Written::Created,
+        ))
+    }
+
+    /// One run's stored result.
+    pub fn run(
+        &self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+        run: RunIndex,
+    ) -> Result<Option<StoredRun>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT experiment, variant, run, result, recorded_at FROM runs WHERE experiment = ?1 AND variant = ?2 AND run = ?3",
+        )?;
+        let mut rows = stmt.query_map(
+            params![id.as_str(), variant.as_str(), i64::from(run)],
+            row_to_run,
+        )?;
+        rows.next().transpose()?.map(decode_run).transpose()
+    }
+
+    /// The runs of an experiment, optionally of one variant, ordered by
+    /// variant then run.
+    pub fn runs(
+        &self,
+        id: &ExperimentId,
+        variant: Option<&VariantLabel>,
+    ) -> Result<Vec<StoredRun>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT experiment, variant, run, result, recorded_at FROM runs
+             WHERE experiment = ?1 AND (?2 IS NULL OR variant = ?2) ORDER BY variant, run",
+        )?;
+        let rows = stmt.query_map(
+            params![id.as_str(), variant.map(VariantLabel::as_str)],
+            row_to_run,
+        )?;
+        rows.map(|r| decode_run(r?)).collect()
+    }
+
+    /// Registers (or re-registers) a data set.
+    pub fn register_dataset(&mut self, record: &DatasetRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO datasets (name, format, path, digest, classes, examples, registered_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(name) DO UPDATE SET format = excluded.format, path = excluded.path,
+               digest = excluded.digest, classes = excluded.classes, examples = excluded.examples,
+               registered_at = excluded.registered_at",
+            params![
+                record.name,
+                record.format.as_str(),
+                record.path,
+                record.digest,
+                record.classes,
+                record.examples,
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A registered data set by name.
+    pub fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT name, format, path, digest, classes, examples FROM datasets WHERE name = ?1",
+                params![name],
+                row_to_dataset,
+            )
+            .optional()?
+            .map(decode_dataset)
+            .transpose()
+    }
+
+    /// Every registered data set.
+    pub fn datasets(&self) -> Result<Vec<DatasetRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, format, path, digest, classes, examples FROM datasets ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], row_to_dataset)?;
+        rows.map(|r| decode_dataset(r?)).collect()
+    }
+}
+
+type RunRow = (String, String, i64, String, String);
+
+fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn decode_run(
+    (experiment, variant, run, result, recorded_at): RunRow,
+) -> Result<StoredRun, StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(e);
+    Ok(StoredRun {
+        experiment: ExperimentId::new(experiment).map_err(|e| corrupt(e.to_string()))?,
+        variant: VariantLabel::new(variant).map_err(|e| corrupt(e.to_string()))?,
+        run: RunIndex::try_from(run).map_err(|e| corrupt(e.to_string()))?,
+        result: serde_json::from_str(&result).map_err(|e| corrupt(e.to_string()))?,
+        recorded_at,
+    })
+}
+
+type DatasetRow = (String, String, String, String, u32, u32);
+
+fn row_to_dataset(r: &rusqlite::Row<'_>) -> rusqlite::Result<DatasetRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn decode_dataset(
+    (name, format, path, digest, classes, examples): DatasetRow,
+) -> Result<DatasetRecord, StoreError> {
+    Ok(DatasetRecord {
+        name,
+        format: format.parse().map_err(StoreError::Corrupt)?,
+        path,
+        digest,
+        classes,
+        examples,
+    })
+}
+
+/// The top-level and nested keys whose values differ between two specs,
+/// as `key: stored → given`.
+fn differences(stored: &ExperimentSpec, given: &ExperimentSpec) -> Vec<String> {
+    let (Ok(a), Ok(b)) = (serde_json::to_value(stored), serde_json::to_value(given)) else {
+        return vec!["(unserialisable spec)".into()];
+    };
+    let mut out = Vec::new();
+    diff_values("", &a, &b, &mut out);
+    out
+}
+
+fn diff_values(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let null = Value::Null;
+                diff_values(
+                    &path,
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: {a} → {b}")),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(20_783), (2026, 11, 26));
+        assert!(now().ends_with('Z') && now().len() == 20);
+    }
+}

@@ -1,0 +1,67 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`.
+//! Append new steps; never edit an applied one.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE experiments (
+         id TEXT PRIMARY KEY,
+         spec TEXT NOT NULL,
+         created_at TEXT NOT NULL
+     );
+     CREATE TABLE seeds (
+         experiment TEXT NOT NULL REFERENCES experiments(id),
+         idx INTEGER NOT NULL,
+         seed INTEGER NOT NULL,
+         PRIMARY KEY (experiment, idx)
+     );
+     CREATE TABLE runs (
+         experiment TEXT NOT NULL REFERENCES experiments(id),
+         variant TEXT NOT NULL,
+         run INTEGER NOT NULL,
+         seed INTEGER NOT NULL,
+         result TEXT NOT NULL,
+         final_digest TEXT,
+         accuracy REAL NOT NULL,
+         precision REAL NOT NULL,
+         recall REAL NOT NULL,
+         f1 REAL NOT NULL,
+         recorded_at TEXT NOT NULL,
+         PRIMARY KEY (experiment, variant, run)
+     );
+     CREATE TABLE datasets (
+         name TEXT PRIMARY KEY,
+         format TEXT NOT NULL,
+         path TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         classes INTEGER NOT NULL,
+         examples INTEGER NOT NULL,
+         registered_at TEXT NOT NULL
+     );",
+];
+
+/// Brings the schema to the newest version, one transaction per step.
+pub(crate) fn apply(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! The store on real database files.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use reproml_core::run::{Artifact, EpochRecord, RunResult, Scores};
+use reproml_core::{ExperimentId, ExperimentSpec, VariantLabel};
+use reproml_store::{DatasetRecord, Store, StoreError, Written};
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reproml-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("reproml.db")
+}
+
+fn spec(id: &str, epochs: u32) -> ExperimentSpec {
+    ExperimentSpec::from_toml(
+        &format!(
+            "id = \"{id}\"\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = {epochs}\nruns = 5\n"
+        ),
+        "test",
+    )
+    .unwrap()
+}
+
+fn result(seed: u64, accuracy: f64) -> RunResult {
+    let s = Scores {
+        accuracy,
+        precision: 0.5,
+        recall: 0.5,
+        f1: 0.5,
+    };
+    RunResult {
+        seed,
+        metrics: s,
+        epochs: vec![EpochRecord {
+            epoch: 1,
+            loss: 0.1,
+            test: s,
+            digest: "0".repeat(64),
+        }],
+        fingerprint: Default::default(),
+        artifact: Artifact {
+            kind: "builtin".into(),
+            name: "test".into(),
+            details: Default::default(),
+        },
+    }
+}
+
+#[test]
+fn seeds_survive_reopening_and_losing_the_database() {
+    let db = temp_db("seeds");
+    let first = {
+        let mut store = Store::open(&db, Some(42)).unwrap();
+        store.create_experiment(&spec("e", 1)).unwrap().0.seeds
+    };
+    assert_eq!(first.len(), 5);
+    let reopened = Store::open(&db, None).unwrap();
+    assert_eq!(reopened.master_seed(), 42);
+    assert_eq!(
+        reopened
+            .experiment(&ExperimentId::new("e").unwrap())
+            .unwrap()
+            .unwrap()
+            .seeds,
+        first
+    );
+    drop(reopened);
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let mut fresh = Store::open(&db, Some(42)).unwrap();
+    assert_eq!(
+        fresh.create_experiment(&spec("e", 1)).unwrap().0.seeds,
+        first,
+        "derived, not random"
+    );
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_new_database_draws_a_master_seed_and_keeps_it() {
+    let db = temp_db("master");
+    let drawn = Store::open(&db, None).unwrap().master_seed();
+    assert_eq!(Store::open(&db, None).unwrap().master_seed(), drawn);
+    let err = Store::open(&db, Some(drawn ^ 1)).unwrap_err();
+    assert!(
+        matches!(err, StoreError::MasterSeedMismatch { .. }),
+        "{err}"
+    );
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn creating_an_experiment_is_idempotent_and_conflicts_name_the_difference() {
+    let db = temp_db("idem");
+    let mut store = Store::open(&db, Some(1)).unwrap();
+    assert_eq!(
+        store.create_experiment(&spec("e", 2)).unwrap().1,
+        Written::Created
+    );
+    assert_eq!(
+        store.create_experiment(&spec("e", 2)).unwrap().1,
+        Written::Existing
+    );
+    let err = store.create_experiment(&spec("e", 3)).unwrap_err();
+    match err {
+        StoreError::ExperimentConflict { differences, .. } => {
+            assert_eq!(differences, ["epochs: 2 → 3"])
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(store.experiments().unwrap().len(), 1);
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn results_are_idempotent_and_never_overwritten() {
+    let db = temp_db("runs");
+    let mut store = Store::open(&db, Some(1)).unwrap();
+    store.create_experiment(&spec("e", 1)).unwrap();
+    let id = ExperimentId::new("e").unwrap();
+    let buggy = VariantLabel::new("buggy").unwrap();
+    let fixed = VariantLabel::new("corrected").unwrap();
+    assert_eq!(
+        store.record_run(&id, &buggy, 0, &result(9, 0.9)).unwrap().1,
+        Written::Created
+    );
+    assert_eq!(
+        store.record_run(&id, &buggy, 0, &result(9, 0.9)).unwrap().1,
+        Written::Existing
+    );
+    assert!(matches!(
+        store.record_run(&id, &buggy, 0, &result(9, 0.8)),
+        Err(StoreError::ResultConflict { run: 0, .. })
+    ));
+    store.record_run(&id, &fixed, 0, &result(9, 0.7)).unwrap();
+    store.record_run(&id, &buggy, 1, &result(10, 0.6)).unwrap();
+    let all = store.runs(&id, None).unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|r| (r.variant.as_str(), r.run))
+            .collect::<Vec<_>>(),
+        [("buggy", 0), ("buggy", 1), ("corrected", 0)]
+    );
+    assert_eq!(store.runs(&id, Some(&fixed)).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .run(&id, &buggy, 0)
+            .unwrap()
+            .unwrap()
+            .result
+            .metrics
+            .accuracy,
+        0.9
+    );
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn data_sets_register_and_re_register() {
+    let db = temp_db("data");
+    let mut store = Store::open(&db, Some(1)).unwrap();
+    let mut record = DatasetRecord {
+        name: "mnist".into(),
+        format: reproml_data::DataFormat::Idx,
+        path: "/data/mnist".into(),
+        digest: "ab".repeat(32),
+        classes: 10,
+        examples: 70_000,
+    };
+    store.register_dataset(&record).unwrap();
+    record.path = "/elsewhere".into();
+    store.register_dataset(&record).unwrap();
+    assert_eq!(store.dataset("mnist").unwrap(), Some(record));
+    assert_eq!(store.datasets().unwrap().len(), 1);
+    assert_eq!(store.dataset("cifar10").unwrap(), None);
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() {
+    let db = temp_db("newer");
+    drop(Store::open(&db, Some(1)).unwrap());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = Store::open(&db, None).unwrap_err();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
