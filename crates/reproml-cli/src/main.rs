@@ -24,6 +24,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: experiments, seeds, data and results over HTTP.
+    Server(commands::server::ServerArgs),
+    /// Register data sets with a server's database.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
     /// Check and print experiment specs (TOML files describing an experiment).
     #[command(subcommand)]
     Spec(commands::spec::SpecCommand),
@@ -37,6 +42,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Server(args) => commands::server::run(args),
+        Command::Data(cmd) => commands::data::run(cmd),
         Command::Spec(cmd) => commands::spec::run(cmd),
         Command::Seeds(args) => commands::seeds::run(&args),
         Command::Stats(cmd) => commands::stats::run(cmd),

@@ -1,0 +1,110 @@
+//! `reproml server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use reproml_server::{Limits, ServerConfig};
+
+/// Arguments of `reproml server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on. Anything but loopback needs --token-file.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// The SQLite database (created if missing).
+    #[arg(long, default_value = "reproml.db")]
+    db: PathBuf,
+    /// Master seed of a new database (every experiment's seeds derive from
+    /// it); drawn at random and stored when left out. Must match the stored
+    /// one for an existing database.
+    #[arg(long)]
+    master_seed: Option<u64>,
+    /// File holding the bearer token clients must send (at least 16
+    /// characters); required to listen beyond loopback.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+/// Shortest token accepted: anything shorter is guessable.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// Reads a token file: one line, at least [`MIN_TOKEN_LEN`] characters.
+pub fn read_token(path: &std::path::Path) -> Result<String> {
+    let text = super::read_text_file(path, 4096, "token file")?;
+    let token = text.trim().to_owned();
+    if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
+        bail!(
+            "the token in {} must be one word of at least {MIN_TOKEN_LEN} characters (e.g. from `openssl rand -hex 32`)",
+            path.display()
+        );
+    }
+    Ok(token)
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServerArgs) -> Result<()> {
+    let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let config = ServerConfig {
+        db: args.db.clone(),
+        master_seed: args.master_seed,
+        token,
+        limits: Limits::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let bound = reproml_server::bind(&config, args.listen).await?;
+        let db = std::fs::canonicalize(&args.db).unwrap_or(args.db.clone());
+        note(format_args!(
+            "reproml server {} listening on http://{} (database {}, master seed {}){}",
+            env!("CARGO_PKG_VERSION"),
+            bound.local_addr(),
+            db.display(),
+            bound.state().master_seed(),
+            if config.token.is_some() {
+                ", token required"
+            } else {
+                ""
+            }
+        ));
+        bound
+            .serve(shutdown_signal())
+            .await
+            .context("the server stopped with an error")?;
+        note(format_args!("reproml server stopped"));
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    note(format_args!("shutting down: finishing requests in flight"));
+}
+
+/// Writes a line to stderr, ignoring failure: a server whose terminal went
+/// away must go on serving (`eprintln!` would panic).
+fn note(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

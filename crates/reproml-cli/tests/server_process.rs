@@ -1,0 +1,189 @@
+//! `reproml server` as a process: durability under `kill -9`, refusing to
+//! listen beyond loopback without a token, graceful shutdown.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use reproml_client::Client;
+use reproml_core::run::{Artifact, EpochRecord, RunResult, Scores};
+use reproml_core::{ExperimentSpec, VariantLabel};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reproml-proc-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `reproml server` on a free port; returns the child and its URL.
+fn start_server(db: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--master-seed",
+            "7",
+            "--db",
+        ])
+        .arg(db)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn result(seed: u64, run: u32) -> RunResult {
+    let s = Scores {
+        accuracy: f64::from(run % 100) / 100.0,
+        precision: 0.5,
+        recall: 0.5,
+        f1: 0.5,
+    };
+    RunResult {
+        seed,
+        metrics: s,
+        epochs: vec![EpochRecord {
+            epoch: 1,
+            loss: 0.1,
+            test: s,
+            digest: format!("{run:064x}"),
+        }],
+        fingerprint: BTreeMap::new(),
+        artifact: Artifact {
+            kind: "builtin".into(),
+            name: "test".into(),
+            details: BTreeMap::new(),
+        },
+    }
+}
+
+#[test]
+fn every_acknowledged_result_survives_kill_9() {
+    let dir = temp_dir("kill9");
+    let db = dir.join("reproml.db");
+    let (mut server, url) = start_server(&db);
+    let client = Client::new(&url, None);
+    let spec = ExperimentSpec::from_toml(
+        "id = \"durable\"\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 1\nruns = 10000\n",
+        "test",
+    )
+    .unwrap();
+    let experiment = client.create_experiment(&spec).unwrap().0;
+    let seeds = Arc::new(experiment.seeds);
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8u32)
+        .map(|w| {
+            let (url, seeds, acknowledged, stop) = (
+                url.clone(),
+                seeds.clone(),
+                acknowledged.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let client = Client::new(&url, None).with_retries(0);
+                let variant: VariantLabel = format!("writer{w}").parse().unwrap();
+                let mut run = 0u32;
+                while !stop.load(Ordering::Relaxed) && run < 1250 {
+                    let r = result(seeds[run as usize], run);
+                    match client.post_result(&"durable".parse().unwrap(), &variant, run, &r) {
+                        Ok(_) => acknowledged.lock().unwrap().push((variant.clone(), run, r)),
+                        Err(_) => break, // the server is gone
+                    }
+                    run += 8;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    server.kill().unwrap(); // SIGKILL: no chance to flush anything
+    server.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 8,
+        "the writers got going ({} results)",
+        acknowledged.len()
+    );
+
+    let (mut server, url) = start_server(&db);
+    let client = Client::new(&url, None);
+    let stored = client.runs(&"durable".parse().unwrap(), None).unwrap();
+    let by_key: BTreeMap<(String, u32), RunResult> = stored
+        .into_iter()
+        .map(|r| ((r.variant.to_string(), r.run), r.result))
+        .collect();
+    for (variant, run, r) in &acknowledged {
+        assert_eq!(
+            by_key.get(&(variant.to_string(), *run)),
+            Some(r),
+            "acknowledged {variant}/{run} was lost"
+        );
+    }
+    // At most one write per writer was in flight unacknowledged.
+    assert!(by_key.len() <= acknowledged.len() + 8);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn listening_beyond_loopback_needs_a_token() {
+    let dir = temp_dir("public");
+    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["server", "--listen", "0.0.0.0:0", "--db"])
+        .arg(dir.join("r.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without a token"),
+        "{err}"
+    );
+
+    std::fs::write(dir.join("token"), "short\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["server", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(dir.join("token"))
+        .arg("--db")
+        .arg(dir.join("r.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = temp_dir("sigterm");
+    let (mut server, url) = start_server(&dir.join("r.db"));
+    assert!(Client::new(&url, None).health().is_ok());
+    let sent = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

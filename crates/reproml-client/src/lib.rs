@@ -1,0 +1,402 @@
+//! A blocking client of the ReproduceML HTTP API (`docs/protocol.md`).
+//!
+//! Every split stream is verified chunk by chunk and as a whole; a mismatch
+//! is an error, never silently used data. Connection failures are retried
+//! with exponential backoff; answers from the server (including 4xx and
+//! 5xx problems) are not.
+//!
+//! ```no_run
+//! use reproml_client::Client;
+//! use reproml_core::split::SplitName;
+//! let client = Client::new("http://127.0.0.1:7878", None);
+//! let id = "digits-lenet5".parse().unwrap();
+//! let seed = client.seed(&id, 0)?.seed;
+//! let train = client.split(&id, 0, SplitName::Train, seed)?;
+//! println!("{} training examples", train.records.len());
+//! # Ok::<(), reproml_client::ClientError>(())
+//! ```
+
+use std::io::Read;
+use std::time::Duration;
+
+use reproml_core::run::RunResult;
+use reproml_core::split::SplitName;
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, SeedPolicy, VariantLabel};
+use reproml_data::wire::{self, Record, SplitHeader, WireError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Largest split stream accepted: CIFAR-10 is 184 MB.
+pub const MAX_SPLIT_BYTES: u64 = 2 << 30;
+/// Largest JSON answer accepted.
+pub const MAX_JSON_BYTES: u64 = 256 << 20;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached, even after retries.
+    #[error(
+        "cannot reach the ReproduceML server at {url}: {message} (is `reproml server` running?)"
+    )]
+    Unreachable {
+        /// The URL called.
+        url: String,
+        /// The last transport error.
+        message: String,
+    },
+    /// The server answered with a problem.
+    #[error("{status} {code}: {detail}")]
+    Problem {
+        /// HTTP status.
+        status: u16,
+        /// The problem's stable code (e.g. `seed_mismatch`).
+        code: String,
+        /// The server's explanation.
+        detail: String,
+    },
+    /// A split stream failed verification.
+    #[error("split stream from {url} rejected: {source}")]
+    Corrupt {
+        /// The URL called.
+        url: String,
+        /// What failed.
+        #[source]
+        source: WireError,
+    },
+    /// An answer was not what the protocol says.
+    #[error("unexpected answer from {url}: {message}")]
+    Protocol {
+        /// The URL called.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The problem code, when the server answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Problem { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// An experiment as the server returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    /// Its attributes.
+    #[serde(flatten)]
+    pub spec: ExperimentSpec,
+    /// Its seeds `s_0 …`.
+    pub seeds: Vec<Seed>,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// A run's seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSeed {
+    /// The experiment.
+    pub experiment: ExperimentId,
+    /// The run.
+    pub run: RunIndex,
+    /// The run's seed.
+    pub seed: Seed,
+    /// The experiment's seed policy.
+    pub seed_policy: SeedPolicy,
+    /// The split seed `s_0`.
+    pub split_seed: Seed,
+}
+
+/// A recorded run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRun {
+    /// The experiment.
+    pub experiment: ExperimentId,
+    /// The variant.
+    pub variant: VariantLabel,
+    /// The run.
+    pub run: RunIndex,
+    /// When it was recorded.
+    pub recorded_at: String,
+    /// What it reported.
+    #[serde(flatten)]
+    pub result: RunResult,
+}
+
+/// A verified split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitData {
+    /// What the stream says about itself.
+    pub header: SplitHeader,
+    /// Its examples, in the served order.
+    pub records: Vec<Record>,
+}
+
+/// A client of one server.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+    retries: u32,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct Problem {
+    code: String,
+    detail: String,
+}
+
+impl Client {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:7878`),
+    /// sending `token` as a bearer token when given.
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .new_agent();
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            agent,
+            retries: 5,
+        }
+    }
+
+    /// Sets how many times a connection failure is retried (default 5,
+    /// waiting 100 ms, 200 ms, 400 ms, … between tries).
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(String, ureq::http::Response<ureq::Body>), ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0;
+        loop {
+            let result = match (method, body) {
+                ("POST", Some(body)) => {
+                    let mut req = self.agent.post(&url);
+                    if let Some(t) = &self.token {
+                        req = req.header("Authorization", &format!("Bearer {t}"));
+                    }
+                    req.send_json(body)
+                }
+                _ => {
+                    let mut req = self.agent.get(&url);
+                    if let Some(t) = &self.token {
+                        req = req.header("Authorization", &format!("Bearer {t}"));
+                    }
+                    req.call()
+                }
+            };
+            match result {
+                Ok(response) => return Ok((url, response)),
+                Err(e) if attempt < self.retries && is_transient(&e) => {
+                    std::thread::sleep(Duration::from_millis(100 << attempt.min(6)));
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(ClientError::Unreachable {
+                        url,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn json<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, T), ClientError> {
+        let (url, mut response) = self.call(method, path, body)?;
+        let status = response.status().as_u16();
+        let bytes = read_limited(&url, response.body_mut().as_reader(), MAX_JSON_BYTES)?;
+        if status >= 400 {
+            return Err(problem(&url, status, &bytes));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| (status, v))
+            .map_err(|e| ClientError::Protocol {
+                url,
+                message: e.to_string(),
+            })
+    }
+
+    /// `GET /v1/health`.
+    pub fn health(&self) -> Result<serde_json::Value, ClientError> {
+        Ok(self.json("GET", "/v1/health", None)?.1)
+    }
+
+    /// `POST /v1/experiments`: creates the experiment, or returns the
+    /// existing one with the same attributes (`created` tells which).
+    pub fn create_experiment(
+        &self,
+        spec: &ExperimentSpec,
+    ) -> Result<(Experiment, bool), ClientError> {
+        let body = serde_json::to_value(spec).map_err(|e| ClientError::Protocol {
+            url: self.base.clone(),
+            message: e.to_string(),
+        })?;
+        let (status, e) = self.json("POST", "/v1/experiments", Some(&body))?;
+        Ok((e, status == 201))
+    }
+
+    /// `GET /v1/experiments/{id}`.
+    pub fn experiment(&self, id: &ExperimentId) -> Result<Experiment, ClientError> {
+        Ok(self.json("GET", &format!("/v1/experiments/{id}"), None)?.1)
+    }
+
+    /// `GET /v1/experiments`.
+    pub fn experiments(&self) -> Result<Vec<Experiment>, ClientError> {
+        Ok(self.json("GET", "/v1/experiments", None)?.1)
+    }
+
+    /// `GET /v1/experiments/{id}/runs/{run}/seed`.
+    pub fn seed(&self, id: &ExperimentId, run: RunIndex) -> Result<RunSeed, ClientError> {
+        Ok(self
+            .json(
+                "GET",
+                &format!("/v1/experiments/{id}/runs/{run}/seed"),
+                None,
+            )?
+            .1)
+    }
+
+    /// `GET /v1/experiments/{id}/runs/{run}/data/{split}?seed=S`, verified.
+    pub fn split(
+        &self,
+        id: &ExperimentId,
+        run: RunIndex,
+        split: SplitName,
+        seed: Seed,
+    ) -> Result<SplitData, ClientError> {
+        let path = format!("/v1/experiments/{id}/runs/{run}/data/{split}?seed={seed}");
+        let (url, mut response) = self.call("GET", &path, None)?;
+        let status = response.status().as_u16();
+        let bytes = read_limited(&url, response.body_mut().as_reader(), MAX_SPLIT_BYTES)?;
+        if status >= 400 {
+            return Err(problem(&url, status, &bytes));
+        }
+        let (header, records) =
+            wire::decode(&bytes).map_err(|source| ClientError::Corrupt { url, source })?;
+        Ok(SplitData { header, records })
+    }
+
+    /// `POST /v1/experiments/{id}/variants/{variant}/runs/{run}`; `true`
+    /// when newly recorded, `false` when the same result was already there.
+    pub fn post_result(
+        &self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+        run: RunIndex,
+        result: &RunResult,
+    ) -> Result<bool, ClientError> {
+        let body = serde_json::to_value(result).map_err(|e| ClientError::Protocol {
+            url: self.base.clone(),
+            message: e.to_string(),
+        })?;
+        let (status, _run): (u16, RecordedRun) = self.json(
+            "POST",
+            &format!("/v1/experiments/{id}/variants/{variant}/runs/{run}"),
+            Some(&body),
+        )?;
+        Ok(status == 201)
+    }
+
+    /// `GET /v1/experiments/{id}/runs[?variant=V]`.
+    pub fn runs(
+        &self,
+        id: &ExperimentId,
+        variant: Option<&VariantLabel>,
+    ) -> Result<Vec<RecordedRun>, ClientError> {
+        let query = variant.map(|v| format!("?variant={v}")).unwrap_or_default();
+        Ok(self
+            .json("GET", &format!("/v1/experiments/{id}/runs{query}"), None)?
+            .1)
+    }
+
+    /// `GET /v1/experiments/{id}/runs?format=csv`.
+    pub fn runs_csv(&self, id: &ExperimentId) -> Result<String, ClientError> {
+        let (url, mut response) = self.call(
+            "GET",
+            &format!("/v1/experiments/{id}/runs?format=csv"),
+            None,
+        )?;
+        let status = response.status().as_u16();
+        let bytes = read_limited(&url, response.body_mut().as_reader(), MAX_JSON_BYTES)?;
+        if status >= 400 {
+            return Err(problem(&url, status, &bytes));
+        }
+        String::from_utf8(bytes).map_err(|e| ClientError::Protocol {
+            url,
+            message: e.to_string(),
+        })
+    }
+}
+
+fn is_transient(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::HostNotFound
+            | ureq::Error::Timeout(_)
+    )
+}
+
+fn read_limited(url: &str, reader: impl Read, limit: u64) -> Result<Vec<u8>, ClientError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ClientError::Unreachable {
+            url: url.to_owned(),
+            message: format!("the answer was cut off: {e}"),
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(ClientError::Protocol {
+            url: url.to_owned(),
+            message: format!("the answer is larger than {limit} bytes"),
+        });
+    }
+    Ok(bytes)
+}
+
+fn problem(url: &str, status: u16, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<Problem>(body) {
+        Ok(p) => ClientError::Problem {
+            status,
+            code: p.code,
+            detail: p.detail,
+        },
+        Err(_) => ClientError::Protocol {
+            url: url.to_owned(),
+            message: format!("status {status} with a body that is not a problem object"),
+        },
+    }
+}

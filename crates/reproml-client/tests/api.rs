@@ -1,0 +1,612 @@
+//! The API end to end: a real server on 127.0.0.1, real sockets, this client.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use reproml_client::{Client, ClientError};
+use reproml_core::run::{Artifact, EpochRecord, RunResult, Scores};
+use reproml_core::split::SplitName;
+use reproml_core::{ExperimentId, ExperimentSpec, VariantLabel};
+use reproml_server::{EmbeddedServer, Limits, ServerConfig};
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reproml-api-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("reproml.db")
+}
+
+fn start(db: &Path, token: Option<&str>) -> EmbeddedServer {
+    EmbeddedServer::start(ServerConfig {
+        db: db.to_owned(),
+        master_seed: Some(42),
+        token: token.map(str::to_owned),
+        limits: Limits::default(),
+    })
+    .unwrap()
+}
+
+fn spec(id: &str, runs: u32) -> ExperimentSpec {
+    ExperimentSpec::from_toml(
+        &format!(
+            "id = \"{id}\"\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 2\nruns = {runs}\n[split]\ntrain = 0.7\ntest = 0.2\nvalidation = 0.1\n"
+        ),
+        "test",
+    )
+    .unwrap()
+}
+
+fn result(seed: u64, accuracy: f64) -> RunResult {
+    let s = Scores {
+        accuracy,
+        precision: 0.5,
+        recall: 0.5,
+        f1: 0.5,
+    };
+    RunResult {
+        seed,
+        metrics: s,
+        epochs: (1..=2)
+            .map(|epoch| EpochRecord {
+                epoch,
+                loss: 0.25,
+                test: s,
+                digest: format!("{epoch:064x}"),
+            })
+            .collect(),
+        fingerprint: BTreeMap::from([("backend".to_string(), "test".to_string())]),
+        artifact: Artifact {
+            kind: "builtin".into(),
+            name: "test".into(),
+            details: BTreeMap::new(),
+        },
+    }
+}
+
+#[test]
+fn splits_are_a_deterministic_disjoint_cover_in_the_run_s_order() {
+    let db = temp_db("splits");
+    let server = start(&db, None);
+    let client = Client::new(&server.url(), None);
+    let (e, created) = client.create_experiment(&spec("digits-e", 3)).unwrap();
+    assert!(created);
+    let id = e.spec.id.clone();
+    let seed = client.seed(&id, 1).unwrap().seed;
+    assert_eq!(seed, e.seeds[1]);
+    let mut all = Vec::new();
+    for name in SplitName::ALL {
+        let split = client.split(&id, 1, name, seed).unwrap();
+        assert_eq!(split.header.shape.pixels(), 64);
+        assert_eq!(split.header.examples as usize, split.records.len());
+        all.extend(split.records.iter().map(|r| r.index));
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..1797).collect::<Vec<_>>(),
+        "train ∪ test ∪ validation = every example, once"
+    );
+
+    let train = client.split(&id, 1, SplitName::Train, seed).unwrap();
+    assert_eq!(
+        train,
+        client.split(&id, 1, SplitName::Train, seed).unwrap(),
+        "same bytes every time"
+    );
+    let other_run = client
+        .split(&id, 2, SplitName::Train, client.seed(&id, 2).unwrap().seed)
+        .unwrap();
+    let mut a: Vec<u32> = train.records.iter().map(|r| r.index).collect();
+    let mut b: Vec<u32> = other_run.records.iter().map(|r| r.index).collect();
+    assert_ne!(a, b, "another run sees another order");
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b, "but the same training examples (split seed s_0)");
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_seed_mismatch_is_refused_and_the_server_goes_on() {
+    let db = temp_db("mismatch");
+    let server = start(&db, None);
+    let client = Client::new(&server.url(), None);
+    let id = client.create_experiment(&spec("e", 2)).unwrap().0.spec.id;
+    let err = client.split(&id, 0, SplitName::Test, 12345).unwrap_err();
+    assert_eq!(err.code(), Some("seed_mismatch"), "{err}");
+    let seed = client.seed(&id, 0).unwrap().seed;
+    assert!(
+        client.split(&id, 0, SplitName::Test, seed).is_ok(),
+        "still serving"
+    );
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn seeds_are_the_same_after_a_restart_and_after_losing_the_database() {
+    let db = temp_db("restart");
+    let first = {
+        let server = start(&db, None);
+        Client::new(&server.url(), None)
+            .create_experiment(&spec("e", 4))
+            .unwrap()
+            .0
+            .seeds
+    };
+    let server = start(&db, None);
+    let again = Client::new(&server.url(), None)
+        .experiment(&"e".parse().unwrap())
+        .unwrap()
+        .seeds;
+    assert_eq!(first, again);
+    drop(server);
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let server = start(&db, None);
+    let recreated = Client::new(&server.url(), None)
+        .create_experiment(&spec("e", 4))
+        .unwrap();
+    assert!(recreated.1, "a new database");
+    assert_eq!(
+        recreated.0.seeds, first,
+        "same master seed, same identifier: same seeds"
+    );
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn thirty_two_concurrent_clients_fetch_and_post_correctly() {
+    let db = temp_db("concurrent");
+    let server = start(&db, None);
+    let url = server.url();
+    let client = Client::new(&url, None);
+    let id: ExperimentId = client
+        .create_experiment(&spec("many", 32))
+        .unwrap()
+        .0
+        .spec
+        .id;
+    let expected_train = client
+        .split(&id, 0, SplitName::Train, client.seed(&id, 0).unwrap().seed)
+        .unwrap();
+    let handles: Vec<_> = (0..32u32)
+        .map(|run| {
+            let url = url.clone();
+            let id = id.clone();
+            std::thread::spawn(move || {
+                let client = Client::new(&url, None);
+                let seed = client.seed(&id, run).unwrap().seed;
+                let train = client.split(&id, run, SplitName::Train, seed).unwrap();
+                let test = client.split(&id, run, SplitName::Test, seed).unwrap();
+                let variant: VariantLabel = if run % 2 == 0 { "buggy" } else { "corrected" }
+                    .parse()
+                    .unwrap();
+                assert!(
+                    client
+                        .post_result(&id, &variant, run, &result(seed, f64::from(run) / 100.0))
+                        .unwrap()
+                );
+                (run, seed, train, test.records.len())
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for h in handles {
+        let (run, seed, train, test_len) = h.join().unwrap();
+        assert_eq!(train.header.seed, seed);
+        assert_eq!(train.records.len(), expected_train.records.len());
+        assert_eq!(test_len, 359);
+        seen.push(run);
+    }
+    assert_eq!(seen.len(), 32);
+    let runs = client.runs(&id, None).unwrap();
+    assert_eq!(runs.len(), 32);
+    for r in &runs {
+        assert_eq!(r.result.metrics.accuracy, f64::from(r.run) / 100.0);
+    }
+    assert_eq!(
+        client
+            .runs(&id, Some(&"buggy".parse().unwrap()))
+            .unwrap()
+            .len(),
+        16
+    );
+    let csv = client.runs_csv(&id).unwrap();
+    assert_eq!(csv.lines().count(), 33);
+    assert!(csv.starts_with("experiment,variant,run,seed,"));
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn results_are_idempotent_and_validated() {
+    let db = temp_db("results");
+    let server = start(&db, None);
+    let client = Client::new(&server.url(), None);
+    let e = client.create_experiment(&spec("r", 2)).unwrap().0;
+    let id = e.spec.id;
+    let buggy: VariantLabel = "buggy".parse().unwrap();
+    assert!(
+        client
+            .post_result(&id, &buggy, 0, &result(e.seeds[0], 0.9))
+            .unwrap()
+    );
+    assert!(
+        !client
+            .post_result(&id, &buggy, 0, &result(e.seeds[0], 0.9))
+            .unwrap(),
+        "a retry is fine"
+    );
+    let err = client
+        .post_result(&id, &buggy, 0, &result(e.seeds[0], 0.8))
+        .unwrap_err();
+    assert_eq!(err.code(), Some("result_conflict"));
+    let err = client
+        .post_result(&id, &buggy, 1, &result(e.seeds[0], 0.8))
+        .unwrap_err();
+    assert_eq!(err.code(), Some("seed_mismatch"));
+    let mut bad = result(e.seeds[1], 0.8);
+    bad.epochs.pop();
+    let err = client.post_result(&id, &buggy, 1, &bad).unwrap_err();
+    assert_eq!(err.code(), Some("invalid_result"), "{err}");
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+/// Sends a raw request and returns (status, content type, body).
+fn raw(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let content_type = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("content-type:"))
+        .map(|l| l[13..].trim().to_owned())
+        .unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, content_type, body)
+}
+
+#[test]
+fn bad_requests_get_the_right_problem_and_the_server_stays_up() {
+    let db = temp_db("bad");
+    let server = start(&db, None);
+    let url = server.url();
+    let client = Client::new(&url, None);
+    let e = client.create_experiment(&spec("e", 3)).unwrap().0;
+    let json = [("Content-Type", "application/json")];
+    let post_run = "/v1/experiments/e/variants/buggy/runs/0";
+    let good = serde_json::to_vec(&result(e.seeds[0], 0.5)).unwrap();
+    let mut unknown_field: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    unknown_field["surprise"] = serde_json::json!(1);
+    let mut wrong_type: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    wrong_type["seed"] = serde_json::json!("forty-two");
+    let huge = vec![b' '; 5 << 20];
+    /// (method, path, headers, body, expected status, expected code)
+    type Case<'a> = (
+        &'a str,
+        String,
+        &'a [(&'a str, &'a str)],
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/v1/experiments".into(),
+            &json,
+            b"{not json".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "POST",
+            "/v1/experiments".into(),
+            &json,
+            br#"{"id":"x","model":"m","challenge":"c","epochs":1,"colour":"red"}"#.to_vec(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/experiments".into(),
+            &json,
+            br#"{"id":"x","model":"m","challenge":"c","epochs":"one"}"#.to_vec(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/experiments".into(),
+            &json,
+            br#"{"id":"x","model":"m","challenge":"c","epochs":0}"#.to_vec(),
+            422,
+            "invalid_spec",
+        ),
+        (
+            "POST",
+            "/v1/experiments".into(),
+            &[],
+            br#"{"id":"x"}"#.to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "POST",
+            post_run.into(),
+            &json,
+            serde_json::to_vec(&unknown_field).unwrap(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            post_run.into(),
+            &json,
+            serde_json::to_vec(&wrong_type).unwrap(),
+            422,
+            "invalid_body",
+        ),
+        ("POST", post_run.into(), &json, huge, 413, "body_too_large"),
+        (
+            "GET",
+            "/v1/experiments/e/runs/-1/seed".into(),
+            &[],
+            vec![],
+            400,
+            "bad_run_index",
+        ),
+        (
+            "GET",
+            "/v1/experiments/e/runs/99999999999999/seed".into(),
+            &[],
+            vec![],
+            400,
+            "bad_run_index",
+        ),
+        (
+            "GET",
+            "/v1/experiments/e/runs/3/seed".into(),
+            &[],
+            vec![],
+            404,
+            "run_not_found",
+        ),
+        (
+            "GET",
+            "/v1/experiments/nope".into(),
+            &[],
+            vec![],
+            404,
+            "experiment_not_found",
+        ),
+        (
+            "GET",
+            "/v1/experiments/..%2Fetc".into(),
+            &[],
+            vec![],
+            400,
+            "bad_identifier",
+        ),
+        (
+            "GET",
+            format!(
+                "/v1/experiments/e/runs/0/data/train?seed={}",
+                e.seeds[0] + 1
+            ),
+            &[],
+            vec![],
+            409,
+            "seed_mismatch",
+        ),
+        (
+            "GET",
+            "/v1/experiments/e/runs/0/data/train".into(),
+            &[],
+            vec![],
+            400,
+            "bad_query",
+        ),
+        (
+            "GET",
+            format!(
+                "/v1/experiments/e/runs/0/data/everything?seed={}",
+                e.seeds[0]
+            ),
+            &[],
+            vec![],
+            404,
+            "split_not_found",
+        ),
+        (
+            "GET",
+            "/v1/nothing".into(),
+            &[],
+            vec![],
+            404,
+            "route_not_found",
+        ),
+        (
+            "DELETE",
+            "/v1/experiments".into(),
+            &[],
+            vec![],
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, headers, body, status, code) in cases {
+        let (got, content_type, text) = raw(&url, method, &path, headers, &body);
+        assert_eq!(got, status, "{method} {path}: {text}");
+        assert_eq!(content_type, "application/problem+json", "{method} {path}");
+        let problem: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: {text}"));
+        assert_eq!(problem["code"], code, "{method} {path}: {text}");
+        assert!(!problem["detail"].as_str().unwrap().is_empty());
+        assert!(
+            client.health().is_ok(),
+            "the server is still up after {method} {path}"
+        );
+    }
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_token_is_required_when_configured() {
+    let db = temp_db("token");
+    let server = start(&db, Some("correct-horse-battery-staple"));
+    let url = server.url();
+    assert!(Client::new(&url, None).health().is_ok(), "health is open");
+    assert_eq!(
+        Client::new(&url, None).experiments().unwrap_err().code(),
+        Some("missing_token")
+    );
+    assert_eq!(
+        Client::new(&url, Some("wrong-token-wrong-token".into()))
+            .experiments()
+            .unwrap_err()
+            .code(),
+        Some("bad_token")
+    );
+    assert!(
+        Client::new(&url, Some("correct-horse-battery-staple".into()))
+            .experiments()
+            .is_ok()
+    );
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_corrupted_chunk_is_detected() {
+    use reproml_data::wire::{ChunkEncoder, SplitHeader, encode_header};
+    let header = SplitHeader {
+        experiment: "e".into(),
+        run: 0,
+        split: "train".into(),
+        seed: 1,
+        examples: 3,
+        shape: reproml_data::ImageShape {
+            channels: 1,
+            height: 2,
+            width: 2,
+        },
+        classes: 2,
+        normalization: reproml_data::Normalization {
+            max_value: 255,
+            mean: vec![0.5],
+            std: vec![0.2],
+        },
+        dataset_digest: "0".repeat(64),
+        order: "index".into(),
+    };
+    let mut body = encode_header(&header);
+    let mut enc = ChunkEncoder::new();
+    let pixels = [1u8, 2, 3, 4];
+    body.extend(enc.chunk((0..3).map(|i| (i, 1, &pixels[..]))));
+    body.extend(enc.finish());
+    let flip = body.len() - 40; // inside the last record
+    body[flip] ^= 0x10;
+    // A one-shot fake server that answers with the corrupted stream.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = conn.read(&mut buf);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.reproml.split.v1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        conn.write_all(&body).unwrap();
+    });
+    let client = Client::new(&format!("http://{addr}"), None).with_retries(0);
+    let err = client
+        .split(&"e".parse().unwrap(), 0, SplitName::Train, 1)
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    fake.join().unwrap();
+}
+
+#[test]
+fn an_unreachable_server_is_retried_then_reported() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let started = std::time::Instant::now();
+    let err = Client::new(&format!("http://{addr}"), None)
+        .with_retries(2)
+        .health()
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "backed off 100 + 200 ms"
+    );
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes() {
+    let doc: serde_json::Value = serde_json::from_str(reproml_server::OPENAPI).unwrap();
+    let mut documented: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    documented.sort();
+    let mut routes: Vec<(String, String)> = reproml_server::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    routes.sort();
+    assert_eq!(documented, routes);
+    // And every listed route is really served (not the fallback).
+    let db = temp_db("openapi");
+    let server = start(&db, None);
+    for (method, path) in reproml_server::ROUTES {
+        let concrete = path
+            .replace("{id}", "e")
+            .replace("{run}", "0")
+            .replace("{split}", "train")
+            .replace("{variant}", "v");
+        let (_, _, body) = raw(&server.url(), method, &concrete, &[], b"");
+        assert!(
+            !body.contains("route_not_found") && !body.contains("method_not_allowed"),
+            "{method} {path}: {body}"
+        );
+    }
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}

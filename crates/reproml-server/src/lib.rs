@@ -1,0 +1,270 @@
+//! The ReproduceML server: the static centre that keeps experiments, their
+//! seeds, data sets and run results, serves deterministic checksummed
+//! splits, and speaks the HTTP API of `docs/protocol.md` (OpenAPI at
+//! `/openapi.json`).
+//!
+//! Safe by default: it listens on loopback unless given a token, bounds
+//! request bodies, connections and handling time, and answers every bad
+//! request with a problem object while it goes on serving everyone else.
+
+mod error;
+mod extract;
+mod listener;
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
+
+pub use error::ApiError;
+pub use listener::LimitedListener;
+pub use state::AppState;
+
+/// The API version prefix.
+pub const API_PREFIX: &str = "/v1";
+
+/// Every route the server answers, as `(method, path)`: the OpenAPI
+/// document is tested to list exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/health"),
+    ("GET", "/v1/experiments"),
+    ("POST", "/v1/experiments"),
+    ("GET", "/v1/experiments/{id}"),
+    ("GET", "/v1/experiments/{id}/runs"),
+    ("GET", "/v1/experiments/{id}/runs/{run}/seed"),
+    ("GET", "/v1/experiments/{id}/runs/{run}/data/{split}"),
+    ("POST", "/v1/experiments/{id}/variants/{variant}/runs/{run}"),
+    ("GET", "/v1/datasets"),
+    ("GET", "/openapi.json"),
+];
+
+/// The OpenAPI 3.1 description of the API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Bounds on what clients can make the server do.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body (a run result with its epochs): 4 MiB.
+    pub max_body_bytes: usize,
+    /// Most connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// Longest time a request may take to be handled (a split stream's
+    /// body, once started, is not limited).
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 << 20,
+            max_connections: 256,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How to run a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The SQLite database file.
+    pub db: PathBuf,
+    /// Master seed for a new database (drawn at random when absent).
+    pub master_seed: Option<u64>,
+    /// Bearer token required on every request but `/v1/health`.
+    pub token: Option<String>,
+    /// Request and connection bounds.
+    pub limits: Limits,
+}
+
+/// Why a server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Listening beyond loopback without a token.
+    #[error(
+        "refusing to listen on {0} without a token: anyone who can reach it could write results. \
+         Use 127.0.0.1 (the default), or give --token-file with a secret that clients send as a bearer token"
+    )]
+    NonLoopbackWithoutToken(SocketAddr),
+    /// The database cannot be opened.
+    #[error(transparent)]
+    Store(#[from] reproml_store::StoreError),
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Refuses a non-loopback address unless a token is set.
+pub fn check_listen_address(addr: SocketAddr, token: Option<&str>) -> Result<(), ServerError> {
+    if addr.ip().is_loopback() || token.is_some() {
+        Ok(())
+    } else {
+        Err(ServerError::NonLoopbackWithoutToken(addr))
+    }
+}
+
+/// The application: routes, limits and authentication around `state`.
+pub fn router(state: AppState, limits: &Limits) -> Router {
+    let api = Router::new()
+        .route("/v1/health", get(routes::health))
+        .route(
+            "/v1/experiments",
+            get(routes::list_experiments).post(routes::create_experiment),
+        )
+        .route("/v1/experiments/{id}", get(routes::get_experiment))
+        .route("/v1/experiments/{id}/runs", get(routes::list_runs))
+        .route(
+            "/v1/experiments/{id}/runs/{run}/seed",
+            get(routes::get_seed),
+        )
+        .route(
+            "/v1/experiments/{id}/runs/{run}/data/{split}",
+            get(routes::get_split),
+        )
+        .route(
+            "/v1/experiments/{id}/variants/{variant}/runs/{run}",
+            post(routes::post_result),
+        )
+        .route("/v1/datasets", get(routes::list_datasets))
+        .route("/openapi.json", get(routes::openapi))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed);
+    api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        routes::authenticate,
+    ))
+    .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+    .layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        limits.request_timeout,
+    ))
+    .with_state(state)
+}
+
+/// Opens the store and binds `addr`; call [`RunningServer::serve`] to answer.
+pub async fn bind(config: &ServerConfig, addr: SocketAddr) -> Result<BoundServer, ServerError> {
+    check_listen_address(addr, config.token.as_deref())?;
+    let state = AppState::open(config)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok(BoundServer {
+        listener: LimitedListener::new(listener, config.limits.max_connections),
+        router: router(state.clone(), &config.limits),
+        state,
+        addr: local,
+    })
+}
+
+/// A server that is listening.
+pub struct BoundServer {
+    listener: LimitedListener,
+    router: Router,
+    state: AppState,
+    addr: SocketAddr,
+}
+
+impl BoundServer {
+    /// The address it listens on (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (for the master seed and database path).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Answers requests until `shutdown` completes, then finishes the
+    /// requests in flight.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// A server running on its own thread and runtime, on `127.0.0.1` with a
+/// free port: what `reproml run --embedded` and `reproml demo` use.
+pub struct EmbeddedServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl EmbeddedServer {
+    /// Starts a server on `db`.
+    pub fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("reproml-server".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let bound = match bind(&config, SocketAddr::from(([127, 0, 0, 1], 0))).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return Ok(());
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(bound.local_addr()));
+                    bound
+                        .serve(async move {
+                            let _ = stop_rx.await;
+                        })
+                        .await
+                })
+            })
+            .map_err(|source| ServerError::Bind {
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                source,
+            })?;
+        let addr = ready_rx.recv().map_err(|_| ServerError::Bind {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            source: std::io::Error::other("the server thread ended before it was ready"),
+        })??;
+        Ok(Self {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Its base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! What every handler shares: the store, the loaded data sets, the token.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::http::StatusCode;
+use reproml_data::{Dataset, Normalization};
+use reproml_store::Store;
+
+use crate::error::ApiError;
+use crate::{ServerConfig, ServerError};
+
+/// A data set in memory with what is derived from it once.
+pub struct LoadedDataset {
+    /// The examples.
+    pub dataset: Dataset,
+    /// SHA-256 of its content, hex.
+    pub digest: String,
+    /// Its own normalisation statistics.
+    pub normalization: Normalization,
+}
+
+struct Inner {
+    store: Mutex<Store>,
+    datasets: Mutex<HashMap<String, Arc<LoadedDataset>>>,
+    token: Option<String>,
+}
+
+/// Shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl AppState {
+    /// Opens the database of `config`.
+    pub fn open(config: &ServerConfig) -> Result<Self, ServerError> {
+        let store = Store::open(&config.db, config.master_seed)?;
+        Ok(Self(Arc::new(Inner {
+            store: Mutex::new(store),
+            datasets: Mutex::new(HashMap::new()),
+            token: config.token.clone(),
+        })))
+    }
+
+    /// The master seed of the database.
+    pub fn master_seed(&self) -> u64 {
+        self.lock_store().map_or(0, |s| s.master_seed())
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.lock_store()
+            .map_or_else(|_| Default::default(), |s| s.path().to_owned())
+    }
+
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.0.token.as_deref()
+    }
+
+    fn lock_store(&self) -> Result<MutexGuard<'_, Store>, ApiError> {
+        // A panic while holding the lock cannot leave SQLite half-written
+        // (every write is a transaction), so a poisoned lock is still usable.
+        Ok(self.0.store.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Runs `f` with the store on a blocking thread.
+    pub(crate) async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = state.lock_store()?;
+            f(&mut store)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+
+    /// The data set of a challenge: a registered one (checked against its
+    /// recorded digest) or a built-in one; loaded once, then cached.
+    pub(crate) async fn dataset(&self, name: &str) -> Result<Arc<LoadedDataset>, ApiError> {
+        if let Some(d) = self
+            .0
+            .datasets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return Ok(d.clone());
+        }
+        let state = self.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let record = state.lock_store()?.dataset(&name)?;
+            let dataset = match &record {
+                Some(r) => reproml_data::load(r.format, Path::new(&r.path)),
+                None => reproml_data::builtin(&name),
+            }
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "dataset_unavailable", e.to_string()))?;
+            let digest = hex(&dataset.digest());
+            if let Some(r) = &record
+                && r.digest != digest
+            {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "dataset_changed",
+                    format!(
+                        "the files of data set {name:?} at {} changed since they were imported (digest {} now, {} then); \
+                         restore them or import them again under a new name",
+                        r.path, digest, r.digest
+                    ),
+                ));
+            }
+            let loaded = Arc::new(LoadedDataset {
+                normalization: dataset.normalization(),
+                dataset,
+                digest,
+            });
+            state
+                .0
+                .datasets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name, loaded.clone());
+            Ok(loaded)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+}
