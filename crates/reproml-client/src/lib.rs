@@ -12,7 +12,7 @@
 //! let id = "digits-lenet5".parse().unwrap();
 //! let seed = client.seed(&id, 0)?.seed;
 //! let train = client.split(&id, 0, SplitName::Train, seed)?;
-//! println!("{} training examples", train.records.len());
+//! println!("{} training examples", train.len());
 //! # Ok::<(), reproml_client::ClientError>(())
 //! ```
 
@@ -22,7 +22,7 @@ use std::time::Duration;
 use reproml_core::run::RunResult;
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, SeedPolicy, VariantLabel};
-use reproml_data::wire::{self, Record, SplitHeader, WireError};
+use reproml_data::wire::{self, DecodedSplit, WireError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -126,14 +126,8 @@ pub struct RecordedRun {
     pub result: RunResult,
 }
 
-/// A verified split.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SplitData {
-    /// What the stream says about itself.
-    pub header: SplitHeader,
-    /// Its examples, in the served order.
-    pub records: Vec<Record>,
-}
+/// A verified split (header, indices, labels, contiguous pixels).
+pub type SplitData = DecodedSplit;
 
 /// A client of one server.
 #[derive(Clone)]
@@ -298,13 +292,24 @@ impl Client {
         let path = format!("/v1/experiments/{id}/runs/{run}/data/{split}?seed={seed}");
         let (url, mut response) = self.call("GET", &path, None)?;
         let status = response.status().as_u16();
-        let bytes = read_limited(&url, response.body_mut().as_reader(), MAX_SPLIT_BYTES)?;
         if status >= 400 {
+            let bytes = read_limited(&url, response.body_mut().as_reader(), MAX_JSON_BYTES)?;
             return Err(problem(&url, status, &bytes));
         }
-        let (header, records) =
-            wire::decode(&bytes).map_err(|source| ClientError::Corrupt { url, source })?;
-        Ok(SplitData { header, records })
+        // Verify while receiving: each chunk is checked as it arrives.
+        let mut reader = response.body_mut().as_reader().take(MAX_SPLIT_BYTES);
+        let split = wire::decode_from(&mut reader).map_err(|source| ClientError::Corrupt {
+            url: url.clone(),
+            source,
+        })?;
+        let mut rest = [0u8; 1];
+        if reader.read(&mut rest).unwrap_or(0) != 0 {
+            return Err(ClientError::Corrupt {
+                url,
+                source: WireError::Malformed("bytes after the trailer".into()),
+            });
+        }
+        Ok(split)
     }
 
     /// `POST /v1/experiments/{id}/variants/{variant}/runs/{run}`; `true`

@@ -79,8 +79,8 @@ fn splits_are_a_deterministic_disjoint_cover_in_the_run_s_order() {
     for name in SplitName::ALL {
         let split = client.split(&id, 1, name, seed).unwrap();
         assert_eq!(split.header.shape.pixels(), 64);
-        assert_eq!(split.header.examples as usize, split.records.len());
-        all.extend(split.records.iter().map(|r| r.index));
+        assert_eq!(split.header.examples as usize, split.len());
+        all.extend(split.indices());
     }
     all.sort_unstable();
     assert_eq!(
@@ -98,8 +98,8 @@ fn splits_are_a_deterministic_disjoint_cover_in_the_run_s_order() {
     let other_run = client
         .split(&id, 2, SplitName::Train, client.seed(&id, 2).unwrap().seed)
         .unwrap();
-    let mut a: Vec<u32> = train.records.iter().map(|r| r.index).collect();
-    let mut b: Vec<u32> = other_run.records.iter().map(|r| r.index).collect();
+    let mut a = train.indices();
+    let mut b = other_run.indices();
     assert_ne!(a, b, "another run sees another order");
     a.sort_unstable();
     b.sort_unstable();
@@ -187,7 +187,7 @@ fn thirty_two_concurrent_clients_fetch_and_post_correctly() {
                         .post_result(&id, &variant, run, &result(seed, f64::from(run) / 100.0))
                         .unwrap()
                 );
-                (run, seed, train, test.records.len())
+                (run, seed, train, test.len())
             })
         })
         .collect();
@@ -195,7 +195,7 @@ fn thirty_two_concurrent_clients_fetch_and_post_correctly() {
     for h in handles {
         let (run, seed, train, test_len) = h.join().unwrap();
         assert_eq!(train.header.seed, seed);
-        assert_eq!(train.records.len(), expected_train.records.len());
+        assert_eq!(train.len(), expected_train.len());
         assert_eq!(test_len, 359);
         seen.push(run);
     }

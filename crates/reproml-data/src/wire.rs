@@ -1,7 +1,10 @@
 //! The binary stream in which the server serves a split (documented in
 //! `docs/protocol.md`, "Split stream"): a JSON header, then chunks of
 //! records each followed by its SHA-256, then a trailer with the SHA-256 of
-//! the whole split. The reader verifies every checksum and fails loudly.
+//! the chunk checksums in order (which pins the whole split without hashing
+//! it twice). The reader verifies every checksum and fails loudly.
+
+use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,15 +45,55 @@ pub struct SplitHeader {
     pub order: String,
 }
 
-/// One example of a split as it travels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// Index of the example in the data set.
-    pub index: u32,
-    /// Its label.
-    pub label: u8,
-    /// Its pixels (channel, row, column).
-    pub pixels: Vec<u8>,
+/// A decoded, verified split: the records in the served order, kept as
+/// they arrived (no copy beyond the one off the socket).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedSplit {
+    /// What the stream says about itself.
+    pub header: SplitHeader,
+    /// Every record: `u32` index, label byte, pixels.
+    records: Vec<u8>,
+}
+
+impl DecodedSplit {
+    fn record_size(&self) -> usize {
+        5 + self.header.shape.pixels()
+    }
+
+    fn record(&self, k: usize) -> &[u8] {
+        let size = self.record_size();
+        &self.records[k * size..(k + 1) * size]
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.records.len() / self.record_size()
+    }
+
+    /// True when the split is empty.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Index in the data set of the `k`-th example served.
+    pub fn index(&self, k: usize) -> u32 {
+        u32_le(&self.record(k)[..4])
+    }
+
+    /// Label of the `k`-th example served.
+    pub fn label(&self, k: usize) -> u8 {
+        self.record(k)[4]
+    }
+
+    /// Pixels of the `k`-th example served.
+    pub fn image(&self, k: usize) -> &[u8] {
+        &self.record(k)[5..]
+    }
+
+    /// Data set indices of every example, in the served order.
+    pub fn indices(&self) -> Vec<u32> {
+        (0..self.len()).map(|k| self.index(k)).collect()
+    }
 }
 
 /// The header bytes: magic, header length, header JSON.
@@ -66,6 +109,15 @@ pub fn encode_header(header: &SplitHeader) -> Vec<u8> {
 /// Records per chunk for images of `pixels` bytes.
 pub fn records_per_chunk(pixels: usize) -> usize {
     (TARGET_CHUNK_BYTES / (5 + pixels)).max(1)
+}
+
+/// Exact length in bytes of the stream of a split with `examples` images
+/// of `pixels` bytes and a header of `header_len` bytes (so the server can
+/// send a `Content-Length`).
+pub fn encoded_len(header_len: usize, examples: usize, pixels: usize) -> u64 {
+    let per_chunk = records_per_chunk(pixels);
+    let chunks = examples.div_ceil(per_chunk) as u64;
+    header_len as u64 + chunks * (4 + 32) + examples as u64 * (5 + pixels) as u64 + 4 + 32
 }
 
 /// Builds a split stream chunk by chunk, keeping the running digest.
@@ -95,12 +147,12 @@ impl ChunkEncoder {
             out.extend_from_slice(pixels);
         }
         let digest: [u8; 32] = Sha256::digest(&out[start..]).into();
-        self.whole.update(&out[start..]);
+        self.whole.update(digest);
         out.extend_from_slice(&digest);
         out
     }
 
-    /// The trailer: a zero count, then the SHA-256 of every record byte.
+    /// The trailer: a zero count, then the SHA-256 of the chunk checksums.
     pub fn finish(self) -> Vec<u8> {
         let mut out = vec![0, 0, 0, 0];
         out.extend_from_slice(&self.whole.finalize());
@@ -133,71 +185,98 @@ pub enum WireError {
     Malformed(String),
 }
 
-/// Decodes and verifies a whole split stream.
-pub fn decode(bytes: &[u8]) -> Result<(SplitHeader, Vec<Record>), WireError> {
-    let mut at = 0usize;
-    let mut take = |n: usize, what: &str| -> Result<&[u8], WireError> {
-        let end = at
-            .checked_add(n)
-            .filter(|&e| e <= bytes.len())
-            .ok_or_else(|| WireError::Malformed(format!("stream ends inside the {what}")))?;
-        let slice = &bytes[at..end];
-        at = end;
-        Ok(slice)
-    };
-    if take(8, "magic")? != MAGIC {
+/// Decodes and verifies a whole split stream held in memory.
+pub fn decode(bytes: &[u8]) -> Result<DecodedSplit, WireError> {
+    let mut reader = bytes;
+    let split = decode_from(&mut reader)?;
+    if !reader.is_empty() {
+        return Err(WireError::Malformed("bytes after the trailer".into()));
+    }
+    Ok(split)
+}
+
+/// Decodes and verifies a split stream as it arrives, chunk by chunk, so
+/// that checking one chunk overlaps with the next one's transfer. Reads
+/// exactly up to the end of the trailer.
+pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
+    fn read(reader: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), WireError> {
+        reader
+            .read_exact(buf)
+            .map_err(|e| WireError::Malformed(format!("stream ends inside the {what} ({e})")))
+    }
+    let mut word = [0u8; 4];
+    let mut magic = [0u8; 8];
+    read(reader, &mut magic, "magic")?;
+    if &magic != MAGIC {
         return Err(WireError::BadMagic);
     }
-    let len = u32_le(take(4, "header length")?);
+    read(reader, &mut word, "header length")?;
+    let len = u32::from_le_bytes(word);
     if len > MAX_HEADER_BYTES {
         return Err(WireError::BadHeader(format!(
             "{len} bytes is longer than {MAX_HEADER_BYTES}"
         )));
     }
-    let header: SplitHeader = serde_json::from_slice(take(len as usize, "header")?)
-        .map_err(|e| WireError::BadHeader(e.to_string()))?;
-    let record_size = 5 + header.shape.pixels();
-    let mut records = Vec::with_capacity(header.examples as usize);
+    let mut json = vec![0u8; len as usize];
+    read(reader, &mut json, "header")?;
+    let header: SplitHeader =
+        serde_json::from_slice(&json).map_err(|e| WireError::BadHeader(e.to_string()))?;
+    let size = header.shape.pixels();
+    let record_size = 5 + size;
+    let examples = header.examples as usize;
+    if examples
+        .checked_mul(size)
+        .is_none_or(|total| total > 8 << 30)
+    {
+        return Err(WireError::BadHeader(format!(
+            "{examples} examples of {size} bytes is implausibly large"
+        )));
+    }
+    let mut records = Vec::with_capacity(examples * record_size);
     let mut whole = Sha256::new();
+    let mut expected = [0u8; 32];
     for chunk in 0.. {
-        let count = u32_le(take(4, "chunk length")?) as usize;
+        read(reader, &mut word, "chunk length")?;
+        let count = u32::from_le_bytes(word) as usize;
         if count == 0 {
             break;
         }
-        if records.len() + count > header.examples as usize {
+        let start = records.len();
+        if start / record_size + count > examples {
             return Err(WireError::Malformed(format!(
-                "more records than the {} announced",
-                header.examples
+                "more records than the {examples} announced"
             )));
         }
-        let body = take(count * record_size, "chunk")?;
-        let expected = take(32, "chunk checksum")?;
-        if Sha256::digest(body).as_slice() != expected {
+        // Read straight into place and hash there.
+        let want = (count * record_size) as u64;
+        let got = reader
+            .by_ref()
+            .take(want)
+            .read_to_end(&mut records)
+            .map_err(|e| WireError::Malformed(format!("stream ends inside chunk {chunk} ({e})")))?;
+        if got as u64 != want {
+            return Err(WireError::Malformed(format!(
+                "stream ends inside chunk {chunk}"
+            )));
+        }
+        read(reader, &mut expected, "chunk checksum")?;
+        let digest: [u8; 32] = Sha256::digest(&records[start..]).into();
+        if digest != expected {
             return Err(WireError::ChunkChecksum { chunk });
         }
-        whole.update(body);
-        for r in body.chunks_exact(record_size) {
-            records.push(Record {
-                index: u32_le(&r[..4]),
-                label: r[4],
-                pixels: r[5..].to_vec(),
-            });
-        }
+        whole.update(digest);
     }
-    if whole.finalize().as_slice() != take(32, "split checksum")? {
+    read(reader, &mut expected, "split checksum")?;
+    if whole.finalize().as_slice() != expected {
         return Err(WireError::SplitChecksum);
     }
-    if records.len() != header.examples as usize {
+    if records.len() != examples * record_size {
         return Err(WireError::Malformed(format!(
-            "{} records, {} announced",
-            records.len(),
-            header.examples
+            "{} records, {examples} announced",
+            records.len() / record_size
         )));
     }
-    if at != bytes.len() {
-        return Err(WireError::Malformed("bytes after the trailer".into()));
-    }
-    Ok((header, records))
+    Ok(DecodedSplit { header, records })
 }
 
 fn u32_le(b: &[u8]) -> u32 {
@@ -247,18 +326,24 @@ mod tests {
     #[test]
     fn round_trip_in_any_chunking() {
         for chunk in [1, 2, 3, 7, 100] {
-            let (header, records) = decode(&stream(&sample(), chunk)).unwrap();
-            assert_eq!(header.examples, 7);
-            assert_eq!(records.len(), 7);
+            let split = decode(&stream(&sample(), chunk)).unwrap();
+            assert_eq!(split.header.examples, 7);
+            assert_eq!(split.len(), 7);
             assert_eq!(
-                records[2],
-                Record {
-                    index: 6,
-                    label: 0,
-                    pixels: vec![2, 253]
-                }
+                (split.index(2), split.label(2), split.image(2)),
+                (6, 0, &[2u8, 253][..])
             );
         }
+    }
+
+    #[test]
+    fn encoded_length_is_exact() {
+        let header_len = 12
+            + serde_json::to_vec(&decode(&stream(&sample(), 1)).unwrap().header)
+                .unwrap()
+                .len();
+        let bytes = stream(&sample(), records_per_chunk(2));
+        assert_eq!(encoded_len(header_len, 7, 2), bytes.len() as u64);
     }
 
     #[test]

@@ -293,10 +293,12 @@ pub(crate) async fn get_split(
         dataset_digest: loaded.digest.clone(),
         order: order.into(),
     };
+    let head = wire::encode_header(&header);
+    let length = wire::encoded_len(head.len(), indices.len(), data.shape.pixels());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         let data = &loaded.dataset;
-        if tx.blocking_send(Ok(wire::encode_header(&header))).is_err() {
+        if tx.blocking_send(Ok(head)).is_err() {
             return;
         }
         let mut encoder = ChunkEncoder::new();
@@ -312,10 +314,13 @@ pub(crate) async fn get_split(
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut response = Response::new(body);
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(wire::MEDIA_TYPE),
     );
+    // Known in advance, so no chunked transfer encoding on top of ours.
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     Ok(response)
 }
 
