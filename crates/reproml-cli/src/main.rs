@@ -26,6 +26,10 @@ struct Cli {
 enum Command {
     /// Run the server: experiments, seeds, data and results over HTTP.
     Server(commands::server::ServerArgs),
+    /// Train an experiment's runs for one variant and record the results.
+    Run(commands::run::RunArgs),
+    /// Train one run twice and check that every parameter is bit-identical after every epoch.
+    Verify(commands::verify::VerifyArgs),
     /// Register data sets with a server's database.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
@@ -44,6 +48,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(args) => commands::server::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
+        Command::Run(args) => commands::run::run(args),
+        Command::Verify(args) => commands::verify::run(args),
         Command::Spec(cmd) => commands::spec::run(cmd),
         Command::Seeds(args) => commands::seeds::run(&args),
         Command::Stats(cmd) => commands::stats::run(cmd),

@@ -9,6 +9,7 @@
 mod dataset;
 mod formats;
 mod generate;
+pub mod serve;
 pub mod wire;
 
 pub use dataset::{Dataset, ImageShape, Normalization, OfficialSplit};

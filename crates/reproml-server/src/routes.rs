@@ -6,10 +6,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use reproml_core::run::RunResult;
-use reproml_core::spec::SplitRule;
-use reproml_core::split::{Split, SplitName, epoch_order};
+use reproml_core::split::SplitName;
 use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, VariantLabel};
-use reproml_data::wire::{self, ChunkEncoder, SplitHeader};
+use reproml_data::serve::{ServeError, encode_records, served_indices};
+use reproml_data::wire::{self, SplitHeader};
 use reproml_store::{StoredExperiment, Written};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -238,49 +238,22 @@ pub(crate) async fn get_split(
     }
     let loaded = state.dataset(e.spec.challenge.as_str()).await?;
     let data = &loaded.dataset;
-    let split = match e.spec.split {
-        SplitRule::Fractions { .. } => {
-            let fractions = e.spec.split.fractions().unwrap_or_default();
-            Split::by_fractions(data.len() as u32, &fractions, e.seeds[0], &e.spec.subset).map_err(
-                |err| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "split_impossible",
-                        err.to_string(),
-                    )
-                },
-            )?
-        }
-        SplitRule::Official => {
-            let official = data.official.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "no_official_split",
-                    format!(
-                        "challenge {} has no official split; use method = \"fractions\"",
-                        e.spec.challenge
-                    ),
-                )
-            })?;
-            let mut s = Split::official(official.train, official.test, e.seeds[0], &e.spec.subset);
-            // Official test examples follow the training file's in the data set.
-            s.test.iter_mut().for_each(|i| *i += official.train);
-            s
-        }
-    };
-    let members = split.part(split_name).to_vec();
-    let (indices, order) = if split_name == SplitName::Train {
-        let order = epoch_order(members.len() as u32, seed, 0);
-        (
-            order
-                .into_iter()
-                .map(|p| members[p as usize])
-                .collect::<Vec<_>>(),
-            "epoch-0",
-        )
-    } else {
-        (members, "index")
-    };
+    let (indices, order) =
+        served_indices(data, &e.spec, e.seeds[0], seed, split_name).map_err(|err| match err {
+            ServeError::NoOfficialSplit => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_official_split",
+                format!(
+                    "challenge {} has no official split; use method = \"fractions\"",
+                    e.spec.challenge
+                ),
+            ),
+            ServeError::Impossible(err) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "split_impossible",
+                err.to_string(),
+            ),
+        })?;
     let header = SplitHeader {
         experiment: e.spec.id.to_string(),
         run,
@@ -297,20 +270,14 @@ pub(crate) async fn get_split(
     let length = wire::encoded_len(head.len(), indices.len(), data.shape.pixels());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let data = &loaded.dataset;
         if tx.blocking_send(Ok(head)).is_err() {
             return;
         }
-        let mut encoder = ChunkEncoder::new();
-        for part in indices.chunks(wire::records_per_chunk(data.shape.pixels())) {
-            let records = part
-                .iter()
-                .map(|&i| (i, data.labels[i as usize], data.image(i as usize)));
-            if tx.blocking_send(Ok(encoder.chunk(records))).is_err() {
+        for chunk in encode_records(&loaded.dataset, &indices) {
+            if tx.blocking_send(Ok(chunk)).is_err() {
                 return; // the client went away
             }
         }
-        let _ = tx.blocking_send(Ok(encoder.finish()));
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut response = Response::new(body);

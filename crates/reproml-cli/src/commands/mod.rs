@@ -1,11 +1,14 @@
 //! One module per subcommand; each parses its arguments with clap and does
 //! its I/O here, calling the library crates for the logic.
 
+pub mod connect;
 pub mod data;
+pub mod run;
 pub mod seeds;
 pub mod server;
 pub mod spec;
 pub mod stats;
+pub mod verify;
 
 use std::path::Path;
 

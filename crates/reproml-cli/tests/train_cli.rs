@@ -1,0 +1,233 @@
+//! `reproml run` and `reproml verify` end to end, against real servers.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reproml-train-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_spec(dir: &Path, model: &str, runs: u32) -> PathBuf {
+    let path = dir.join("spec.toml");
+    std::fs::write(
+        &path,
+        format!("id = \"e\"\nmodel = \"{model}\"\nchallenge = \"digits\"\nepochs = 2\nruns = {runs}\n[optimizer]\nlr = 0.05\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn reproml(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproml"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// `run → (seed, digest)` from `--json` output.
+fn digests(out: &Output) -> BTreeMap<u64, (u64, String)> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            for key in ["accuracy", "precision", "recall", "f1"] {
+                assert!(v[key].as_f64().is_some(), "{key} in {l}");
+            }
+            (
+                v["run"].as_u64().unwrap(),
+                (
+                    v["seed"].as_u64().unwrap(),
+                    v["digest"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn embedded_run(dir: &Path, variant: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let db = dir.join("r.db");
+    let spec = dir.join("spec.toml");
+    let mut args = vec![
+        "run",
+        "--embedded",
+        "--db",
+        db.to_str().unwrap(),
+        "--master-seed",
+        "5",
+        "--experiment",
+        "e",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--variant",
+        variant,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    reproml(&args, env)
+}
+
+#[test]
+fn parallel_runs_and_thread_counts_change_nothing() {
+    let dir = temp_dir("parallel");
+    write_spec(&dir, "mlp", 4);
+    let one = digests(&embedded_run(&dir, "jobs1", &["--jobs", "1"], &[]));
+    let two = digests(&embedded_run(&dir, "jobs2", &["--jobs", "2"], &[]));
+    assert_eq!(one.len(), 4);
+    assert_eq!(one, two, "--jobs 2 is bit-identical to --jobs 1");
+    let single = digests(&embedded_run(
+        &dir,
+        "rayon1",
+        &[],
+        &[("RAYON_NUM_THREADS", "1")],
+    ));
+    let double = digests(&embedded_run(
+        &dir,
+        "rayon2",
+        &[],
+        &[("RAYON_NUM_THREADS", "2")],
+    ));
+    assert_eq!(single, one);
+    assert_eq!(double, one, "the thread count changes nothing");
+    let distinct: std::collections::BTreeSet<_> = one.values().map(|(_, d)| d).collect();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "per-run seeds give different trajectories"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn recorded_runs_are_skipped_on_resume() {
+    let dir = temp_dir("resume");
+    write_spec(&dir, "mlp", 3);
+    assert_eq!(
+        digests(&embedded_run(&dir, "v", &["--runs", "0-1"], &[])).len(),
+        2
+    );
+    let out = embedded_run(&dir, "v", &[], &[]);
+    let resumed = digests(&out);
+    assert_eq!(
+        resumed.keys().copied().collect::<Vec<_>>(),
+        [2],
+        "only the missing run is trained"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 run(s) of v already recorded"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_model_that_cannot_take_the_input_says_so() {
+    let dir = temp_dir("badmodel");
+    write_spec(&dir, "vgg11", 1);
+    let out = embedded_run(&dir, "v", &[], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("vgg11 cannot take 1×8×8 inputs"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn end_to_end_against_a_server_process_with_verify() {
+    let dir = temp_dir("e2e");
+    let spec = write_spec(&dir, "lenet5", 2);
+    let mut server = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["server", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.join("server.db"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+
+    let run = reproml(
+        &[
+            "run",
+            "--server",
+            &url,
+            "--experiment",
+            "e",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--variant",
+            "buggy",
+            "--json",
+            "--fault",
+            "momentum-ignored",
+        ],
+        &[],
+    );
+    let buggy = digests(&run);
+    let clean = digests(&reproml(
+        &[
+            "run",
+            "--server",
+            &url,
+            "--experiment",
+            "e",
+            "--variant",
+            "corrected",
+            "--json",
+        ],
+        &[],
+    ));
+    for run in [0, 1] {
+        assert_eq!(
+            buggy[&run].0, clean[&run].0,
+            "run {run}: both variants share the seed"
+        );
+        assert_ne!(
+            buggy[&run].1, clean[&run].1,
+            "run {run}: the fault changes the trajectory"
+        );
+    }
+    let verify = reproml(
+        &[
+            "verify",
+            "--server",
+            &url,
+            "--experiment",
+            "e",
+            "--run",
+            "1",
+        ],
+        &[],
+    );
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        text.contains("deterministic: 2 epochs × 10 tensors bit-identical"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&clean[&1].1),
+        "verify reproduces the recorded digest: {text}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,96 @@
+//! Which examples a run gets, in which order: the server's side of
+//! `docs/protocol.md` sections 4, 5 and 8, shared with tests and tools.
+
+use reproml_core::spec::SplitRule;
+use reproml_core::split::{Split, SplitError, SplitName, SubsetLimits, epoch_order};
+use reproml_core::{ExperimentSpec, Seed};
+
+use crate::Dataset;
+use crate::wire::{ChunkEncoder, SplitHeader, encode_header, records_per_chunk};
+
+/// Why a split cannot be served.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServeError {
+    /// The spec asks for the official split of a data set that has none.
+    #[error("this data set has no official split; use method = \"fractions\"")]
+    NoOfficialSplit,
+    /// The fractions cannot split this many examples.
+    #[error(transparent)]
+    Impossible(#[from] SplitError),
+}
+
+/// The data set indices of split `name` for a run, in the served order
+/// (`"epoch-0"` for train, `"index"` otherwise), with the order's name.
+pub fn served_indices(
+    data: &Dataset,
+    spec: &ExperimentSpec,
+    split_seed: Seed,
+    run_seed: Seed,
+    name: SplitName,
+) -> Result<(Vec<u32>, &'static str), ServeError> {
+    let split = membership(data, &spec.split, &spec.subset, split_seed)?;
+    let members = split.part(name);
+    if name == SplitName::Train {
+        let order = epoch_order(members.len() as u32, run_seed, 0);
+        Ok((
+            order.into_iter().map(|p| members[p as usize]).collect(),
+            "epoch-0",
+        ))
+    } else {
+        Ok((members.to_vec(), "index"))
+    }
+}
+
+fn membership(
+    data: &Dataset,
+    rule: &SplitRule,
+    subset: &SubsetLimits,
+    seed: Seed,
+) -> Result<Split, ServeError> {
+    match rule {
+        SplitRule::Fractions { .. } => {
+            let fractions = rule.fractions().unwrap_or_default();
+            Ok(Split::by_fractions(
+                data.len() as u32,
+                &fractions,
+                seed,
+                subset,
+            )?)
+        }
+        SplitRule::Official => {
+            let official = data.official.ok_or(ServeError::NoOfficialSplit)?;
+            let mut s = Split::official(official.train, official.test, seed, subset);
+            // The official test file follows the training file in the data set.
+            s.test.iter_mut().for_each(|i| *i += official.train);
+            Ok(s)
+        }
+    }
+}
+
+/// The chunks of a split stream after its header, one at a time, then the
+/// trailer: what the server sends.
+pub fn encode_records<'a>(
+    data: &'a Dataset,
+    indices: &'a [u32],
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    let mut encoder = Some(ChunkEncoder::new());
+    let mut chunks = indices.chunks(records_per_chunk(data.shape.pixels()));
+    std::iter::from_fn(move || match chunks.next() {
+        Some(part) => {
+            let records = part
+                .iter()
+                .map(|&i| (i, data.labels[i as usize], data.image(i as usize)));
+            encoder.as_mut().map(|e| e.chunk(records))
+        }
+        None => encoder.take().map(ChunkEncoder::finish),
+    })
+}
+
+/// A whole split stream in memory.
+pub fn encode_split(data: &Dataset, header: &SplitHeader, indices: &[u32]) -> Vec<u8> {
+    let mut out = encode_header(header);
+    for chunk in encode_records(data, indices) {
+        out.extend(chunk);
+    }
+    out
+}

@@ -1,0 +1,490 @@
+//! Models as plain lists of layers over a flat, ordered parameter list.
+//!
+//! Every parameter is a 1-D leaf tensor, reshaped where a layer uses it, so
+//! that initialisation, the optimiser and the trajectory digest all see the
+//! same fixed order of named parameters. To add a model, build a
+//! [`Network`] with [`NetworkBuilder`] and register a constructor in a
+//! [`ModelRegistry`] (see `docs/models.md`).
+
+use std::collections::BTreeMap;
+
+use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::module::{adaptive_avg_pool2d, conv2d, linear, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+use reproml_core::stream::RandomStream;
+use reproml_data::ImageShape;
+
+use crate::fault::Fault;
+
+/// How a parameter's initial values are drawn (from the run's own stream).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    /// `N(0, 2 / fan_out)`: Kaiming normal, fan-out mode, for ReLU.
+    KaimingNormalFanOut {
+        /// Output channels × kernel area.
+        fan_out: usize,
+    },
+    /// `N(0, std²)`.
+    Normal {
+        /// Standard deviation.
+        std: f64,
+    },
+    /// `U(−bound, bound)`.
+    Uniform {
+        /// Half-width of the interval.
+        bound: f64,
+    },
+    /// All zeros.
+    Zeros,
+}
+
+impl Init {
+    /// Draws `count` initial values; each parameter has its own stream so
+    /// that adding a layer never changes the values of the others.
+    pub fn draw(self, count: usize, stream: &mut RandomStream) -> Vec<f32> {
+        match self {
+            Init::KaimingNormalFanOut { fan_out } => {
+                let std = (2.0 / fan_out as f64).sqrt();
+                (0..count)
+                    .map(|_| (stream.standard_normal() * std) as f32)
+                    .collect()
+            }
+            Init::Normal { std } => (0..count)
+                .map(|_| (stream.standard_normal() * std) as f32)
+                .collect(),
+            Init::Uniform { bound } => (0..count)
+                .map(|_| ((2.0 * stream.unit_f64() - 1.0) * bound) as f32)
+                .collect(),
+            Init::Zeros => vec![0.0; count],
+        }
+    }
+}
+
+/// A named parameter with its shape and initialisation rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    /// Name, e.g. `conv1.weight`.
+    pub name: String,
+    /// Shape as the layer uses it.
+    pub shape: Vec<usize>,
+    /// How its initial values are drawn.
+    pub init: Init,
+}
+
+impl ParamSpec {
+    /// Number of scalars.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True for a parameter without scalars (never built).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One step of a network.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layer {
+    /// 2-D convolution, stride 1, square kernel.
+    Conv {
+        /// Index of the weight `[out, in, k, k]`.
+        weight: usize,
+        /// Index of the bias `[out]`.
+        bias: usize,
+        /// Zero padding on each side.
+        padding: usize,
+    },
+    /// `max(x, 0)`.
+    Relu,
+    /// `tanh(x)`: offered for user models; no built-in model uses it (the
+    /// `tanh-offset` fault relies on that).
+    Tanh,
+    /// 2×2 max pooling, stride 2.
+    MaxPool2,
+    /// Adaptive average pooling to a fixed size.
+    AdaptiveAvgPool {
+        /// Output height and width.
+        size: [usize; 2],
+    },
+    /// `[b, c, h, w] → [b, c·h·w]`.
+    Flatten,
+    /// Fully connected: `x · W + b` with `W` stored `[in, out]`.
+    Linear {
+        /// Index of the weight `[in, out]`.
+        weight: usize,
+        /// Index of the bias `[out]`.
+        bias: usize,
+    },
+    /// Inverted dropout with drop probability `p` (masks from the run's stream).
+    Dropout {
+        /// Probability of dropping a unit.
+        p: f64,
+    },
+}
+
+/// Why a model cannot be built for an input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// The name is not registered.
+    #[error("unknown model {name:?}; built-in models: {known}")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The registered names.
+        known: String,
+    },
+    /// The input is too small or of the wrong kind for the model.
+    #[error("model {model} cannot take {channels}×{height}×{width} inputs: {reason}")]
+    Input {
+        /// The model.
+        model: String,
+        /// Input channels.
+        channels: u32,
+        /// Input height.
+        height: u32,
+        /// Input width.
+        width: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A model: its parameters in fixed order and its layers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    /// Model name.
+    pub name: String,
+    /// Parameters, in the order of init, optimiser and digest.
+    pub params: Vec<ParamSpec>,
+    /// Layers, input to logits.
+    pub layers: Vec<Layer>,
+}
+
+/// Builds a [`Network`] while tracking the shape of the activations, so
+/// that layer sizes follow from the input and impossible inputs are caught.
+pub struct NetworkBuilder {
+    network: Network,
+    /// Current activation shape: `[c, h, w]`, or `[features]` after Flatten.
+    shape: Vec<usize>,
+    input: ImageShape,
+}
+
+/// How a builder initialises new layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitScheme {
+    /// The paper's VGG-X rule: Kaiming normal (fan-out) convolutions,
+    /// `N(0, 0.01)` linear weights, zero biases.
+    Paper,
+    /// PyTorch's defaults: `U(±1/√fan_in)` for weights and biases.
+    TorchDefault,
+}
+
+impl NetworkBuilder {
+    /// Starts a network for `input` images.
+    pub fn new(name: &str, input: ImageShape) -> Self {
+        Self {
+            network: Network {
+                name: name.into(),
+                params: Vec::new(),
+                layers: Vec::new(),
+            },
+            shape: vec![
+                input.channels as usize,
+                input.height as usize,
+                input.width as usize,
+            ],
+            input,
+        }
+    }
+
+    fn refuse(&self, reason: String) -> ModelError {
+        ModelError::Input {
+            model: self.network.name.clone(),
+            channels: self.input.channels,
+            height: self.input.height,
+            width: self.input.width,
+            reason,
+        }
+    }
+
+    fn param(&mut self, name: String, shape: Vec<usize>, init: Init) -> usize {
+        self.network.params.push(ParamSpec { name, shape, init });
+        self.network.params.len() - 1
+    }
+
+    fn spatial(&self) -> Result<(usize, usize, usize), ModelError> {
+        match self.shape[..] {
+            [c, h, w] => Ok((c, h, w)),
+            _ => Err(self.refuse("a spatial layer after Flatten".into())),
+        }
+    }
+
+    /// A `k×k` convolution to `out` channels with `padding`, then ReLU.
+    pub fn conv_relu(
+        mut self,
+        name: &str,
+        out: usize,
+        k: usize,
+        padding: usize,
+        scheme: InitScheme,
+    ) -> Result<Self, ModelError> {
+        let (c, h, w) = self.spatial()?;
+        if h + 2 * padding < k || w + 2 * padding < k {
+            return Err(self.refuse(format!(
+                "{name} needs a {k}×{k} window but the feature map is {h}×{w}"
+            )));
+        }
+        let (wi, bi) = match scheme {
+            InitScheme::Paper => (
+                Init::KaimingNormalFanOut {
+                    fan_out: out * k * k,
+                },
+                Init::Zeros,
+            ),
+            InitScheme::TorchDefault => {
+                let bound = 1.0 / ((c * k * k) as f64).sqrt();
+                (Init::Uniform { bound }, Init::Uniform { bound })
+            }
+        };
+        let weight = self.param(format!("{name}.weight"), vec![out, c, k, k], wi);
+        let bias = self.param(format!("{name}.bias"), vec![out], bi);
+        self.network.layers.push(Layer::Conv {
+            weight,
+            bias,
+            padding,
+        });
+        self.network.layers.push(Layer::Relu);
+        self.shape = vec![out, h + 2 * padding + 1 - k, w + 2 * padding + 1 - k];
+        Ok(self)
+    }
+
+    /// 2×2 max pooling.
+    pub fn max_pool(mut self) -> Result<Self, ModelError> {
+        let (c, h, w) = self.spatial()?;
+        if h < 2 || w < 2 {
+            return Err(self.refuse(format!(
+                "max pooling needs at least 2×2, the feature map is {h}×{w}"
+            )));
+        }
+        self.network.layers.push(Layer::MaxPool2);
+        self.shape = vec![c, h / 2, w / 2];
+        Ok(self)
+    }
+
+    /// Adaptive average pooling to `size`.
+    pub fn adaptive_avg_pool(mut self, size: [usize; 2]) -> Result<Self, ModelError> {
+        let (c, _, _) = self.spatial()?;
+        self.network.layers.push(Layer::AdaptiveAvgPool { size });
+        self.shape = vec![c, size[0], size[1]];
+        Ok(self)
+    }
+
+    /// Flattens the feature maps.
+    pub fn flatten(mut self) -> Result<Self, ModelError> {
+        let (c, h, w) = self.spatial()?;
+        self.network.layers.push(Layer::Flatten);
+        self.shape = vec![c * h * w];
+        Ok(self)
+    }
+
+    /// A fully connected layer to `out` features, optionally with ReLU.
+    pub fn linear(
+        mut self,
+        name: &str,
+        out: usize,
+        relu: bool,
+        scheme: InitScheme,
+    ) -> Result<Self, ModelError> {
+        let [input] = self.shape[..] else {
+            return Err(self.refuse(format!("{name} needs flattened features")));
+        };
+        let (wi, bi) = match scheme {
+            InitScheme::Paper => (Init::Normal { std: 0.01 }, Init::Zeros),
+            InitScheme::TorchDefault => {
+                let bound = 1.0 / (input as f64).sqrt();
+                (Init::Uniform { bound }, Init::Uniform { bound })
+            }
+        };
+        let weight = self.param(format!("{name}.weight"), vec![input, out], wi);
+        let bias = self.param(format!("{name}.bias"), vec![out], bi);
+        self.network.layers.push(Layer::Linear { weight, bias });
+        if relu {
+            self.network.layers.push(Layer::Relu);
+        }
+        self.shape = vec![out];
+        Ok(self)
+    }
+
+    /// Dropout with probability `p`.
+    pub fn dropout(mut self, p: f64) -> Self {
+        self.network.layers.push(Layer::Dropout { p });
+        self
+    }
+
+    /// The finished network.
+    pub fn build(self) -> Network {
+        self.network
+    }
+}
+
+impl Network {
+    /// Number of scalar parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.params.iter().map(ParamSpec::len).sum()
+    }
+
+    /// Initial parameters for a run: parameter `i` from stream
+    /// `(seed, "weight-init", 0, i)`.
+    pub fn initial_parameters(&self, seed: reproml_core::Seed) -> Vec<Vec<f32>> {
+        self.params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut stream = RandomStream::new(
+                    seed,
+                    &reproml_core::stream::Purpose::WeightInit,
+                    0,
+                    i as u64,
+                );
+                p.init.draw(p.len(), &mut stream)
+            })
+            .collect()
+    }
+
+    /// Log-probabilities `[batch, classes]`. `dropout` supplies masks in
+    /// training and is `None` in evaluation.
+    pub fn forward(
+        &self,
+        params: &[Tensor<1>],
+        input: Tensor<4>,
+        mut dropout: Option<&mut RandomStream>,
+        fault: &Fault,
+        device: &Device,
+    ) -> Tensor<2> {
+        enum Act {
+            Maps(Tensor<4>),
+            Features(Tensor<2>),
+        }
+        let shaped = |i: usize| -> Vec<usize> { self.params[i].shape.clone() };
+        let mut x = Act::Maps(input);
+        for layer in &self.layers {
+            x = match (layer, x) {
+                (
+                    Layer::Conv {
+                        weight,
+                        bias,
+                        padding,
+                    },
+                    Act::Maps(t),
+                ) => {
+                    let s = shaped(*weight);
+                    let w = params[*weight].clone().reshape([s[0], s[1], s[2], s[3]]);
+                    let options = ConvOptions::new([1, 1], [*padding, *padding], [1, 1], 1);
+                    Act::Maps(conv2d(t, w, Some(params[*bias].clone()), options))
+                }
+                (Layer::Relu, Act::Maps(t)) => Act::Maps(relu(t)),
+                (Layer::Relu, Act::Features(t)) => Act::Features(relu(t)),
+                (Layer::Tanh, Act::Maps(t)) => Act::Maps(fault.tanh(t)),
+                (Layer::Tanh, Act::Features(t)) => Act::Features(fault.tanh(t)),
+                (Layer::MaxPool2, Act::Maps(t)) => {
+                    Act::Maps(max_pool2d(t, MaxPoolOptions::new([2, 2])))
+                }
+                (Layer::AdaptiveAvgPool { size }, Act::Maps(t)) => {
+                    Act::Maps(adaptive_avg_pool2d(t, *size))
+                }
+                (Layer::Flatten, Act::Maps(t)) => Act::Features(t.flatten(1, 3)),
+                (Layer::Linear { weight, bias }, Act::Features(t)) => {
+                    let s = shaped(*weight);
+                    let w = params[*weight].clone().reshape([s[0], s[1]]);
+                    Act::Features(linear(t, w, Some(params[*bias].clone())))
+                }
+                (Layer::Dropout { p }, Act::Features(t)) => match dropout.as_deref_mut() {
+                    Some(stream) => {
+                        let [batch, features] = t.dims();
+                        let mask =
+                            dropout_mask(stream, batch * features, *p, fault.dropout_scale(*p));
+                        let mask = Tensor::<2>::from_data(
+                            TensorData::new(mask, [batch, features]),
+                            device,
+                        );
+                        Act::Features(t * mask)
+                    }
+                    None => Act::Features(t),
+                },
+                (layer, _) => {
+                    unreachable!("the builder orders layers; {layer:?} got the wrong rank")
+                }
+            };
+        }
+        match x {
+            Act::Features(logits) => log_softmax(logits, 1),
+            Act::Maps(_) => unreachable!("every network ends with a linear layer"),
+        }
+    }
+}
+
+/// An inverted-dropout mask: unit kept when `next_u32() ≥ p·2³²`, then
+/// scaled by `scale` (`1/(1−p)` unless a fault says otherwise).
+fn dropout_mask(stream: &mut RandomStream, count: usize, p: f64, scale: f32) -> Vec<f32> {
+    let threshold = (p * 4_294_967_296.0) as u64;
+    (0..count)
+        .map(|_| {
+            if u64::from(stream.next_u32()) >= threshold {
+                scale
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Builds a model by name for an input shape and class count.
+pub type ModelConstructor = fn(ImageShape, usize) -> Result<Network, ModelError>;
+
+/// The models `reproml run` knows, by name.
+#[derive(Clone)]
+pub struct ModelRegistry {
+    models: BTreeMap<String, ModelConstructor>,
+}
+
+impl Default for ModelRegistry {
+    fn default() -> Self {
+        let mut r = Self {
+            models: BTreeMap::new(),
+        };
+        r.register("mlp", crate::models::mlp);
+        r.register("lenet5", crate::models::lenet5);
+        r.register("vgg-x", crate::models::vgg_x);
+        r.register("vgg11", crate::models::vgg11);
+        r.register("alexnet", crate::models::alexnet);
+        r
+    }
+}
+
+impl ModelRegistry {
+    /// Adds (or replaces) a model.
+    pub fn register(&mut self, name: &str, constructor: ModelConstructor) {
+        self.models.insert(name.into(), constructor);
+    }
+
+    /// Builds model `name` for `input` and `classes`.
+    pub fn build(
+        &self,
+        name: &str,
+        input: ImageShape,
+        classes: usize,
+    ) -> Result<Network, ModelError> {
+        let constructor = self.models.get(name).ok_or_else(|| ModelError::Unknown {
+            name: name.into(),
+            known: self.names().join(", "),
+        })?;
+        constructor(input, classes)
+    }
+
+    /// The registered names.
+    pub fn names(&self) -> Vec<String> {
+        self.models.keys().cloned().collect()
+    }
+}
