@@ -24,12 +24,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole methodology in a few minutes: three comparisons on built-in data, with a report.
+    Demo(commands::demo::DemoArgs),
     /// Run the server: experiments, seeds, data and results over HTTP.
     Server(commands::server::ServerArgs),
     /// Train an experiment's runs for one variant and record the results.
     Run(commands::run::RunArgs),
     /// Train one run twice and check that every parameter is bit-identical after every epoch.
     Verify(commands::verify::VerifyArgs),
+    /// Compare the variants of experiments: tests, effect sizes, corrections, verdicts.
+    Compare(commands::compare::CompareArgs),
+    /// Write an HTML report (table, figures, exports) comparing the variants of experiments.
+    Report(commands::compare::ReportArgs),
     /// Register data sets with a server's database.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
@@ -46,9 +52,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(args),
         Command::Server(args) => commands::server::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Run(args) => commands::run::run(args),
+        Command::Compare(args) => commands::compare::run_compare(args),
+        Command::Report(args) => commands::compare::run_report(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Spec(cmd) => commands::spec::run(cmd),
         Command::Seeds(args) => commands::seeds::run(&args),

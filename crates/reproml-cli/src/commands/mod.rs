@@ -1,8 +1,10 @@
 //! One module per subcommand; each parses its arguments with clap and does
 //! its I/O here, calling the library crates for the logic.
 
+pub mod compare;
 pub mod connect;
 pub mod data;
+pub mod demo;
 pub mod run;
 pub mod seeds;
 pub mod server;

@@ -142,52 +142,70 @@ pub fn train_run(
     )?)
 }
 
-/// Runs `reproml run`.
-pub fn run(args: RunArgs) -> Result<()> {
-    let connection = args.server.connect()?;
-    let client = &connection.client;
-    let experiment = experiment(client, &args.experiment, args.spec.as_ref())?;
-    let all = 0..experiment.spec.runs;
-    let wanted = args.runs.clone().unwrap_or(all.clone());
-    if wanted.end > all.end {
+/// What to train for one variant.
+pub struct VariantJob<'a> {
+    /// The experiment.
+    pub experiment: &'a Experiment,
+    /// The variant the results are recorded under.
+    pub variant: &'a VariantLabel,
+    /// Runs wanted (recorded ones are skipped).
+    pub runs: Range<u32>,
+    /// Runs trained in parallel.
+    pub jobs: u32,
+    /// Defect to inject.
+    pub fault: &'a Fault,
+    /// Print one JSON line per finished run.
+    pub json: bool,
+}
+
+/// Trains the missing runs of one variant with `jobs` workers and progress
+/// bars, posting each result; returns the runs that failed.
+pub fn train_variant(
+    client: &Client,
+    job: &VariantJob<'_>,
+    progress: &MultiProgress,
+) -> Result<Vec<RunIndex>> {
+    let id = &job.experiment.spec.id;
+    let all = 0..job.experiment.spec.runs;
+    if job.runs.end > all.end {
         bail!(
-            "experiment {} has runs 0..{}; {}..{} is out of range",
-            args.experiment,
+            "experiment {id} has runs 0..{}; {}..{} is out of range",
             all.end,
-            wanted.start,
-            wanted.end
+            job.runs.start,
+            job.runs.end
         );
     }
     let done: BTreeSet<RunIndex> = client
-        .runs(&args.experiment, Some(&args.variant))?
+        .runs(id, Some(job.variant))?
         .into_iter()
         .map(|r| r.run)
         .collect();
-    let todo: VecDeque<RunIndex> = wanted.clone().filter(|r| !done.contains(r)).collect();
-    let skipped = wanted.len() - todo.len();
-    let progress = MultiProgress::new();
+    let todo: VecDeque<RunIndex> = job.runs.clone().filter(|r| !done.contains(r)).collect();
+    let skipped = job.runs.len() - todo.len();
     if skipped > 0 {
         progress.suspend(|| {
             eprintln!(
                 "{skipped} run(s) of {} already recorded; skipping them",
-                args.variant
+                job.variant
             )
         });
     }
     let overall = progress.add(ProgressBar::new(todo.len() as u64));
     overall.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} runs ({elapsed}, eta {eta})")
-            .context("progress template")?
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:<32} [{bar:30}] {pos}/{len} runs ({elapsed}, eta {eta})",
+        )
+        .context("progress template")?
+        .progress_chars("=> "),
     );
-    overall.set_prefix(format!("{} / {}", args.experiment, args.variant));
+    overall.set_prefix(format!("{id} / {}", job.variant));
     let queue = Mutex::new(todo);
     let failures = Mutex::new(Vec::new());
     let stdout = Mutex::new(std::io::stdout());
     std::thread::scope(|scope| {
-        for _ in 0..args.jobs {
+        for _ in 0..job.jobs {
             scope.spawn(|| {
-                let bar = progress.add(ProgressBar::new(u64::from(experiment.spec.epochs)));
+                let bar = progress.add(ProgressBar::new(u64::from(job.experiment.spec.epochs)));
                 bar.set_style(
                     ProgressStyle::with_template(
                         "  run {prefix:>4} [{bar:20}] epoch {pos}/{len} {msg}",
@@ -201,42 +219,36 @@ pub fn run(args: RunArgs) -> Result<()> {
                     };
                     bar.reset();
                     bar.set_prefix(run.to_string());
-                    let outcome = train_run(client, &experiment, run, &args.fault, &mut |p| {
+                    let outcome = train_run(client, job.experiment, run, job.fault, &mut |p| {
                         bar.set_position(u64::from(p.epoch));
                         bar.set_message(format!("loss {:.4} accuracy {:.4}", p.loss, p.accuracy));
                     })
                     .and_then(|trained| {
-                        let recorded = client.post_result(
-                            &args.experiment,
-                            &args.variant,
-                            run,
-                            &trained.result,
-                        )?;
+                        let recorded = client.post_result(id, job.variant, run, &trained.result)?;
                         Ok((trained, recorded))
                     });
                     match outcome {
-                        Ok((trained, recorded)) => {
-                            if args.json {
-                                let r = &trained.result;
-                                let line = RunLine {
-                                    experiment: &args.experiment,
-                                    variant: &args.variant,
-                                    run,
-                                    seed: r.seed,
-                                    digest: r.final_digest().unwrap_or_default(),
-                                    accuracy: r.metrics.accuracy,
-                                    precision: r.metrics.precision,
-                                    recall: r.metrics.recall,
-                                    f1: r.metrics.f1,
-                                    recorded,
-                                };
-                                if let Ok(json) = serde_json::to_string(&line) {
-                                    let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
-                                    let _ = writeln!(out, "{json}");
-                                    let _ = out.flush();
-                                }
+                        Ok((trained, recorded)) if job.json => {
+                            let r = &trained.result;
+                            let line = RunLine {
+                                experiment: id,
+                                variant: job.variant,
+                                run,
+                                seed: r.seed,
+                                digest: r.final_digest().unwrap_or_default(),
+                                accuracy: r.metrics.accuracy,
+                                precision: r.metrics.precision,
+                                recall: r.metrics.recall,
+                                f1: r.metrics.f1,
+                                recorded,
+                            };
+                            if let Ok(json) = serde_json::to_string(&line) {
+                                let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
+                                let _ = writeln!(out, "{json}");
+                                let _ = out.flush();
                             }
                         }
+                        Ok(_) => {}
                         Err(e) => {
                             progress.suspend(|| eprintln!("run {run} failed: {e:#}"));
                             failures.lock().unwrap_or_else(|p| p.into_inner()).push(run);
@@ -249,7 +261,23 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     });
     overall.finish();
-    let failures = failures.into_inner().unwrap_or_default();
+    Ok(failures.into_inner().unwrap_or_default())
+}
+
+/// Runs `reproml run`.
+pub fn run(args: RunArgs) -> Result<()> {
+    let connection = args.server.connect()?;
+    let client = &connection.client;
+    let experiment = experiment(client, &args.experiment, args.spec.as_ref())?;
+    let job = VariantJob {
+        experiment: &experiment,
+        variant: &args.variant,
+        runs: args.runs.clone().unwrap_or(0..experiment.spec.runs),
+        jobs: args.jobs,
+        fault: &args.fault,
+        json: args.json,
+    };
+    let failures = train_variant(client, &job, &MultiProgress::new())?;
     if !failures.is_empty() {
         bail!(
             "{} run(s) failed: {failures:?}; run the same command again to retry them",

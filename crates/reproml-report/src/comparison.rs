@@ -1,0 +1,329 @@
+//! The comparison itself: pure functions from recorded runs to statistics.
+
+use std::collections::BTreeMap;
+
+use reproml_core::SeedPolicy;
+use reproml_stats::{
+    CliffMagnitude, Descriptives, MannWhitneyOptions, WilcoxonOptions, benjamini_hochberg,
+    cliffs_delta, cliffs_magnitude, describe, holm, mann_whitney_u, vargha_delaney_a12, wilcoxon,
+};
+use serde::{Deserialize, Serialize};
+
+/// The metrics every run reports, in report order.
+pub const METRICS: [&str; 4] = ["accuracy", "precision", "recall", "f1"];
+
+/// One recorded run: the columns of the server's CSV export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    /// Experiment identifier.
+    pub experiment: String,
+    /// Variant label.
+    pub variant: String,
+    /// Run index.
+    pub run: u32,
+    /// The run's seed.
+    pub seed: u64,
+    /// The experiment's seed policy.
+    pub seed_policy: SeedPolicy,
+    /// Test accuracy.
+    pub accuracy: f64,
+    /// Macro precision.
+    pub precision: f64,
+    /// Macro recall.
+    pub recall: f64,
+    /// Macro F1.
+    pub f1: f64,
+    /// Final trajectory digest.
+    pub final_digest: String,
+}
+
+impl RunRow {
+    /// The value of metric `name` (one of [`METRICS`]).
+    pub fn metric(&self, name: &str) -> f64 {
+        match name {
+            "accuracy" => self.accuracy,
+            "precision" => self.precision,
+            "recall" => self.recall,
+            _ => self.f1,
+        }
+    }
+}
+
+/// How to compare.
+#[derive(Debug, Clone, Default)]
+pub struct CompareOptions {
+    /// The two variants to compare (baseline first); when absent,
+    /// `buggy`/`corrected` if present, else the only two variants.
+    pub variants: Option<(String, String)>,
+    /// Use every run instead of truncating to the smaller variant.
+    pub all_runs: bool,
+    /// Runs each experiment was meant to have (from its spec), to mark
+    /// incomplete experiments.
+    pub expected_runs: BTreeMap<String, u32>,
+    /// Significance level for verdicts (default 0.05).
+    pub alpha: Option<f64>,
+}
+
+/// Why a comparison cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// Nothing to compare.
+    #[error("no runs to compare")]
+    NoRuns,
+    /// The variants to compare are ambiguous or missing.
+    #[error("experiment {experiment}: {problem}")]
+    Variants {
+        /// The experiment.
+        experiment: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// One metric of one experiment, baseline against treatment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricComparison {
+    /// The metric.
+    pub metric: String,
+    /// Baseline values summarised.
+    pub baseline: Descriptives,
+    /// Treatment values summarised.
+    pub treatment: Descriptives,
+    /// Two-sided Mann-Whitney U p-value (`None` when undefined).
+    pub mwu_p: Option<f64>,
+    /// Holm-adjusted MWU p-value across the whole report.
+    pub holm_p: Option<f64>,
+    /// Benjamini-Hochberg-adjusted MWU p-value across the whole report.
+    pub bh_p: Option<f64>,
+    /// Two-sided paired Wilcoxon p-value (per-run seeds only; `None` when
+    /// every pair is equal or runs do not pair).
+    pub wilcoxon_p: Option<f64>,
+    /// Vargha-Delaney A12 of treatment over baseline.
+    pub a12: f64,
+    /// Cliff's δ of treatment over baseline.
+    pub cliffs_delta: f64,
+    /// Its conventional reading.
+    pub magnitude: CliffMagnitude,
+}
+
+/// What a comparison concludes about an experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Every pair of runs has the same final digest: the change never
+    /// altered training.
+    NotTriggered,
+    /// At least one metric differs at the Holm-adjusted level.
+    Detected,
+    /// Trajectories differ, but no metric differs significantly.
+    NoEvidence,
+}
+
+impl Verdict {
+    /// The verdict in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Verdict::NotTriggered => "not triggered — identical trajectories",
+            Verdict::Detected => "difference detected",
+            Verdict::NoEvidence => "no evidence of a difference",
+        }
+    }
+}
+
+/// One experiment's comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentComparison {
+    /// The experiment.
+    pub experiment: String,
+    /// The baseline variant (e.g. buggy).
+    pub baseline: String,
+    /// The treatment variant (e.g. corrected).
+    pub treatment: String,
+    /// Runs of each variant used.
+    pub n: usize,
+    /// Runs recorded per variant before truncation.
+    pub recorded: (usize, usize),
+    /// Fewer runs than planned, or unequal counts (marked †).
+    pub incomplete: bool,
+    /// The experiment's seed policy.
+    pub seed_policy: SeedPolicy,
+    /// Pairs of runs (same index) compared digest to digest.
+    pub pairs: usize,
+    /// Pairs whose final digests are equal.
+    pub identical_pairs: usize,
+    /// The four metrics.
+    pub metrics: Vec<MetricComparison>,
+    /// The conclusion.
+    pub verdict: Verdict,
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Significance level of the verdicts.
+    pub alpha: f64,
+    /// Every experiment compared.
+    pub experiments: Vec<ExperimentComparison>,
+}
+
+fn pick_variants(
+    experiment: &str,
+    runs: &BTreeMap<String, Vec<&RunRow>>,
+    opts: &CompareOptions,
+) -> Result<(String, String), ReportError> {
+    let fail = |problem: String| ReportError::Variants {
+        experiment: experiment.into(),
+        problem,
+    };
+    let pair = match &opts.variants {
+        Some(pair) => pair.clone(),
+        None if runs.contains_key("buggy") && runs.contains_key("corrected") => {
+            ("buggy".into(), "corrected".into())
+        }
+        None if runs.len() == 2 => {
+            let mut names = runs.keys().cloned();
+            (
+                names.next().unwrap_or_default(),
+                names.next().unwrap_or_default(),
+            )
+        }
+        None => {
+            return Err(fail(format!(
+                "has variants {:?}; name the two to compare with --variants A,B",
+                runs.keys().collect::<Vec<_>>()
+            )));
+        }
+    };
+    for v in [&pair.0, &pair.1] {
+        if !runs.contains_key(v) {
+            return Err(fail(format!("has no runs of variant {v}")));
+        }
+    }
+    Ok(pair)
+}
+
+/// Compares the variants of every experiment in `rows`.
+pub fn compare(rows: &[RunRow], opts: &CompareOptions) -> Result<Report, ReportError> {
+    if rows.is_empty() {
+        return Err(ReportError::NoRuns);
+    }
+    let alpha = opts.alpha.unwrap_or(0.05);
+    let mut by_experiment: BTreeMap<&str, BTreeMap<String, Vec<&RunRow>>> = BTreeMap::new();
+    for r in rows {
+        by_experiment
+            .entry(&r.experiment)
+            .or_default()
+            .entry(r.variant.clone())
+            .or_default()
+            .push(r);
+    }
+    let mut experiments = Vec::new();
+    for (experiment, mut variants) in by_experiment {
+        for runs in variants.values_mut() {
+            runs.sort_by_key(|r| r.run);
+        }
+        let (base_name, treat_name) = pick_variants(experiment, &variants, opts)?;
+        let (base_all, treat_all) = (&variants[&base_name], &variants[&treat_name]);
+        let n = if opts.all_runs {
+            usize::MAX
+        } else {
+            base_all.len().min(treat_all.len())
+        };
+        let base: Vec<&RunRow> = base_all.iter().take(n).copied().collect();
+        let treat: Vec<&RunRow> = treat_all.iter().take(n).copied().collect();
+        let expected = opts.expected_runs.get(experiment).map(|&e| e as usize);
+        let incomplete = base_all.len() != treat_all.len()
+            || expected.is_some_and(|e| base_all.len() < e || treat_all.len() < e);
+        let seed_policy = base[0].seed_policy;
+        let treat_by_run: BTreeMap<u32, &RunRow> = treat.iter().map(|r| (r.run, *r)).collect();
+        let paired: Vec<(&RunRow, &RunRow)> = base
+            .iter()
+            .filter_map(|b| treat_by_run.get(&b.run).map(|t| (*b, *t)))
+            .collect();
+        let identical_pairs = paired
+            .iter()
+            .filter(|(b, t)| b.final_digest == t.final_digest)
+            .count();
+        let metrics = METRICS
+            .iter()
+            .map(|&metric| {
+                let x: Vec<f64> = base.iter().map(|r| r.metric(metric)).collect();
+                let y: Vec<f64> = treat.iter().map(|r| r.metric(metric)).collect();
+                let wilcoxon_p = (seed_policy == SeedPolicy::PerRun && !paired.is_empty())
+                    .then(|| {
+                        let px: Vec<f64> = paired.iter().map(|(b, _)| b.metric(metric)).collect();
+                        let py: Vec<f64> = paired.iter().map(|(_, t)| t.metric(metric)).collect();
+                        (px != py).then(|| {
+                            wilcoxon(&px, &py, &WilcoxonOptions::default())
+                                .ok()
+                                .map(|r| r.pvalue)
+                        })
+                    })
+                    .flatten()
+                    .flatten();
+                let delta = cliffs_delta(&y, &x).unwrap_or(0.0);
+                Ok(MetricComparison {
+                    metric: metric.into(),
+                    baseline: describe(&x).map_err(|e| ReportError::Variants {
+                        experiment: experiment.into(),
+                        problem: e.to_string(),
+                    })?,
+                    treatment: describe(&y).map_err(|e| ReportError::Variants {
+                        experiment: experiment.into(),
+                        problem: e.to_string(),
+                    })?,
+                    mwu_p: mann_whitney_u(&x, &y, &MannWhitneyOptions::default())
+                        .ok()
+                        .map(|r| r.pvalue),
+                    holm_p: None,
+                    bh_p: None,
+                    wilcoxon_p,
+                    a12: vargha_delaney_a12(&y, &x).unwrap_or(0.5),
+                    cliffs_delta: delta,
+                    magnitude: cliffs_magnitude(delta),
+                })
+            })
+            .collect::<Result<Vec<_>, ReportError>>()?;
+        experiments.push(ExperimentComparison {
+            experiment: experiment.into(),
+            baseline: base_name,
+            treatment: treat_name,
+            n: base.len().min(treat.len()),
+            recorded: (base_all.len(), treat_all.len()),
+            incomplete,
+            seed_policy,
+            pairs: paired.len(),
+            identical_pairs,
+            metrics,
+            verdict: Verdict::NoEvidence,
+        });
+    }
+    // Adjust every MWU p-value of the report together.
+    let raw: Vec<f64> = experiments
+        .iter()
+        .flat_map(|e| e.metrics.iter().filter_map(|m| m.mwu_p))
+        .collect();
+    let (h, b) = (holm(&raw), benjamini_hochberg(&raw));
+    let mut k = 0;
+    for e in &mut experiments {
+        for m in &mut e.metrics {
+            if m.mwu_p.is_some() {
+                m.holm_p = Some(h[k]);
+                m.bh_p = Some(b[k]);
+                k += 1;
+            }
+        }
+        e.verdict = if e.pairs > 0 && e.identical_pairs == e.pairs {
+            Verdict::NotTriggered
+        } else if e
+            .metrics
+            .iter()
+            .any(|m| m.holm_p.is_some_and(|p| p < alpha))
+        {
+            Verdict::Detected
+        } else {
+            Verdict::NoEvidence
+        };
+    }
+    Ok(Report { alpha, experiments })
+}

@@ -1,0 +1,96 @@
+//! The report folder: Markdown, CSV, JSON, figures, and an HTML page
+//! bundling them.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::comparison::{Report, RunRow};
+use crate::plot::{plot_dispersion, plot_experiment};
+use crate::table::{to_csv, to_markdown, verdict_lines};
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Writes `report.md`, `report.csv`, `report.json`, one figure per
+/// experiment (`<experiment>.svg/.png`), `dispersion.svg/.png` and
+/// `index.html` into `dir`; returns the HTML page's path.
+pub fn write_report(
+    dir: &Path,
+    report: &Report,
+    rows: &[RunRow],
+    title: &str,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let markdown = to_markdown(report);
+    std::fs::write(dir.join("report.md"), format!("# {title}\n\n{markdown}\n"))?;
+    std::fs::write(dir.join("report.csv"), to_csv(report))?;
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(report).map_err(std::io::Error::other)?,
+    )?;
+    let mut figures = Vec::new();
+    for e in &report.experiments {
+        let mine: Vec<RunRow> = rows
+            .iter()
+            .filter(|r| r.experiment == e.experiment)
+            .cloned()
+            .collect();
+        let stem = dir.join(&e.experiment);
+        plot_experiment(&stem, &mine, &e.baseline, &e.treatment).map_err(std::io::Error::other)?;
+        figures.push((e.experiment.clone(), format!("{}.svg", e.experiment)));
+    }
+    plot_dispersion(&dir.join("dispersion"), report).map_err(std::io::Error::other)?;
+
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}table{{border-collapse:collapse;font-size:13px}}\
+         td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
+         img{{max-width:100%}}li{{margin:.3em 0}}</style></head><body><h1>{t}</h1><h2>Verdicts</h2><ul>",
+        t = escape(title)
+    );
+    for line in verdict_lines(report) {
+        let _ = write!(html, "<li>{}</li>", escape(&line));
+    }
+    let _ = write!(
+        html,
+        "</ul><p>Significance level {} after Holm's correction across all {} tests. Files: <a href=\"report.md\">Markdown</a>, <a href=\"report.csv\">CSV</a>, <a href=\"report.json\">JSON</a>.</p><h2>Table</h2><table>",
+        report.alpha,
+        report.experiments.len() * 4
+    );
+    for (i, line) in markdown
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+        .enumerate()
+    {
+        let cell = if i == 0 { "th" } else { "td" };
+        html.push_str("<tr>");
+        for c in line.trim_matches('|').split('|') {
+            let _ = write!(html, "<{cell}>{}</{cell}>", escape(c.trim()));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>");
+    if report.experiments.iter().any(|e| e.incomplete) {
+        html.push_str("<p>† fewer runs than planned, or unequal numbers of runs per variant.</p>");
+    }
+    html.push_str("<h2>Metrics per variant (every run shown)</h2>");
+    for (name, file) in &figures {
+        let _ = write!(
+            html,
+            "<h3>{}</h3><img src=\"{}\" alt=\"box plots of {}\">",
+            escape(name),
+            escape(file),
+            escape(name)
+        );
+    }
+    html.push_str("<h2>Spread of runs across experiments</h2><img src=\"dispersion.svg\" alt=\"standard deviations\"></body></html>\n");
+    let page = dir.join("index.html");
+    std::fs::write(&page, html)?;
+    Ok(page)
+}

@@ -1,0 +1,17 @@
+//! Comparing the variants of experiments (the paper's statistical
+//! analysis, §IV-E) and reporting it: a Table-V-style Markdown table, CSV
+//! and JSON exports, box plots of every metric (Fig. 2), the spread of runs
+//! across experiments (Fig. 3), and an HTML page bundling them.
+
+mod comparison;
+mod html;
+mod plot;
+mod table;
+
+pub use comparison::{
+    CompareOptions, ExperimentComparison, METRICS, MetricComparison, Report, ReportError, RunRow,
+    Verdict, compare,
+};
+pub use html::write_report;
+pub use plot::{PlotError, plot_dispersion, plot_experiment};
+pub use table::{to_csv, to_markdown, verdict_lines};
