@@ -87,18 +87,8 @@ fn parallel_runs_and_thread_counts_change_nothing() {
     let two = digests(&embedded_run(&dir, "jobs2", &["--jobs", "2"], &[]));
     assert_eq!(one.len(), 4);
     assert_eq!(one, two, "--jobs 2 is bit-identical to --jobs 1");
-    let single = digests(&embedded_run(
-        &dir,
-        "rayon1",
-        &[],
-        &[("RAYON_NUM_THREADS", "1")],
-    ));
-    let double = digests(&embedded_run(
-        &dir,
-        "rayon2",
-        &[],
-        &[("RAYON_NUM_THREADS", "2")],
-    ));
+    let single = digests(&embedded_run(&dir, "threads1", &["--threads", "1"], &[]));
+    let double = digests(&embedded_run(&dir, "threads2", &["--threads", "2"], &[]));
     assert_eq!(single, one);
     assert_eq!(double, one, "the thread count changes nothing");
     let distinct: std::collections::BTreeSet<_> = one.values().map(|(_, d)| d).collect();

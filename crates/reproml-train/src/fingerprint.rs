@@ -28,8 +28,9 @@ pub fn fingerprint(backend: &str, fault: &Fault) -> BTreeMap<String, String> {
     f.insert("target".into(), env!("REPROML_TARGET").into());
     f.insert("backend".into(), backend.into());
     f.insert("fault".into(), fault.to_string());
+    f.insert("threads".into(), rayon::current_num_threads().to_string());
     f.insert(
-        "threads".into(),
+        "cores".into(),
         std::thread::available_parallelism().map_or("unknown".into(), |n| n.to_string()),
     );
     f.insert("os".into(), std::env::consts::OS.into());

@@ -17,6 +17,16 @@ pub use fault::Fault;
 pub use model::{ModelError, ModelRegistry, Network};
 pub use trainer::{EpochProgress, PreparedSplit, RunSettings, Trained, train};
 
+/// Sets the number of threads burn's CPU kernels use (the global rayon
+/// pool), once, before the first training; results do not depend on it.
+/// Returns the number in force (an earlier setting wins).
+pub fn configure_threads(threads: usize) -> usize {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build_global();
+    rayon::current_num_threads()
+}
+
 /// Why a run could not be trained.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {

@@ -123,6 +123,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    super::run::configure_threads(jobs, None);
     let progress = MultiProgress::new();
     let mut failures = 0;
     for (id, baseline, fault, treatment, what) in COMPARISONS {

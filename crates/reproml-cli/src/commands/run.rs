@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// Runs trained in parallel; the results are bit-identical to --jobs 1.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: u32,
+    /// Threads each run's kernels use; default: the cores divided among
+    /// the jobs. Results do not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
     /// Print one JSON object per finished run on standard output.
     #[arg(long)]
     json: bool,
@@ -264,8 +268,16 @@ pub fn train_variant(
     Ok(failures.into_inner().unwrap_or_default())
 }
 
+/// Shares the cores among `jobs` parallel runs unless `threads` is given.
+pub fn configure_threads(jobs: u32, threads: Option<u32>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_run = threads.map_or((cores / jobs.max(1) as usize).max(1), |t| t as usize);
+    reproml_train::configure_threads(per_run)
+}
+
 /// Runs `reproml run`.
 pub fn run(args: RunArgs) -> Result<()> {
+    configure_threads(args.jobs, args.threads);
     let connection = args.server.connect()?;
     let client = &connection.client;
     let experiment = experiment(client, &args.experiment, args.spec.as_ref())?;

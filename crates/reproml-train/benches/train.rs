@@ -1,0 +1,260 @@
+//! Training benchmarks, printed as figures (run:
+//! `cargo bench -p reproml-train --bench train`).
+//!
+//! 1. Throughput (images/s) of one epoch, batch 64: LeNet-5 on 1×28×28 and
+//!    VGG-X on 3×32×32 generated images, with 1 and 2 kernel threads (each
+//!    in a child process, since the thread pool is set once per process).
+//! 2. Harness overhead: a run through the whole harness (seed and splits
+//!    from a server, every checksum verified, normalisation, training,
+//!    result posted) against the bare training loop on the same data.
+//! 3. Parallel runs: wall time of 4 runs with 2 jobs against 1 job.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reproml_client::Client;
+use reproml_core::split::SplitName;
+use reproml_core::{ExperimentSpec, VariantLabel};
+use reproml_data::serve::{encode_split, served_indices};
+use reproml_data::wire::{SplitHeader, decode};
+use reproml_data::{ImageShape, generate};
+use reproml_server::{EmbeddedServer, Limits, ServerConfig};
+use reproml_train::{Fault, ModelRegistry, PreparedSplit, RunSettings, configure_threads, train};
+
+fn spec(text: &str) -> ExperimentSpec {
+    ExperimentSpec::from_toml(text, "bench").unwrap()
+}
+
+/// Prepared train and test splits of a generated data set, as served.
+fn generated_splits(
+    shape: ImageShape,
+    train_n: u32,
+    spec: &ExperimentSpec,
+    seed: u64,
+) -> (PreparedSplit, PreparedSplit) {
+    let data = generate(shape, 10, train_n + 64, 64, 1);
+    let prepare = |name| {
+        let (indices, order) = served_indices(&data, spec, seed, seed, name).unwrap();
+        let header = SplitHeader {
+            experiment: "bench".into(),
+            run: 0,
+            split: name.to_string(),
+            seed,
+            examples: indices.len() as u32,
+            shape,
+            classes: 10,
+            normalization: data.normalization(),
+            dataset_digest: String::new(),
+            order: order.into(),
+        };
+        PreparedSplit::new(&decode(&encode_split(&data, &header, &indices)).unwrap())
+    };
+    (prepare(SplitName::Train), prepare(SplitName::Test))
+}
+
+fn throughput_child(model: &str, threads: usize) {
+    configure_threads(threads);
+    let (shape, n) = match model {
+        "lenet5" => (
+            ImageShape {
+                channels: 1,
+                height: 28,
+                width: 28,
+            },
+            4096,
+        ),
+        _ => (
+            ImageShape {
+                channels: 3,
+                height: 32,
+                width: 32,
+            },
+            512,
+        ),
+    };
+    let s = spec(&format!(
+        "id = \"b\"\nmodel = \"{model}\"\nchallenge = \"generated\"\nepochs = 1\nruns = 1\n[split]\nmethod = \"official\"\n"
+    ));
+    let (train_split, test_split) = generated_splits(shape, n, &s, 7);
+    let network = ModelRegistry::default().build(model, shape, 10).unwrap();
+    let settings = RunSettings {
+        spec: &s,
+        seed: 7,
+        classes: 10,
+        fault: Fault::None,
+    };
+    let start = Instant::now();
+    train(&network, &train_split, &test_split, &settings, &mut |_| {}).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    println!("{:.1} {:.2}", f64::from(n) / secs, secs);
+}
+
+/// One run through the whole harness, as `reproml run` does it.
+fn harness_run(
+    client: &Client,
+    id: &reproml_core::ExperimentId,
+    variant: &VariantLabel,
+    run: u32,
+    s: &ExperimentSpec,
+) {
+    let seed = client.seed(id, run).unwrap().seed;
+    let train_split = client.split(id, run, SplitName::Train, seed).unwrap();
+    let test_split = client.split(id, run, SplitName::Test, seed).unwrap();
+    let network = ModelRegistry::default()
+        .build(s.model.as_str(), train_split.header.shape, 10)
+        .unwrap();
+    let settings = RunSettings {
+        spec: s,
+        seed,
+        classes: 10,
+        fault: Fault::None,
+    };
+    let trained = train(
+        &network,
+        &PreparedSplit::new(&train_split),
+        &PreparedSplit::new(&test_split),
+        &settings,
+        &mut |_| {},
+    )
+    .unwrap();
+    client
+        .post_result(id, variant, run, &trained.result)
+        .unwrap();
+}
+
+fn start_server(name: &str) -> (EmbeddedServer, std::path::PathBuf) {
+    let dir =
+        std::env::temp_dir().join(format!("reproml-train-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = EmbeddedServer::start(ServerConfig {
+        db: dir.join("b.db"),
+        master_seed: Some(3),
+        token: None,
+        limits: Limits::default(),
+    })
+    .unwrap();
+    (server, dir)
+}
+
+const DIGITS_LENET: &str =
+    "id = \"bench\"\nmodel = \"lenet5\"\nchallenge = \"digits\"\nepochs = 5\nruns = 8\n";
+
+fn parallel_child(jobs: u32) {
+    configure_threads(1);
+    let (server, dir) = start_server(&format!("parallel{jobs}"));
+    let client = Client::new(&server.url(), None);
+    let s = spec(DIGITS_LENET);
+    let id = client.create_experiment(&s).unwrap().0.spec.id;
+    let variant: VariantLabel = "v".parse().unwrap();
+    let next = std::sync::atomic::AtomicU32::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                let client = Client::new(&server.url(), None);
+                loop {
+                    let run = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if run >= 4 {
+                        break;
+                    }
+                    harness_run(&client, &id, &variant, run, &s);
+                }
+            });
+        }
+    });
+    println!("{:.3}", start.elapsed().as_secs_f64());
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn child(args: &[&str]) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--throughput-child") {
+        return throughput_child(&args[i + 1], args[i + 2].parse().unwrap());
+    }
+    if let Some(i) = args.iter().position(|a| a == "--parallel-child") {
+        return parallel_child(args[i + 1].parse().unwrap());
+    }
+
+    println!("## Training throughput, one epoch, batch 64 (generated images)");
+    println!("| model | input | kernel threads | images/s | epoch time |");
+    println!("|---|---|---|---|---|");
+    for (model, input, n) in [("lenet5", "1×28×28", 4096), ("vgg-x", "3×32×32", 512)] {
+        for threads in ["1", "2"] {
+            let line = child(&["--throughput-child", model, threads]);
+            let mut parts = line.split_whitespace();
+            let (ips, secs) = (parts.next().unwrap(), parts.next().unwrap());
+            println!("| {model} | {input} ({n} images) | {threads} | {ips} | {secs} s |");
+        }
+    }
+
+    println!("\n## Harness overhead: LeNet-5 on digits, 5 epochs, 4 runs, 1 kernel thread");
+    configure_threads(1);
+    let (server, dir) = start_server("overhead");
+    let client = Client::new(&server.url(), None);
+    let s = spec(DIGITS_LENET);
+    let id = client.create_experiment(&s).unwrap().0.spec.id;
+    let (mut bare, mut harness) = (Duration::ZERO, Duration::ZERO);
+    for run in 0..4 {
+        // Bare loop: the same run's data, fetched and prepared beforehand.
+        let seed = client.seed(&id, run).unwrap().seed;
+        let train_split =
+            PreparedSplit::new(&client.split(&id, run, SplitName::Train, seed).unwrap());
+        let test_split =
+            PreparedSplit::new(&client.split(&id, run, SplitName::Test, seed).unwrap());
+        let network = ModelRegistry::default()
+            .build(
+                "lenet5",
+                ImageShape {
+                    channels: 1,
+                    height: 8,
+                    width: 8,
+                },
+                10,
+            )
+            .unwrap();
+        let settings = RunSettings {
+            spec: &s,
+            seed,
+            classes: 10,
+            fault: Fault::None,
+        };
+        let t = Instant::now();
+        train(&network, &train_split, &test_split, &settings, &mut |_| {}).unwrap();
+        bare += t.elapsed();
+        let t = Instant::now();
+        harness_run(&client, &id, &"v".parse().unwrap(), run, &s);
+        harness += t.elapsed();
+    }
+    println!(
+        "bare training loop: {:.3} s   whole harness: {:.3} s   overhead: {:+.2} %",
+        bare.as_secs_f64(),
+        harness.as_secs_f64(),
+        (harness.as_secs_f64() / bare.as_secs_f64() - 1.0) * 100.0
+    );
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+
+    println!("\n## Parallel runs: 4 runs of LeNet-5 on digits, 5 epochs, 1 kernel thread per run");
+    let one: f64 = child(&["--parallel-child", "1"]).parse().unwrap();
+    let two: f64 = child(&["--parallel-child", "2"]).parse().unwrap();
+    println!(
+        "--jobs 1: {one:.3} s   --jobs 2: {two:.3} s   speed-up: {:.2}×",
+        one / two
+    );
+}
