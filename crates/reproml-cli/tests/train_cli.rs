@@ -217,6 +217,36 @@ fn end_to_end_against_a_server_process_with_verify() {
         text.contains(&clean[&1].1),
         "verify reproduces the recorded digest: {text}"
     );
+
+    // The comparison from the server and from its CSV export agree.
+    let from_server = reproml(&["compare", "--server", &url, "--json"], &[]);
+    assert!(
+        from_server.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_server.stderr)
+    );
+    let csv = reproml_client::Client::new(&url, None)
+        .runs_csv(&"e".parse().unwrap())
+        .unwrap();
+    let csv_path = dir.join("runs.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let from_csv = reproml(
+        &["compare", "--csv", csv_path.to_str().unwrap(), "--json"],
+        &[],
+    );
+    assert!(
+        from_csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_csv.stderr)
+    );
+    let a: serde_json::Value = serde_json::from_slice(&from_server.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&from_csv.stdout).unwrap();
+    assert_eq!(
+        a["experiments"][0]["metrics"],
+        b["experiments"][0]["metrics"]
+    );
+    assert_eq!(a["experiments"][0]["baseline"], "buggy");
+    assert_eq!(a["experiments"][0]["identical_pairs"], 0);
     server.kill().unwrap();
     server.wait().unwrap();
     std::fs::remove_dir_all(dir).unwrap();

@@ -20,7 +20,7 @@ use reproml_data::serve::{encode_split, served_indices};
 use reproml_data::wire::{SplitHeader, decode};
 use reproml_data::{ImageShape, generate};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
-use reproml_train::{Fault, ModelRegistry, PreparedSplit, RunSettings, configure_threads, train};
+use reproml_train::{Fault, ModelRegistry, PreparedSplit, RunSettings, train, with_threads};
 
 fn spec(text: &str) -> ExperimentSpec {
     ExperimentSpec::from_toml(text, "bench").unwrap()
@@ -54,7 +54,6 @@ fn generated_splits(
 }
 
 fn throughput_child(model: &str, threads: usize) {
-    configure_threads(threads);
     let (shape, n) = match model {
         "lenet5" => (
             ImageShape {
@@ -85,7 +84,9 @@ fn throughput_child(model: &str, threads: usize) {
         fault: Fault::None,
     };
     let start = Instant::now();
-    train(&network, &train_split, &test_split, &settings, &mut |_| {}).unwrap();
+    with_threads(threads, || {
+        train(&network, &train_split, &test_split, &settings, &mut |_| {}).unwrap()
+    });
     let secs = start.elapsed().as_secs_f64();
     println!("{:.1} {:.2}", f64::from(n) / secs, secs);
 }
@@ -142,7 +143,6 @@ const DIGITS_LENET: &str =
     "id = \"bench\"\nmodel = \"lenet5\"\nchallenge = \"digits\"\nepochs = 5\nruns = 8\n";
 
 fn parallel_child(jobs: u32) {
-    configure_threads(1);
     let (server, dir) = start_server(&format!("parallel{jobs}"));
     let client = Client::new(&server.url(), None);
     let s = spec(DIGITS_LENET);
@@ -159,7 +159,7 @@ fn parallel_child(jobs: u32) {
                     if run >= 4 {
                         break;
                     }
-                    harness_run(&client, &id, &variant, run, &s);
+                    with_threads(1, || harness_run(&client, &id, &variant, run, &s));
                 }
             });
         }
@@ -203,15 +203,15 @@ fn main() {
         }
     }
 
-    println!("\n## Harness overhead: LeNet-5 on digits, 5 epochs, 4 runs, 1 kernel thread");
-    configure_threads(1);
+    println!("\n## Harness overhead: LeNet-5 on digits, 5 epochs, 8 runs, 1 kernel thread");
     let (server, dir) = start_server("overhead");
     let client = Client::new(&server.url(), None);
     let s = spec(DIGITS_LENET);
     let id = client.create_experiment(&s).unwrap().0.spec.id;
     let (mut bare, mut harness) = (Duration::ZERO, Duration::ZERO);
-    for run in 0..4 {
+    for run in 0..8 {
         // Bare loop: the same run's data, fetched and prepared beforehand.
+        // The order alternates so that neither side always runs warm.
         let seed = client.seed(&id, run).unwrap().seed;
         let train_split =
             PreparedSplit::new(&client.split(&id, run, SplitName::Train, seed).unwrap());
@@ -234,12 +234,27 @@ fn main() {
             classes: 10,
             fault: Fault::None,
         };
-        let t = Instant::now();
-        train(&network, &train_split, &test_split, &settings, &mut |_| {}).unwrap();
-        bare += t.elapsed();
-        let t = Instant::now();
-        harness_run(&client, &id, &"v".parse().unwrap(), run, &s);
-        harness += t.elapsed();
+        let time_bare = || {
+            let t = Instant::now();
+            with_threads(1, || {
+                train(&network, &train_split, &test_split, &settings, &mut |_| {}).unwrap()
+            });
+            t.elapsed()
+        };
+        let time_harness = || {
+            let t = Instant::now();
+            with_threads(1, || {
+                harness_run(&client, &id, &"v".parse().unwrap(), run, &s)
+            });
+            t.elapsed()
+        };
+        if run % 2 == 0 {
+            bare += time_bare();
+            harness += time_harness();
+        } else {
+            harness += time_harness();
+            bare += time_bare();
+        }
     }
     println!(
         "bare training loop: {:.3} s   whole harness: {:.3} s   overhead: {:+.2} %",

@@ -17,14 +17,18 @@ pub use fault::Fault;
 pub use model::{ModelError, ModelRegistry, Network};
 pub use trainer::{EpochProgress, PreparedSplit, RunSettings, Trained, train};
 
-/// Sets the number of threads burn's CPU kernels use (the global rayon
-/// pool), once, before the first training; results do not depend on it.
-/// Returns the number in force (an earlier setting wins).
-pub fn configure_threads(threads: usize) -> usize {
-    let _ = rayon::ThreadPoolBuilder::new()
+/// Runs `f` with burn's CPU kernels on a pool of `threads` threads of its
+/// own, so that parallel runs never queue on each other's kernels. Results
+/// do not depend on the number of threads.
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
-        .build_global();
-    rayon::current_num_threads()
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        // No threads to be had: run on the caller's pool.
+        Err(_) => f(),
+    }
 }
 
 /// Why a run could not be trained.

@@ -123,7 +123,6 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
-    super::run::configure_threads(jobs, None);
     let progress = MultiProgress::new();
     let mut failures = 0;
     for (id, baseline, fault, treatment, what) in COMPARISONS {
@@ -144,6 +143,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 variant: &variant,
                 runs: 0..args.runs,
                 jobs,
+                threads: super::run::threads_per_run(jobs, None),
                 fault: &fault,
                 json: false,
             };

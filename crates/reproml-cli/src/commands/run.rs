@@ -156,6 +156,8 @@ pub struct VariantJob<'a> {
     pub runs: Range<u32>,
     /// Runs trained in parallel.
     pub jobs: u32,
+    /// Kernel threads of each run.
+    pub threads: usize,
     /// Defect to inject.
     pub fault: &'a Fault,
     /// Print one JSON line per finished run.
@@ -223,9 +225,14 @@ pub fn train_variant(
                     };
                     bar.reset();
                     bar.set_prefix(run.to_string());
-                    let outcome = train_run(client, job.experiment, run, job.fault, &mut |p| {
-                        bar.set_position(u64::from(p.epoch));
-                        bar.set_message(format!("loss {:.4} accuracy {:.4}", p.loss, p.accuracy));
+                    let outcome = reproml_train::with_threads(job.threads, || {
+                        train_run(client, job.experiment, run, job.fault, &mut |p| {
+                            bar.set_position(u64::from(p.epoch));
+                            bar.set_message(format!(
+                                "loss {:.4} accuracy {:.4}",
+                                p.loss, p.accuracy
+                            ));
+                        })
                     })
                     .and_then(|trained| {
                         let recorded = client.post_result(id, job.variant, run, &trained.result)?;
@@ -268,16 +275,14 @@ pub fn train_variant(
     Ok(failures.into_inner().unwrap_or_default())
 }
 
-/// Shares the cores among `jobs` parallel runs unless `threads` is given.
-pub fn configure_threads(jobs: u32, threads: Option<u32>) -> usize {
+/// Kernel threads per run: `threads`, or the cores shared among the jobs.
+pub fn threads_per_run(jobs: u32, threads: Option<u32>) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_run = threads.map_or((cores / jobs.max(1) as usize).max(1), |t| t as usize);
-    reproml_train::configure_threads(per_run)
+    threads.map_or((cores / jobs.max(1) as usize).max(1), |t| t as usize)
 }
 
 /// Runs `reproml run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    configure_threads(args.jobs, args.threads);
     let connection = args.server.connect()?;
     let client = &connection.client;
     let experiment = experiment(client, &args.experiment, args.spec.as_ref())?;
@@ -286,6 +291,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         variant: &args.variant,
         runs: args.runs.clone().unwrap_or(0..experiment.spec.runs),
         jobs: args.jobs,
+        threads: threads_per_run(args.jobs, args.threads),
         fault: &args.fault,
         json: args.json,
     };
