@@ -39,6 +39,9 @@ enum Command {
     /// Register data sets with a server's database.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
+    /// Build a bug corpus from release notes (the study's data collection).
+    #[command(subcommand)]
+    Bugs(commands::bugs::BugsCommand),
     /// Check and print experiment specs (TOML files describing an experiment).
     #[command(subcommand)]
     Spec(commands::spec::SpecCommand),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => commands::compare::run_compare(args),
         Command::Report(args) => commands::compare::run_report(args),
         Command::Verify(args) => commands::verify::run(args),
+        Command::Bugs(cmd) => commands::bugs::run(cmd),
         Command::Spec(cmd) => commands::spec::run(cmd),
         Command::Seeds(args) => commands::seeds::run(&args),
         Command::Stats(cmd) => commands::stats::run(cmd),

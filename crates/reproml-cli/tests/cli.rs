@@ -236,3 +236,41 @@ fn help_and_version_work_everywhere() {
     let out = reproml(&["spec", "check", "--version"]);
     assert!(out.status.success());
 }
+
+#[test]
+fn bugs_collect_writes_a_corpus_and_counts_per_release() {
+    let fixtures = repo_root().join("crates/reproml-study/tests/fixtures");
+    let out = std::env::temp_dir().join(format!("reproml-corpus-{}.json", std::process::id()));
+    let run = reproml(&[
+        "bugs",
+        "collect",
+        "--framework",
+        "tensorflow",
+        "--out",
+        out.to_str().unwrap(),
+        fixtures.join("RELEASE.md").to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    assert!(
+        stdout.contains("2.3.0\t3 bug fix(es)") && stdout.contains("2.2.0\t1 bug fix(es)"),
+        "{stdout}"
+    );
+    let corpus: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(corpus.as_array().unwrap().len(), 4);
+    assert_eq!(corpus[0]["prs"][0], 12345);
+    std::fs::remove_file(&out).unwrap();
+
+    let missing = reproml(&[
+        "bugs",
+        "collect",
+        "--framework",
+        "pytorch",
+        "--out",
+        out.to_str().unwrap(),
+        fixtures.join("pytorch-1.5.1.md").to_str().unwrap(),
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("give --release TAG"));
+}
