@@ -274,3 +274,78 @@ fn bugs_collect_writes_a_corpus_and_counts_per_release() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("give --release TAG"));
 }
+
+#[test]
+fn bugs_label_and_status_show_the_funnel_and_agreement() {
+    let dir = std::env::temp_dir().join(format!("reproml-labels-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = repo_root().join("crates/reproml-study/tests/fixtures");
+    let corpus = dir.join("corpus.json");
+    let csv = dir.join("corpus.csv");
+    let labels = dir.join("labels.jsonl");
+    let release_md = fixtures.join("RELEASE.md");
+    for out in [&corpus, &csv] {
+        let run = reproml(&[
+            "bugs",
+            "collect",
+            "--framework",
+            "tf",
+            "--out",
+            out.to_str().unwrap(),
+            release_md.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+    }
+    assert!(
+        std::fs::read_to_string(&csv)
+            .unwrap()
+            .starts_with("id,framework,release")
+    );
+    let label = |labeller: &str, bug: &str, decision: &str| {
+        reproml(&[
+            "bugs",
+            "label",
+            "--labels",
+            labels.to_str().unwrap(),
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--labeller",
+            labeller,
+            "--bug",
+            bug,
+            "--decision",
+            decision,
+        ])
+    };
+    for (who, bug, decision) in [
+        ("ana", "B0001", "accept:gradients"),
+        ("ben", "B0001", "accept:gradients"),
+        ("ana", "B0002", "reject:crash"),
+        ("ben", "B0002", "accept:math"),
+    ] {
+        assert!(label(who, bug, decision).status.success());
+    }
+    let missing = label("ana", "B9999", "accept:math");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("has no bug B9999"));
+    let bad = label("ana", "B0001", "perhaps");
+    assert_eq!(bad.status.code(), Some(2));
+
+    let status = reproml(&[
+        "bugs",
+        "status",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+    ]);
+    let out = text(&status.stdout);
+    assert!(out.contains("collected      4"), "{out}");
+    assert!(out.contains("labelled       2"), "{out}");
+    assert!(out.contains("selected       1"), "{out}");
+    assert!(out.contains("to discuss     1   B0002"), "{out}");
+    // Pairs (g, g), (crash, math): p_o = 1/2, p_e = 1/4 → κ = 1/3.
+    assert!(out.contains("Cohen's κ = 0.333"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

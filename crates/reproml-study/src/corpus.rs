@@ -20,6 +20,10 @@ use serde::{Deserialize, Serialize};
 /// One bug fix mentioned in release notes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BugRecord {
+    /// Identifier within the corpus: `B` and the 1-based position
+    /// (assigned by [`number_corpus`]).
+    #[serde(default)]
+    pub id: String,
     /// The framework (e.g. `pytorch`).
     pub framework: String,
     /// The release that shipped the fix.
@@ -153,6 +157,13 @@ fn bullet(line: &str) -> Option<(usize, &str)> {
     match (chars.next(), chars.next()) {
         (Some('*' | '-' | '+'), Some(' ' | '\t')) => Some((indent, rest[1..].trim_start())),
         _ => None,
+    }
+}
+
+/// Gives every record of a corpus its identifier, `B0001`, `B0002`, … in order.
+pub fn number_corpus(corpus: &mut [BugRecord]) {
+    for (i, b) in corpus.iter_mut().enumerate() {
+        b.id = format!("B{:04}", i + 1);
     }
 }
 
@@ -333,6 +344,7 @@ fn emit(
     let References { links, prs, issues } = references(&text, ctx.origin, item.line)?;
     let context: Vec<String> = ctx.context.iter().chain(parents).cloned().collect();
     out.push(BugRecord {
+        id: String::new(),
         framework: ctx.framework.into(),
         release: ctx.release.clone(),
         section: ctx.section.clone(),

@@ -1,7 +1,9 @@
 //! The study pipeline of the paper (§IV): data collection from release
-//! notes into a bug corpus. Filtering, artifacts and the study runner come
-//! next (see the open issue).
+//! notes into a bug corpus, and filtering by labellers with inter-rater
+//! agreement. Artifacts and the study runner come next (see the open issue).
 
 pub mod corpus;
+pub mod labels;
 
-pub use corpus::{BugRecord, CorpusError, NotesFormat, parse_release_notes};
+pub use corpus::{BugRecord, CorpusError, NotesFormat, number_corpus, parse_release_notes};
+pub use labels::{Decision, Label, accepted, agreement, disagreements};

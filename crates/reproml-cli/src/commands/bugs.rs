@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
-use reproml_study::{BugRecord, NotesFormat, parse_release_notes};
+use reproml_study::{
+    BugRecord, Decision, Label, NotesFormat, accepted, agreement, disagreements, number_corpus,
+    parse_release_notes,
+};
 
 /// The formats `reproml bugs collect` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -42,6 +45,65 @@ pub enum BugsCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Record one labeller's decision on one bug (appended to a JSON Lines
+    /// file; a later decision of the same labeller replaces an earlier one).
+    Label {
+        /// The labels file (JSON Lines).
+        #[arg(long, default_value = "labels.jsonl")]
+        labels: PathBuf,
+        /// The corpus, to check that the bug exists.
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// Who decides.
+        #[arg(long)]
+        labeller: String,
+        /// The bug's identifier (B0001, …).
+        #[arg(long)]
+        bug: String,
+        /// reject:compilation-error, reject:crash, reject:user-code,
+        /// constraint:cpu-only, constraint:no-application, accept:gradients,
+        /// accept:math or accept:other.
+        #[arg(long)]
+        decision: Decision,
+        /// Why.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Print the funnel (collected → labelled → selected), the
+    /// disagreements and the inter-rater agreement.
+    Status {
+        /// The corpus (JSON, from `bugs collect`).
+        #[arg(long)]
+        corpus: PathBuf,
+        /// The labels file.
+        #[arg(long, default_value = "labels.jsonl")]
+        labels: PathBuf,
+    },
+}
+
+fn read_corpus(path: &std::path::Path) -> Result<Vec<BugRecord>> {
+    let text = super::read_text_file(path, MAX_NOTES_BYTES, "corpus file")?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a corpus written by `reproml bugs collect --out FILE.json`",
+            path.display()
+        )
+    })
+}
+
+fn read_labels(path: &std::path::Path) -> Result<Vec<Label>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = super::read_text_file(path, MAX_NOTES_BYTES, "labels file")?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not a label", path.display(), i + 1))
+        })
+        .collect()
 }
 
 /// Largest release-notes file read.
@@ -49,15 +111,86 @@ const MAX_NOTES_BYTES: u64 = 32 << 20;
 
 /// Runs a `reproml bugs` subcommand.
 pub fn run(cmd: BugsCommand) -> Result<()> {
-    let BugsCommand::Collect {
-        framework,
-        release,
-        format,
-        out,
-        files,
-    } = cmd;
+    match cmd {
+        BugsCommand::Collect {
+            framework,
+            release,
+            format,
+            out,
+            files,
+        } => collect(&framework, release.as_deref(), format, &out, &files),
+        BugsCommand::Label {
+            labels,
+            corpus,
+            labeller,
+            bug,
+            decision,
+            comment,
+        } => {
+            if let Some(corpus) = corpus
+                && !read_corpus(&corpus)?.iter().any(|b| b.id == bug)
+            {
+                bail!("{} has no bug {bug}", corpus.display());
+            }
+            let label = Label {
+                bug,
+                labeller,
+                decision,
+                comment,
+            };
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&labels)
+                .with_context(|| format!("cannot open {}", labels.display()))?;
+            use std::io::Write;
+            writeln!(file, "{}", serde_json::to_string(&label)?)?;
+            file.sync_all()?;
+            println!(
+                "{} labelled {} as {}",
+                label.labeller, label.bug, label.decision
+            );
+            Ok(())
+        }
+        BugsCommand::Status { corpus, labels } => {
+            let corpus = read_corpus(&corpus)?;
+            let labels = read_labels(&labels)?;
+            let labelled: std::collections::BTreeSet<&str> =
+                labels.iter().map(|l| l.bug.as_str()).collect();
+            let selected = accepted(&labels);
+            println!("collected  {:>5}", corpus.len());
+            println!("labelled   {:>5}", labelled.len());
+            println!(
+                "selected   {:>5}   (accepted by every labeller: B_f)",
+                selected.len()
+            );
+            let disputed = disagreements(&labels);
+            if !disputed.is_empty() {
+                println!("to discuss {:>5}   {}", disputed.len(), disputed.join(" "));
+            }
+            match agreement(&labels) {
+                Some((2, k)) => {
+                    println!("agreement  Cohen's κ = {k:.3} (2 labellers, bugs labelled by both)")
+                }
+                Some((n, k)) => {
+                    println!("agreement  Fleiss' κ = {k:.3} ({n} labellers, bugs labelled by all)")
+                }
+                None => println!("agreement  — (needs two or more labellers on the same bugs)"),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn collect(
+    framework: &str,
+    release: Option<&str>,
+    format: FormatArg,
+    out: &std::path::Path,
+    files: &[PathBuf],
+) -> Result<()> {
     let mut corpus: Vec<BugRecord> = Vec::new();
-    for file in &files {
+    for file in files {
         let text = super::read_text_file(file, MAX_NOTES_BYTES, "release-notes file")?;
         let format = match format {
             FormatArg::Auto => NotesFormat::detect(&text),
@@ -68,22 +201,24 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
         corpus.extend(parse_release_notes(
             &text,
             &file.display().to_string(),
-            &framework,
-            release.as_deref(),
+            framework,
+            release,
             format,
         )?);
     }
+    number_corpus(&mut corpus);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for b in &corpus {
         *counts.entry(&b.release).or_default() += 1;
     }
     match out.extension().and_then(|e| e.to_str()) {
-        Some("json") => std::fs::write(&out, serde_json::to_string_pretty(&corpus)?)
+        Some("json") => std::fs::write(out, serde_json::to_string_pretty(&corpus)?)
             .with_context(|| format!("cannot write {}", out.display()))?,
         Some("csv") => {
-            let mut w = csv::Writer::from_path(&out)
+            let mut w = csv::Writer::from_path(out)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             w.write_record([
+                "id",
                 "framework",
                 "release",
                 "section",
@@ -98,7 +233,8 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
             let join = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
             for b in &corpus {
                 w.write_record([
-                    b.framework.as_str(),
+                    b.id.as_str(),
+                    &b.framework,
                     &b.release,
                     &b.section,
                     &b.context,
