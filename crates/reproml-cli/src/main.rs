@@ -42,6 +42,9 @@ enum Command {
     /// Build a bug corpus from release notes (the study's data collection).
     #[command(subcommand)]
     Bugs(commands::bugs::BugsCommand),
+    /// Run a study: every bug's buggy and corrected variants, then the report.
+    #[command(subcommand)]
+    Study(commands::study::StudyCommand),
     /// Check and print experiment specs (TOML files describing an experiment).
     #[command(subcommand)]
     Spec(commands::spec::SpecCommand),
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Report(args) => commands::compare::run_report(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Bugs(cmd) => commands::bugs::run(cmd),
+        Command::Study(cmd) => commands::study::run(cmd),
         Command::Spec(cmd) => commands::spec::run(cmd),
         Command::Seeds(args) => commands::seeds::run(&args),
         Command::Stats(cmd) => commands::stats::run(cmd),

@@ -4,6 +4,8 @@
 
 pub mod corpus;
 pub mod labels;
+pub mod study;
 
 pub use corpus::{BugRecord, CorpusError, NotesFormat, number_corpus, parse_release_notes};
 pub use labels::{Decision, Label, accepted, agreement, disagreements};
+pub use study::{ArtifactSpec, Study, StudyBug, StudyError};

@@ -11,6 +11,7 @@ pub mod seeds;
 pub mod server;
 pub mod spec;
 pub mod stats;
+pub mod study;
 pub mod verify;
 
 use std::path::Path;

@@ -1,0 +1,105 @@
+//! `reproml study`: a study killed midway and resumed ends with exactly N
+//! runs per variant, none trained twice.
+#![allow(clippy::unwrap_used)]
+// The child is killed and waited for inside the polling loop.
+#![allow(clippy::zombie_processes)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn status(study: &std::path::Path, db: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["study", "status"])
+        .arg(study)
+        .args(["--embedded", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Recorded runs per line of `study status`, e.g. "corrected 3/6   buggy 0/6".
+fn recorded(status: &str) -> usize {
+    status
+        .split_whitespace()
+        .filter_map(|w| w.split_once('/').and_then(|(a, _)| a.parse::<usize>().ok()))
+        .sum()
+}
+
+#[test]
+fn an_interrupted_study_resumes_without_retraining() {
+    let dir = std::env::temp_dir().join(format!("reproml-study-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let study = dir.join("study.toml");
+    std::fs::write(
+        &study,
+        "name = \"t\"\nruns = 6\n[base]\nmodel = \"lenet5\"\nchallenge = \"digits\"\nepochs = 4\n\
+         [[bug]]\nid = \"a\"\nbuggy = { kind = \"builtin\", fault = \"momentum-ignored\" }\ncorrected = { kind = \"builtin\" }\n\
+         [[bug]]\nid = \"b\"\nbuggy = { kind = \"builtin\", fault = \"tanh-offset\" }\ncorrected = { kind = \"builtin\" }\n",
+    )
+    .unwrap();
+    let db = dir.join("study.db");
+    let run = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproml"));
+        cmd.args(["study", "run"])
+            .arg(&study)
+            .args(["--embedded", "--db"])
+            .arg(&db)
+            .args(["--jobs", "1", "--out"])
+            .arg(dir.join("report"));
+        cmd
+    };
+    let mut first = run()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some, but not all, runs are recorded.
+    let started = Instant::now();
+    let before = loop {
+        std::thread::sleep(Duration::from_millis(150));
+        let n = recorded(&status(&study, &db));
+        if n >= 3 || started.elapsed() > Duration::from_secs(60) {
+            first.kill().unwrap();
+            first.wait().unwrap();
+            break recorded(&status(&study, &db));
+        }
+    };
+    assert!(
+        (3..24).contains(&before),
+        "interrupted midway ({before} of 24 runs recorded)"
+    );
+
+    let resumed = run().output().unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    let skipped: usize = stderr
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" run(s) of ")
+                .and_then(|(n, _)| n.trim().parse::<usize>().ok())
+        })
+        .sum();
+    assert_eq!(
+        skipped, before,
+        "every run recorded before the kill was skipped, not retrained: {stderr}"
+    );
+    let after = status(&study, &db);
+    assert_eq!(
+        after.matches("6/6").count(),
+        4,
+        "exactly N runs per variant: {after}"
+    );
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert!(
+        stdout.contains("- t-a: difference detected") || stdout.contains("- t-a: no evidence"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- t-b: not triggered — identical trajectories"),
+        "{stdout}"
+    );
+    assert!(dir.join("report/index.html").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
