@@ -42,6 +42,9 @@ enum Command {
     /// Build a bug corpus from release notes (the study's data collection).
     #[command(subcommand)]
     Bugs(commands::bugs::BugsCommand),
+    /// Build a bug's buggy and corrected revisions from source, with provenance.
+    #[command(subcommand)]
+    Artifact(commands::artifact::ArtifactCommand),
     /// Run a study: every bug's buggy and corrected variants, then the report.
     #[command(subcommand)]
     Study(commands::study::StudyCommand),
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(args),
         Command::Bugs(cmd) => commands::bugs::run(cmd),
         Command::Study(cmd) => commands::study::run(cmd),
+        Command::Artifact(cmd) => commands::artifact::run(cmd),
         Command::Spec(cmd) => commands::spec::run(cmd),
         Command::Seeds(args) => commands::seeds::run(&args),
         Command::Stats(cmd) => commands::stats::run(cmd),

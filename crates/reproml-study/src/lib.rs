@@ -2,6 +2,7 @@
 //! notes into a bug corpus, and filtering by labellers with inter-rater
 //! agreement. Artifacts and the study runner come next (see the open issue).
 
+pub mod artifact;
 pub mod corpus;
 pub mod labels;
 pub mod study;

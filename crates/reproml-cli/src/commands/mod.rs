@@ -1,6 +1,7 @@
 //! One module per subcommand; each parses its arguments with clap and does
 //! its I/O here, calling the library crates for the logic.
 
+pub mod artifact;
 pub mod bugs;
 pub mod compare;
 pub mod connect;
