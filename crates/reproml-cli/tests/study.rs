@@ -103,3 +103,46 @@ fn an_interrupted_study_resumes_without_retraining() {
     assert!(dir.join("report/index.html").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_command_artifact_runs_any_client_against_the_study_s_server() {
+    let dir = std::env::temp_dir().join(format!("reproml-study-cmd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let study = dir.join("study.toml");
+    // The "other client" here is reproml itself, run as a command.
+    let client = format!(
+        "{} run --server {{server}} --experiment {{experiment}} --variant {{variant}} --fault momentum-ignored",
+        env!("CARGO_BIN_EXE_reproml")
+    );
+    std::fs::write(
+        &study,
+        format!(
+            "name = \"c\"\nruns = 3\n[base]\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 2\n\
+             [[bug]]\nid = \"x\"\nbuggy = {{ kind = \"command\", command = \"{client}\" }}\ncorrected = {{ kind = \"builtin\" }}\n"
+        ),
+    )
+    .unwrap();
+    let db = dir.join("study.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["study", "run"])
+        .arg(&study)
+        .args(["--embedded", "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(dir.join("report"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = status(&study, &db);
+    assert!(
+        after.contains("corrected 3/3") && after.contains("buggy 3/3"),
+        "{after}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0/3 identical trajectories"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -30,6 +30,17 @@ pub enum ArtifactSpec {
         #[serde(default)]
         fault: Option<String>,
     },
+    /// Any client, run as `sh -c COMMAND` with `{server}` (the server's
+    /// URL), `{experiment}`, `{variant}` and `{runs}` (the missing runs, as
+    /// `A-B` or a comma-separated list) substituted; the client fetches its
+    /// data and posts its results itself.
+    Command {
+        /// The command line.
+        command: String,
+        /// Its environment.
+        #[serde(default)]
+        env: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// One bug of a study.

@@ -56,10 +56,52 @@ fn load(path: &std::path::Path) -> Result<Study> {
     Ok(Study::from_toml(&text, &path.display().to_string())?)
 }
 
-fn fault(artifact: &ArtifactSpec) -> Result<Fault> {
-    match artifact {
-        ArtifactSpec::Builtin { fault } => Ok(fault.as_deref().unwrap_or("none").parse()?),
+/// Runs a `command` artifact for the missing runs of one variant; returns
+/// the runs still missing afterwards.
+fn run_command(
+    client: &reproml_client::Client,
+    experiment: &reproml_client::Experiment,
+    variant: &VariantLabel,
+    command: &str,
+    env: &std::collections::BTreeMap<String, String>,
+    runs: u32,
+) -> Result<Vec<u32>> {
+    let missing = |client: &reproml_client::Client| -> Result<Vec<u32>> {
+        let done: std::collections::BTreeSet<u32> = client
+            .runs(&experiment.spec.id, Some(variant))?
+            .into_iter()
+            .map(|r| r.run)
+            .collect();
+        Ok((0..runs).filter(|r| !done.contains(r)).collect())
+    };
+    let todo = missing(client)?;
+    if todo.is_empty() {
+        eprintln!("{runs} run(s) of {variant} already recorded; skipping them");
+        return Ok(todo);
     }
+    let list = todo
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let line = command
+        .replace("{server}", client.base())
+        .replace("{experiment}", experiment.spec.id.as_str())
+        .replace("{variant}", variant.as_str())
+        .replace("{runs}", &list);
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .envs(env)
+        .status()
+        .with_context(|| format!("cannot start {line:?}"))?;
+    if !status.success() {
+        eprintln!(
+            "the artifact command for {} / {variant} ended with {status}",
+            experiment.spec.id
+        );
+    }
+    missing(client)
 }
 
 /// Runs a `reproml study` subcommand.
@@ -112,7 +154,24 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
             .with_context(|| format!("cannot create the experiment of bug {}", bug.id))?;
         for (variant, artifact) in VARIANTS.iter().zip([&bug.corrected, &bug.buggy]) {
             let variant: VariantLabel = variant.parse()?;
-            let fault = fault(artifact)?;
+            let fault: Fault = match artifact {
+                ArtifactSpec::Builtin { fault } => fault.as_deref().unwrap_or("none").parse()?,
+                ArtifactSpec::Command { command, env } => {
+                    let mut failures =
+                        run_command(client, &experiment, &variant, command, env, study.runs)?;
+                    for _ in 0..study.retries {
+                        if failures.is_empty() {
+                            break;
+                        }
+                        failures =
+                            run_command(client, &experiment, &variant, command, env, study.runs)?;
+                    }
+                    if !failures.is_empty() {
+                        unfinished.push(format!("{} / {variant}: runs {failures:?}", spec.id));
+                    }
+                    continue;
+                }
+            };
             let job = VariantJob {
                 experiment: &experiment,
                 variant: &variant,
