@@ -347,5 +347,53 @@ fn bugs_label_and_status_show_the_funnel_and_agreement() {
     assert!(out.contains("to discuss     1   B0002"), "{out}");
     // Pairs (g, g), (crash, math): p_o = 1/2, p_e = 1/4 → κ = 1/3.
     assert!(out.contains("Cohen's κ = 0.333"), "{out}");
+
+    // Built: both sides of the selected bug's artifacts succeeded.
+    for side in ["buggy", "corrected"] {
+        let side_dir = dir.join("artifacts/B0001").join(side);
+        std::fs::create_dir_all(&side_dir).unwrap();
+        let provenance = serde_json::json!({
+            "side": side, "revision": "r", "commit": "c", "command": "true", "env": {}, "toolchain": {},
+            "succeeded": true, "status": "exit status: 0", "log": "l", "out": "o", "output_digest": "d",
+        });
+        std::fs::write(side_dir.join("provenance.json"), provenance.to_string()).unwrap();
+    }
+    // Analysed: the selected bug's study experiment has every run.
+    let study = dir.join("study.toml");
+    std::fs::write(
+        &study,
+        "name = \"s\"\nruns = 2\n[base]\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 1\n\
+         [[bug]]\nid = \"B0001\"\nbuggy = { kind = \"builtin\", fault = \"momentum-ignored\" }\ncorrected = { kind = \"builtin\" }\n",
+    )
+    .unwrap();
+    let db = dir.join("study.db");
+    let ran = reproml(&[
+        "study",
+        "run",
+        study.to_str().unwrap(),
+        "--embedded",
+        "--db",
+        db.to_str().unwrap(),
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]);
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    let funnel = reproml(&[
+        "bugs",
+        "status",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--artifacts",
+        dir.join("artifacts").to_str().unwrap(),
+        "--study",
+        study.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let out = text(&funnel.stdout);
+    assert!(out.contains("built          1"), "{out}");
+    assert!(out.contains("analysed       1"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -78,7 +78,57 @@ pub enum BugsCommand {
         /// The labels file.
         #[arg(long, default_value = "labels.jsonl")]
         labels: PathBuf,
+        /// Folder of `reproml artifact build` (recipes named after bug
+        /// identifiers): counts the selected bugs with both sides built.
+        #[arg(long)]
+        artifacts: Option<PathBuf>,
+        /// A study file whose [[bug]] ids are corpus identifiers: counts the
+        /// bugs with every run of both variants recorded (needs --server or --db).
+        #[arg(long)]
+        study: Option<PathBuf>,
+        /// URL of the study's server, with --study.
+        #[arg(long, requires = "study", conflicts_with = "db")]
+        server: Option<String>,
+        /// The study's database (read through an embedded server), with --study.
+        #[arg(long, requires = "study")]
+        db: Option<PathBuf>,
     },
+}
+
+/// Selected bugs whose buggy and corrected builds both succeeded.
+fn built(selected: &std::collections::BTreeSet<String>, dir: &std::path::Path) -> usize {
+    let ok = |bug: &str, side: &str| -> bool {
+        std::fs::read_to_string(dir.join(bug).join(side).join("provenance.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<reproml_study::artifact::Provenance>(&t).ok())
+            .is_some_and(|p| p.succeeded)
+    };
+    selected
+        .iter()
+        .filter(|b| ok(b, "buggy") && ok(b, "corrected"))
+        .count()
+}
+
+/// Study bugs with every run of both variants recorded.
+fn analysed(study: &std::path::Path, server: &super::connect::ServerArgs) -> Result<usize> {
+    let text = super::read_text_file(study, 1 << 20, "study file")?;
+    let origin = study.display().to_string();
+    let study = reproml_study::Study::from_toml(&text, &origin)?;
+    let connection = server.connect()?;
+    let mut complete = 0;
+    for bug in &study.bugs {
+        let id = study.spec(bug, &origin)?.id;
+        let runs = match connection.client.runs(&id, None) {
+            Ok(runs) => runs,
+            Err(e) if e.code() == Some("experiment_not_found") => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let count = |v: &str| runs.iter().filter(|r| r.variant.as_str() == v).count() as u32;
+        if count("buggy") >= study.runs && count("corrected") >= study.runs {
+            complete += 1;
+        }
+    }
+    Ok(complete)
 }
 
 fn read_corpus(path: &std::path::Path) -> Result<Vec<BugRecord>> {
@@ -152,7 +202,14 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
             );
             Ok(())
         }
-        BugsCommand::Status { corpus, labels } => {
+        BugsCommand::Status {
+            corpus,
+            labels,
+            artifacts,
+            study,
+            server,
+            db,
+        } => {
             let corpus = read_corpus(&corpus)?;
             let labels = read_labels(&labels)?;
             let labelled: std::collections::BTreeSet<&str> =
@@ -164,6 +221,29 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
                 "selected   {:>5}   (accepted by every labeller: B_f)",
                 selected.len()
             );
+            if let Some(dir) = &artifacts {
+                println!(
+                    "built      {:>5}   (both sides built in {})",
+                    built(&selected, dir),
+                    dir.display()
+                );
+            }
+            if let Some(study) = &study {
+                if server.is_none() && db.is_none() {
+                    bail!("--study needs --server URL or --db FILE to count the analysed bugs");
+                }
+                let server = super::connect::ServerArgs {
+                    server: server.clone(),
+                    token_file: None,
+                    embedded: server.is_none(),
+                    db: db.clone().unwrap_or_default(),
+                    master_seed: None,
+                };
+                println!(
+                    "analysed   {:>5}   (every run of both variants recorded)",
+                    analysed(study, &server)?
+                );
+            }
             let disputed = disagreements(&labels);
             if !disputed.is_empty() {
                 println!("to discuss {:>5}   {}", disputed.len(), disputed.join(" "));
