@@ -37,7 +37,7 @@ pub struct Source {
     db: PathBuf,
     /// The two variants to compare, baseline first (default: buggy,corrected,
     /// or the only two variants).
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',')]
     variants: Vec<String>,
     /// Use every run instead of truncating both variants to the smaller number.
     #[arg(long)]
@@ -190,11 +190,15 @@ impl Source {
         if rows.is_empty() {
             bail!("no recorded runs match; train some with `reproml run`");
         }
+        let variants = match &self.variants[..] {
+            [] => None,
+            [a, b] => Some((a.clone(), b.clone())),
+            other => bail!(
+                "--variants takes two variants, baseline first (e.g. buggy,corrected); got {other:?}"
+            ),
+        };
         let options = CompareOptions {
-            variants: match &self.variants[..] {
-                [a, b] => Some((a.clone(), b.clone())),
-                _ => None,
-            },
+            variants,
             all_runs: self.all_runs,
             expected_runs: expected,
             alpha: Some(self.alpha),

@@ -1,0 +1,188 @@
+"""The HTTP API of docs/protocol.md, standard library only.
+
+Every split stream is verified chunk by chunk and as a whole (section 8);
+anything that does not check out raises CorruptStream, never returns data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Dict, List, Optional
+
+MAGIC = b"RPMLSPL1"
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class ProblemError(Exception):
+    """The server answered with a problem object (RFC 9457)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class CorruptStream(Exception):
+    """A split stream failed verification: do not use the data."""
+
+
+class Unreachable(Exception):
+    """The server could not be reached, even after retries."""
+
+
+@dataclass
+class Split:
+    """A verified split: the header and the records in the served order."""
+
+    header: Dict[str, Any]
+    records: bytes
+
+    @property
+    def record_size(self) -> int:
+        s = self.header["shape"]
+        return 5 + s["channels"] * s["height"] * s["width"]
+
+    def __len__(self) -> int:
+        return len(self.records) // self.record_size
+
+    def index(self, k: int) -> int:
+        """Data set index of the k-th example served."""
+        return struct.unpack_from("<I", self.records, k * self.record_size)[0]
+
+    def label(self, k: int) -> int:
+        """Label of the k-th example served."""
+        return self.records[k * self.record_size + 4]
+
+    def image(self, k: int) -> bytes:
+        """Pixels (channel, row, column) of the k-th example served."""
+        start = k * self.record_size + 5
+        return self.records[start : start + self.record_size - 5]
+
+
+def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            raise CorruptStream(f"the stream ends inside the {what}")
+        data.extend(chunk)
+    return bytes(data)
+
+
+def decode_split(stream: BinaryIO) -> Split:
+    """Reads and verifies a split stream (docs/protocol.md section 8)."""
+    if _read_exact(stream, 8, "magic") != MAGIC:
+        raise CorruptStream("not a ReproduceML split stream (bad magic bytes)")
+    (length,) = struct.unpack("<I", _read_exact(stream, 4, "header length"))
+    if length > MAX_HEADER_BYTES:
+        raise CorruptStream(f"a {length}-byte header is longer than {MAX_HEADER_BYTES}")
+    try:
+        header = json.loads(_read_exact(stream, length, "header"))
+    except ValueError as e:
+        raise CorruptStream(f"bad split header: {e}") from None
+    s = header["shape"]
+    record_size = 5 + s["channels"] * s["height"] * s["width"]
+    records = bytearray()
+    whole = hashlib.sha256()
+    chunk = 0
+    while True:
+        (count,) = struct.unpack("<I", _read_exact(stream, 4, "chunk length"))
+        if count == 0:
+            break
+        if len(records) // record_size + count > header["examples"]:
+            raise CorruptStream(f"more records than the {header['examples']} announced")
+        body = _read_exact(stream, count * record_size, f"chunk {chunk}")
+        digest = hashlib.sha256(body).digest()
+        if digest != _read_exact(stream, 32, "chunk checksum"):
+            raise CorruptStream(f"checksum mismatch in chunk {chunk}: the data was corrupted; fetch it again")
+        whole.update(digest)
+        records.extend(body)
+        chunk += 1
+    if whole.digest() != _read_exact(stream, 32, "split checksum"):
+        raise CorruptStream("checksum mismatch for the whole split: the data was corrupted; fetch it again")
+    if len(records) != header["examples"] * record_size:
+        raise CorruptStream(f"{len(records) // record_size} records, {header['examples']} announced")
+    if stream.read(1):
+        raise CorruptStream("bytes after the trailer")
+    return Split(header=header, records=bytes(records))
+
+
+class Client:
+    """A client of one ReproduceML server.
+
+    Connection failures are retried with exponential backoff (100 ms,
+    200 ms, ...); answers from the server, problems included, are not.
+    """
+
+    def __init__(self, base: str, token: Optional[str] = None, retries: int = 5, timeout: float = 600.0) -> None:
+        self.base = base.rstrip("/")
+        self.token = token
+        self.retries = retries
+        self.timeout = timeout
+
+    def _open(self, method: str, path: str, body: Optional[Any] = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        for attempt in range(self.retries + 1):
+            try:
+                return urllib.request.urlopen(request, timeout=self.timeout)
+            except urllib.error.HTTPError as e:
+                try:
+                    problem = json.loads(e.read())
+                    raise ProblemError(e.code, problem["code"], problem["detail"]) from None
+                except (ValueError, KeyError):
+                    raise ProblemError(e.code, "unknown", f"status {e.code} without a problem object") from None
+            except (urllib.error.URLError, ConnectionError) as e:
+                if attempt == self.retries:
+                    raise Unreachable(f"cannot reach the ReproduceML server at {self.base}: {e}") from None
+                time.sleep(0.1 * 2**attempt)
+        raise Unreachable(self.base)  # pragma: no cover - the loop always returns or raises
+
+    def _json(self, method: str, path: str, body: Optional[Any] = None) -> Any:
+        with self._open(method, path, body) as response:
+            return json.loads(response.read())
+
+    def health(self) -> Dict[str, Any]:
+        """GET /v1/health."""
+        return self._json("GET", "/v1/health")
+
+    def create_experiment(self, spec: Dict[str, Any]) -> Dict[str, Any]:
+        """POST /v1/experiments: creates it, or returns the same existing one."""
+        return self._json("POST", "/v1/experiments", spec)
+
+    def experiment(self, experiment: str) -> Dict[str, Any]:
+        """GET /v1/experiments/{id}."""
+        return self._json("GET", f"/v1/experiments/{urllib.parse.quote(experiment)}")
+
+    def seed(self, experiment: str, run: int) -> Dict[str, Any]:
+        """GET /v1/experiments/{id}/runs/{run}/seed."""
+        return self._json("GET", f"/v1/experiments/{urllib.parse.quote(experiment)}/runs/{int(run)}/seed")
+
+    def split(self, experiment: str, run: int, split: str, seed: int) -> Split:
+        """The verified split (train, test or validation) of a run."""
+        path = f"/v1/experiments/{urllib.parse.quote(experiment)}/runs/{int(run)}/data/{split}?seed={int(seed)}"
+        with self._open("GET", path) as response:
+            return decode_split(response)
+
+    def post_result(self, experiment: str, variant: str, run: int, result: Dict[str, Any]) -> Dict[str, Any]:
+        """POST a run's result; a retry of the same result is accepted."""
+        path = f"/v1/experiments/{urllib.parse.quote(experiment)}/variants/{urllib.parse.quote(variant)}/runs/{int(run)}"
+        return self._json("POST", path, result)
+
+    def runs(self, experiment: str, variant: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The recorded runs of an experiment, optionally of one variant."""
+        query = f"?variant={urllib.parse.quote(variant)}" if variant else ""
+        return self._json("GET", f"/v1/experiments/{urllib.parse.quote(experiment)}/runs{query}")

@@ -1,0 +1,121 @@
+"""The Python client against the real Rust server on 127.0.0.1."""
+
+import hashlib
+import io
+import json
+import os
+import pathlib
+import subprocess
+import urllib.request
+
+import pytest
+
+from reproml import Client, CorruptStream, ProblemError
+from reproml.client import decode_split
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+BINARY = os.environ.get("REPROML_BIN", str(ROOT / "target" / "debug" / "reproml"))
+
+
+@pytest.fixture()
+def server(tmp_path):
+    if not os.path.exists(BINARY):
+        pytest.fail(f"build the server first (cargo build): {BINARY} is missing")
+    process = subprocess.Popen(
+        [BINARY, "server", "--listen", "127.0.0.1:0", "--master-seed", "11", "--db", str(tmp_path / "py.db")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stderr.readline()
+    url = next(word for word in line.split() if word.startswith("http://"))
+    yield url
+    process.kill()
+    process.wait()
+
+
+SPEC = {"id": "py", "model": "mlp", "challenge": "digits", "epochs": 1, "runs": 3,
+        "split": {"method": "fractions", "train": 0.7, "test": 0.2, "validation": 0.1}}
+
+
+def test_splits_are_a_verified_disjoint_cover(server):
+    client = Client(server)
+    assert client.health()["status"] == "ok"
+    experiment = client.create_experiment(SPEC)
+    assert len(experiment["seeds"]) == 3
+    assert client.create_experiment(SPEC)["seeds"] == experiment["seeds"], "idempotent"
+    seed = client.seed("py", 1)["seed"]
+    assert seed == experiment["seeds"][1]
+    indices = []
+    for name in ["train", "test", "validation"]:
+        split = client.split("py", 1, name, seed)
+        assert split.header["examples"] == len(split)
+        assert len(split.image(0)) == 64
+        indices += [split.index(k) for k in range(len(split))]
+    assert sorted(indices) == list(range(1797))
+    again = client.split("py", 1, "train", seed)
+    assert again.records == client.split("py", 1, "train", seed).records
+
+
+def test_a_seed_mismatch_raises_with_its_code(server):
+    client = Client(server)
+    client.create_experiment(SPEC)
+    with pytest.raises(ProblemError) as error:
+        client.split("py", 0, "test", 123)
+    assert error.value.code == "seed_mismatch"
+    assert error.value.status == 409
+    with pytest.raises(ProblemError) as error:
+        client.experiment("missing")
+    assert error.value.code == "experiment_not_found"
+
+
+def test_a_corrupted_stream_raises(server):
+    client = Client(server)
+    client.create_experiment(SPEC)
+    seed = client.seed("py", 0)["seed"]
+    url = f"{server}/v1/experiments/py/runs/0/data/test?seed={seed}"
+    raw = bytearray(urllib.request.urlopen(url).read())
+    assert len(decode_split(io.BytesIO(bytes(raw)))) > 0
+    raw[-100] ^= 0x01  # a pixel of the last chunk
+    with pytest.raises(CorruptStream, match="checksum mismatch"):
+        decode_split(io.BytesIO(bytes(raw)))
+    with pytest.raises(CorruptStream):
+        decode_split(io.BytesIO(bytes(raw[: len(raw) // 2])))
+
+
+def fake_result(seed, accuracy):
+    scores = {"accuracy": accuracy, "precision": accuracy, "recall": accuracy, "f1": accuracy}
+    digest = hashlib.sha256(f"{seed}-{accuracy}".encode()).hexdigest()
+    return {
+        "seed": seed,
+        "metrics": scores,
+        "epochs": [{"epoch": 1, "loss": 0.5, "test": scores, "digest": digest}],
+        "fingerprint": {"client": "python"},
+        "artifact": {"kind": "command", "name": "python-test", "details": {}},
+    }
+
+
+def test_python_results_show_up_in_compare_next_to_rust_results(server):
+    client = Client(server)
+    client.create_experiment(SPEC)
+    rust = subprocess.run(
+        [BINARY, "run", "--server", server, "--experiment", "py", "--variant", "rust", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    assert len(rust.stdout.splitlines()) == 3
+    for run in range(3):
+        seed = client.seed("py", run)["seed"]
+        client.post_result("py", "python", run, fake_result(seed, 0.5 + run / 100))
+        # A retry of the same result is fine.
+        client.post_result("py", "python", run, fake_result(seed, 0.5 + run / 100))
+    with pytest.raises(ProblemError) as error:
+        client.post_result("py", "python", 0, fake_result(client.seed("py", 0)["seed"], 0.9))
+    assert error.value.code == "result_conflict"
+    assert len(client.runs("py", "python")) == 3
+    compare = subprocess.run(
+        [BINARY, "compare", "--server", server, "--variants", "python,rust", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    report = json.loads(compare.stdout)
+    experiment = report["experiments"][0]
+    assert (experiment["baseline"], experiment["treatment"], experiment["n"]) == ("python", "rust", 3)
+    assert experiment["metrics"][0]["baseline"]["mean"] == pytest.approx(0.51)
