@@ -1,0 +1,123 @@
+"""The paper's VGG-X, LeNet-5 and the MLP in PyTorch, with the Rust models'
+architecture and initialisation rules; initial weights are drawn from the
+run's `weight-init` streams in the same parameter order and layout as the
+Rust client (linear weights drawn as [in, out], then transposed)."""
+
+from __future__ import annotations
+
+import math
+from typing import List, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .streams import Stream
+
+
+class Net(nn.Module):
+    """A sequential network whose parameters are initialised from streams."""
+
+    def __init__(self, layers: List[Tuple[str, object]], inits: List[Tuple[str, str, float]]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(m for _, m in layers if isinstance(m, nn.Module))
+        self.plan = layers
+        self.inits = inits  # (parameter name, rule, value) in the Rust order
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for kind, module in self.plan:
+            if kind == "relu":
+                x = F.relu(x)
+            elif kind == "pool":
+                x = F.max_pool2d(x, 2)
+            elif kind == "flatten":
+                x = torch.flatten(x, 1)
+            elif kind == "adaptive":
+                x = F.adaptive_avg_pool2d(x, module)
+            else:
+                x = module(x)
+        return F.log_softmax(x, dim=1)
+
+    def initialise(self, seed: int) -> None:
+        """Parameter i from stream (seed, "weight-init", 0, i), as the Rust client."""
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for i, (name, rule, value) in enumerate(self.inits):
+                p = params[name]
+                linear_weight = p.dim() == 2
+                shape = tuple(reversed(p.shape)) if linear_weight else tuple(p.shape)
+                count = int(np.prod(shape))
+                stream = Stream(seed, "weight-init", 0, i)
+                if rule == "normal":
+                    values = stream.standard_normal(count) * value
+                elif rule == "uniform":
+                    values = (2.0 * stream.unit_f64(count) - 1.0) * value
+                else:
+                    values = np.zeros(count)
+                array = values.astype(np.float32).reshape(shape)
+                p.copy_(torch.from_numpy(array.T.copy() if linear_weight else array))
+
+
+def _build(input_shape, classes, spec):
+    channels, height, width = input_shape
+    layers, inits = [], []
+    shape = [channels, height, width]
+    n = {"conv": 0, "fc": 0}
+    for item in spec:
+        kind = item[0]
+        if kind == "conv":
+            _, out, k, pad, scheme = item
+            n["conv"] += 1
+            conv = nn.Conv2d(shape[0], out, k, padding=pad)
+            name = f"layers.{len([m for _, m in layers if isinstance(m, nn.Module)])}"
+            if scheme == "paper":
+                inits += [(f"{name}.weight", "normal", math.sqrt(2.0 / (out * k * k))), (f"{name}.bias", "zeros", 0.0)]
+            else:
+                bound = 1.0 / math.sqrt(shape[0] * k * k)
+                inits += [(f"{name}.weight", "uniform", bound), (f"{name}.bias", "uniform", bound)]
+            layers += [("module", conv), ("relu", None)]
+            shape = [out, shape[1] + 2 * pad - k + 1, shape[2] + 2 * pad - k + 1]
+        elif kind == "pool":
+            layers.append(("pool", None))
+            shape = [shape[0], shape[1] // 2, shape[2] // 2]
+        elif kind == "adaptive":
+            layers.append(("adaptive", item[1]))
+            shape = [shape[0], item[1][0], item[1][1]]
+        elif kind == "flatten":
+            layers.append(("flatten", None))
+            shape = [shape[0] * shape[1] * shape[2]]
+        elif kind == "fc":
+            _, out, relu, scheme = item
+            fc = nn.Linear(shape[0], out)
+            name = f"layers.{len([m for _, m in layers if isinstance(m, nn.Module)])}"
+            if scheme == "paper":
+                inits += [(f"{name}.weight", "normal", 0.01), (f"{name}.bias", "zeros", 0.0)]
+            else:
+                bound = 1.0 / math.sqrt(shape[0])
+                inits += [(f"{name}.weight", "uniform", bound), (f"{name}.bias", "uniform", bound)]
+            layers.append(("module", fc))
+            if relu:
+                layers.append(("relu", None))
+            shape = [out]
+        elif kind == "dropout":
+            layers.append(("module", nn.Dropout(item[1])))
+    return Net(layers, inits)
+
+
+def build(model: str, input_shape, classes: int) -> Net:
+    """The model by its Rust name: mlp, lenet5 or vgg-x."""
+    c, h, w = input_shape
+    if model == "mlp":
+        spec = [("flatten",), ("fc", 128, True, "torch"), ("fc", 64, True, "torch"), ("fc", classes, False, "torch")]
+    elif model == "lenet5":
+        pad2 = 2 if min(h, w) // 2 < 10 else 0
+        spec = [("conv", 6, 5, 2, "torch"), ("pool",), ("conv", 16, 5, pad2, "torch"), ("pool",), ("flatten",),
+                ("fc", 120, True, "torch"), ("fc", 84, True, "torch"), ("fc", classes, False, "torch")]
+    elif model == "vgg-x":
+        spec = [("conv", 64, 3, 1, "paper"), ("conv", 256, 3, 1, "paper"), ("pool",), ("conv", 512, 3, 1, "paper"),
+                ("adaptive", (5, 5)), ("flatten",), ("fc", 1024, True, "paper"), ("dropout", 0.5),
+                ("fc", 1024, True, "paper"), ("dropout", 0.5), ("fc", classes, False, "paper")]
+    else:
+        raise ValueError(f"unknown model {model!r}; the Python client has mlp, lenet5 and vgg-x")
+    return _build(input_shape, classes, spec)

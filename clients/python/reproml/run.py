@@ -1,0 +1,160 @@
+"""`python -m reproml.run`: train an experiment's runs with PyTorch and post
+them, like `reproml run` does with burn.
+
+    python -m reproml.run --server URL --experiment ID --variant LABEL [--runs A-B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import struct
+import sys
+import time
+from typing import Dict, List
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import torch as rtorch
+from .client import Client, Split
+from .models import build
+from .streams import epoch_order
+
+
+def prepare(split: Split):
+    """Normalised float32 images [n, c, h, w], labels, data set indices."""
+    h = split.header
+    s = h["shape"]
+    n = len(split)
+    size = 5 + s["channels"] * s["height"] * s["width"]
+    raw = np.frombuffer(split.records, dtype=np.uint8).reshape(n, size)
+    indices = raw[:, :4].copy().view("<u4").reshape(n)
+    labels = raw[:, 4].astype(np.int64)
+    pixels = raw[:, 5:].astype(np.float32).reshape(n, s["channels"], s["height"], s["width"])
+    norm = h["normalization"]
+    mean = np.array(norm["mean"], dtype=np.float64).reshape(1, -1, 1, 1)
+    std = np.array(norm["std"], dtype=np.float64).reshape(1, -1, 1, 1)
+    images = ((pixels / norm["max_value"] - mean) / std).astype(np.float32)
+    return torch.from_numpy(images), torch.from_numpy(labels), indices
+
+
+def digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter (docs/protocol.md section 11)."""
+    h = hashlib.sha256(b"reproml/params/v1")
+    for name, p in model.named_parameters():
+        data = p.detach().cpu().numpy().astype("<f4")
+        h.update(struct.pack("<I", len(name.encode())) + name.encode())
+        h.update(struct.pack("<I", data.ndim))
+        for d in data.shape:
+            h.update(struct.pack("<I", d))
+        h.update(data.tobytes())
+    return h.hexdigest()
+
+
+def scores(truth: np.ndarray, predicted: np.ndarray, classes: int) -> Dict[str, float]:
+    """Accuracy and macro precision/recall/F1 with scikit-learn's definitions."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    tp = np.diag(matrix).astype(np.float64)
+    predicted_n = matrix.sum(axis=0).astype(np.float64)
+    support = matrix.sum(axis=1).astype(np.float64)
+    precision = np.divide(tp, predicted_n, out=np.zeros(classes), where=predicted_n > 0)
+    recall = np.divide(tp, support, out=np.zeros(classes), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(classes), where=denom > 0)
+    present = (predicted_n + support) > 0
+    return {
+        "accuracy": float(tp.sum() / matrix.sum()),
+        "precision": float(precision[present].mean()),
+        "recall": float(recall[present].mean()),
+        "f1": float(f1[present].mean()),
+    }
+
+
+def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> Dict:
+    """Trains one run and returns its result (not yet posted)."""
+    spec = experiment
+    seed = client.seed(spec["id"], run)["seed"]
+    fingerprint = rtorch.configure(seed, threads)
+    train = client.split(spec["id"], run, "train", seed)
+    test = client.split(spec["id"], run, "test", seed)
+    x_train, y_train, idx = prepare(train)
+    x_test, y_test, _ = prepare(test)
+    s = train.header["shape"]
+    model = build(spec["model"], (s["channels"], s["height"], s["width"]), train.header["classes"])
+    model.initialise(seed)
+    o = spec["optimizer"]
+    optimizer = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o["momentum"], dampening=0.0,
+                                weight_decay=o["weight_decay"])
+    sorted_positions = np.argsort(idx, kind="stable")
+    batch = spec["batch"]["train"]
+    epochs = []
+    for epoch in range(spec["epochs"]):
+        order = sorted_positions[np.array(epoch_order(len(idx), seed, epoch), dtype=np.int64)]
+        model.train()
+        losses = []
+        for start in range(0, len(order), batch):
+            positions = torch.from_numpy(order[start : start + batch])
+            optimizer.zero_grad()
+            loss = F.nll_loss(model(x_train[positions]), y_train[positions])
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.no_grad():
+            predicted = torch.cat([model(x_test[i : i + spec["batch"]["test"]]).argmax(1)
+                                   for i in range(0, len(x_test), spec["batch"]["test"])])
+        test_scores = scores(y_test.numpy(), predicted.numpy(), train.header["classes"])
+        epochs.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "test": test_scores, "digest": digest(model)})
+    return {
+        "seed": seed,
+        "metrics": epochs[-1]["test"],
+        "epochs": epochs,
+        "fingerprint": fingerprint,
+        "artifact": {"kind": "command", "name": f"reproml-python-torch-{torch.__version__}", "details": {"model": spec["model"]}},
+    }
+
+
+def parse_runs(text: str) -> List[int]:
+    """N, A..B (B excluded), A-B (B included) or a comma-separated list."""
+    if "," in text:
+        return [int(t) for t in text.split(",") if t.strip()]
+    if ".." in text:
+        a, b = text.split("..")
+        return list(range(int(a), int(b)))
+    if "-" in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(text)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reproml.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--server", required=True, help="URL of a running reproml server")
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--variant", required=True, help="e.g. buggy or corrected")
+    parser.add_argument("--runs", help="N, A..B, A-B or a comma-separated list; all by default")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--token", default=None)
+    args = parser.parse_args(argv)
+    client = Client(args.server, args.token)
+    experiment = client.experiment(args.experiment)
+    wanted = parse_runs(args.runs) if args.runs else list(range(experiment["runs"]))
+    done = {r["run"] for r in client.runs(args.experiment, args.variant)}
+    for run in wanted:
+        if run in done:
+            print(f"run {run} already recorded; skipping it", file=sys.stderr)
+            continue
+        started = time.time()
+        result = train_run(client, experiment, run, args.threads)
+        client.post_result(args.experiment, args.variant, run, result)
+        m = result["metrics"]
+        print(f"run {run}: accuracy {m['accuracy']:.4f} f1 {m['f1']:.4f} digest {result['epochs'][-1]['digest'][:16]} "
+              f"({time.time() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""docs/protocol.md sections 1-5 in Python: seeds, ChaCha20 streams, draws,
+permutations and epoch orders, vectorised with NumPy so that initialising a
+15.5-million-parameter model takes seconds, not minutes."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import numpy as np
+
+_CONSTANTS = np.array([0x61707865, 0x3320646E, 0x79622D32, 0x6B206574], dtype=np.uint32)
+
+
+def _str(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return struct.pack("<I", len(b)) + b
+
+
+def _u64(n: int) -> bytes:
+    return struct.pack("<Q", n)
+
+
+def stream_key(seed: int, purpose: str, epoch: int = 0, step: int = 0) -> bytes:
+    """SHA-256 of the canonical encoding of (seed, purpose, epoch, step)."""
+    return hashlib.sha256(_str("reproml/stream/v1") + _u64(seed) + _str(purpose) + _u64(epoch) + _u64(step)).digest()
+
+
+def _rotl(x: np.ndarray, n: int) -> np.ndarray:
+    return (x << np.uint32(n)) | (x >> np.uint32(32 - n))
+
+
+def _blocks(key: bytes, first: int, count: int) -> np.ndarray:
+    """`count` ChaCha20 blocks from block `first`, as 16 words each."""
+    state = np.zeros((count, 16), dtype=np.uint32)
+    state[:, 0:4] = _CONSTANTS
+    state[:, 4:12] = np.frombuffer(key, dtype="<u4")
+    counters = np.arange(first, first + count, dtype=np.uint64)
+    state[:, 12] = (counters & 0xFFFFFFFF).astype(np.uint32)
+    state[:, 13] = (counters >> np.uint64(32)).astype(np.uint32)
+    x = state.copy()
+
+    def quarter(a: int, b: int, c: int, d: int) -> None:
+        x[:, a] += x[:, b]
+        x[:, d] = _rotl(x[:, d] ^ x[:, a], 16)
+        x[:, c] += x[:, d]
+        x[:, b] = _rotl(x[:, b] ^ x[:, c], 12)
+        x[:, a] += x[:, b]
+        x[:, d] = _rotl(x[:, d] ^ x[:, a], 8)
+        x[:, c] += x[:, d]
+        x[:, b] = _rotl(x[:, b] ^ x[:, c], 7)
+
+    with np.errstate(over="ignore"):
+        for _ in range(10):
+            quarter(0, 4, 8, 12); quarter(1, 5, 9, 13); quarter(2, 6, 10, 14); quarter(3, 7, 11, 15)
+            quarter(0, 5, 10, 15); quarter(1, 6, 11, 12); quarter(2, 7, 8, 13); quarter(3, 4, 9, 14)
+        x += state
+    return x
+
+
+class Stream:
+    """A stream's keystream words, read in order."""
+
+    def __init__(self, seed: int, purpose: str, epoch: int = 0, step: int = 0) -> None:
+        self.key = stream_key(seed, purpose, epoch, step)
+        self.word = 0  # words consumed
+
+    def words(self, n: int) -> np.ndarray:
+        """The next `n` 32-bit words."""
+        first_block, offset = divmod(self.word, 16)
+        count = (offset + n + 15) // 16
+        out = _blocks(self.key, first_block, max(count, 1)).reshape(-1)[offset : offset + n]
+        self.word += n
+        return out
+
+    def u64(self, n: int) -> np.ndarray:
+        w = self.words(2 * n).astype(np.uint64)
+        return w[0::2] | (w[1::2] << np.uint64(32))
+
+    def unit_f64(self, n: int) -> np.ndarray:
+        return (self.u64(n) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+    def standard_normal(self, n: int) -> np.ndarray:
+        u = self.unit_f64(2 * n)
+        return np.sqrt(-2.0 * np.log(1.0 - u[0::2])) * np.cos(2.0 * np.pi * u[1::2])
+
+    def below(self, n: int) -> int:
+        limit = 2**64 - (2**64 % n)
+        while True:
+            x = int(self.u64(1)[0])
+            if x < limit:
+                return x % n
+
+    def permutation(self, n: int) -> list:
+        a = list(range(n))
+        for i in range(n - 1, 0, -1):
+            j = self.below(i + 1)
+            a[i], a[j] = a[j], a[i]
+        return a
+
+
+def epoch_order(length: int, seed: int, epoch: int) -> list:
+    """Positions in the order a run with `seed` visits its training split in `epoch`."""
+    return Stream(seed, "epoch-order", epoch, 0).permutation(length)
