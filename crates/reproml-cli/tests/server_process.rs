@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use reproml_client::Client;
-use reproml_core::run::{Artifact, EpochRecord, RunResult, Scores};
+use reproml_core::run::{RunResult, sample_result};
 use reproml_core::{ExperimentSpec, VariantLabel};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -47,31 +47,6 @@ fn start_server(db: &Path) -> (Child, String) {
     (child, url)
 }
 
-fn result(seed: u64, run: u32) -> RunResult {
-    let s = Scores {
-        accuracy: f64::from(run % 100) / 100.0,
-        precision: 0.5,
-        recall: 0.5,
-        f1: 0.5,
-    };
-    RunResult {
-        seed,
-        metrics: s,
-        epochs: vec![EpochRecord {
-            epoch: 1,
-            loss: 0.1,
-            test: s,
-            digest: format!("{run:064x}"),
-        }],
-        fingerprint: BTreeMap::new(),
-        artifact: Artifact {
-            kind: "builtin".into(),
-            name: "test".into(),
-            details: BTreeMap::new(),
-        },
-    }
-}
-
 #[test]
 fn every_acknowledged_result_survives_kill_9() {
     let dir = temp_dir("kill9");
@@ -100,7 +75,7 @@ fn every_acknowledged_result_survives_kill_9() {
                 let variant: VariantLabel = format!("writer{w}").parse().unwrap();
                 let mut run = 0u32;
                 while !stop.load(Ordering::Relaxed) && run < 1250 {
-                    let r = result(seeds[run as usize], run);
+                    let r = sample_result(seeds[run as usize], f64::from(run % 100) / 100.0, 1);
                     match client.post_result(&"durable".parse().unwrap(), &variant, run, &r) {
                         Ok(_) => acknowledged.lock().unwrap().push((variant.clone(), run, r)),
                         Err(_) => break, // the server is gone

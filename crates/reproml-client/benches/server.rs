@@ -7,12 +7,11 @@
 //!    p50/p99 latency (every result fsynced before it is acknowledged).
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use reproml_client::Client;
-use reproml_core::run::{Artifact, EpochRecord, RunResult, Scores};
+use reproml_core::run::sample_result;
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentSpec, VariantLabel};
 use reproml_data::{ImageShape, generate};
@@ -61,33 +60,6 @@ fn plain_tcp_copy(bytes: usize) -> Duration {
     assert_eq!(received.len(), bytes);
     sender.join().unwrap();
     elapsed
-}
-
-fn result(seed: u64) -> RunResult {
-    let s = Scores {
-        accuracy: 0.9,
-        precision: 0.9,
-        recall: 0.9,
-        f1: 0.9,
-    };
-    RunResult {
-        seed,
-        metrics: s,
-        epochs: (1..=10)
-            .map(|epoch| EpochRecord {
-                epoch,
-                loss: 0.3,
-                test: s,
-                digest: "a".repeat(64),
-            })
-            .collect(),
-        fingerprint: BTreeMap::from([("backend".into(), "bench".into())]),
-        artifact: Artifact {
-            kind: "builtin".into(),
-            name: "bench".into(),
-            details: BTreeMap::new(),
-        },
-    }
 }
 
 fn main() {
@@ -189,7 +161,12 @@ fn main() {
                         let t = Instant::now();
                         assert!(
                             client
-                                .post_result(&id, &variant, run, &result(seeds[run as usize]))
+                                .post_result(
+                                    &id,
+                                    &variant,
+                                    run,
+                                    &sample_result(seeds[run as usize], 0.9, 10)
+                                )
                                 .unwrap()
                         );
                         t.elapsed()

@@ -1,12 +1,11 @@
 //! The API end to end: a real server on 127.0.0.1, real sockets, this client.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use reproml_client::{Client, ClientError};
-use reproml_core::run::{Artifact, EpochRecord, RunResult, Scores};
+use reproml_core::run::sample_result;
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentId, ExperimentSpec, VariantLabel};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
@@ -36,33 +35,6 @@ fn spec(id: &str, runs: u32) -> ExperimentSpec {
         "test",
     )
     .unwrap()
-}
-
-fn result(seed: u64, accuracy: f64) -> RunResult {
-    let s = Scores {
-        accuracy,
-        precision: 0.5,
-        recall: 0.5,
-        f1: 0.5,
-    };
-    RunResult {
-        seed,
-        metrics: s,
-        epochs: (1..=2)
-            .map(|epoch| EpochRecord {
-                epoch,
-                loss: 0.25,
-                test: s,
-                digest: format!("{epoch:064x}"),
-            })
-            .collect(),
-        fingerprint: BTreeMap::from([("backend".to_string(), "test".to_string())]),
-        artifact: Artifact {
-            kind: "builtin".into(),
-            name: "test".into(),
-            details: BTreeMap::new(),
-        },
-    }
 }
 
 #[test]
@@ -184,7 +156,12 @@ fn thirty_two_concurrent_clients_fetch_and_post_correctly() {
                     .unwrap();
                 assert!(
                     client
-                        .post_result(&id, &variant, run, &result(seed, f64::from(run) / 100.0))
+                        .post_result(
+                            &id,
+                            &variant,
+                            run,
+                            &sample_result(seed, f64::from(run) / 100.0, 2)
+                        )
                         .unwrap()
                 );
                 (run, seed, train, test.len())
@@ -228,24 +205,24 @@ fn results_are_idempotent_and_validated() {
     let buggy: VariantLabel = "buggy".parse().unwrap();
     assert!(
         client
-            .post_result(&id, &buggy, 0, &result(e.seeds[0], 0.9))
+            .post_result(&id, &buggy, 0, &sample_result(e.seeds[0], 0.9, 2))
             .unwrap()
     );
     assert!(
         !client
-            .post_result(&id, &buggy, 0, &result(e.seeds[0], 0.9))
+            .post_result(&id, &buggy, 0, &sample_result(e.seeds[0], 0.9, 2))
             .unwrap(),
         "a retry is fine"
     );
     let err = client
-        .post_result(&id, &buggy, 0, &result(e.seeds[0], 0.8))
+        .post_result(&id, &buggy, 0, &sample_result(e.seeds[0], 0.8, 2))
         .unwrap_err();
     assert_eq!(err.code(), Some("result_conflict"));
     let err = client
-        .post_result(&id, &buggy, 1, &result(e.seeds[0], 0.8))
+        .post_result(&id, &buggy, 1, &sample_result(e.seeds[0], 0.8, 2))
         .unwrap_err();
     assert_eq!(err.code(), Some("seed_mismatch"));
-    let mut bad = result(e.seeds[1], 0.8);
+    let mut bad = sample_result(e.seeds[1], 0.8, 2);
     bad.epochs.pop();
     let err = client.post_result(&id, &buggy, 1, &bad).unwrap_err();
     assert_eq!(err.code(), Some("invalid_result"), "{err}");
@@ -301,7 +278,7 @@ fn bad_requests_get_the_right_problem_and_the_server_stays_up() {
     let e = client.create_experiment(&spec("e", 3)).unwrap().0;
     let json = [("Content-Type", "application/json")];
     let post_run = "/v1/experiments/e/variants/buggy/runs/0";
-    let good = serde_json::to_vec(&result(e.seeds[0], 0.5)).unwrap();
+    let good = serde_json::to_vec(&sample_result(e.seeds[0], 0.5, 2)).unwrap();
     let mut unknown_field: serde_json::Value = serde_json::from_slice(&good).unwrap();
     unknown_field["surprise"] = serde_json::json!(1);
     let mut wrong_type: serde_json::Value = serde_json::from_slice(&good).unwrap();

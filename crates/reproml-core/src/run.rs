@@ -151,46 +151,54 @@ impl RunResult {
     }
 }
 
+/// A valid result with `epochs` epochs, all metrics equal to `accuracy`
+/// and digests derived from `seed` and the epoch: sample data for tests and
+/// benchmarks of the crates that store and move results.
+#[cfg(any(test, feature = "test-support"))]
+pub fn sample_result(seed: Seed, accuracy: f64, epochs: u32) -> RunResult {
+    let scores = Scores {
+        accuracy,
+        precision: accuracy,
+        recall: accuracy,
+        f1: accuracy,
+    };
+    RunResult {
+        seed,
+        metrics: scores,
+        epochs: (1..=epochs)
+            .map(|epoch| EpochRecord {
+                epoch,
+                loss: 0.5,
+                test: scores,
+                digest: format!(
+                    "{:064x}",
+                    seed.wrapping_mul(1000).wrapping_add(u64::from(epoch))
+                ),
+            })
+            .collect(),
+        fingerprint: BTreeMap::from([("backend".into(), "sample".into())]),
+        artifact: Artifact {
+            kind: "builtin".into(),
+            name: "sample".into(),
+            details: BTreeMap::new(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    pub(crate) fn sample(epochs: u32) -> RunResult {
-        let scores = Scores {
-            accuracy: 0.9,
-            precision: 0.89,
-            recall: 0.88,
-            f1: 0.885,
-        };
-        RunResult {
-            seed: 7,
-            metrics: scores,
-            epochs: (1..=epochs)
-                .map(|epoch| EpochRecord {
-                    epoch,
-                    loss: 0.5,
-                    test: scores,
-                    digest: "ab".repeat(32),
-                })
-                .collect(),
-            fingerprint: BTreeMap::from([("backend".into(), "flex".into())]),
-            artifact: Artifact {
-                kind: "builtin".into(),
-                name: "burn".into(),
-                details: BTreeMap::new(),
-            },
-        }
-    }
-
     #[test]
     fn a_good_result_validates() {
-        assert_eq!(sample(3).validate(3), Ok(()));
-        assert_eq!(sample(3).final_digest(), Some("ab".repeat(32).as_str()));
+        let r = sample_result(7, 0.9, 3);
+        assert_eq!(r.validate(3), Ok(()));
+        assert_eq!(r.final_digest(), Some(r.epochs[2].digest.as_str()));
     }
 
     #[test]
     fn every_problem_is_reported() {
-        let mut r = sample(2);
+        let mut r = sample_result(7, 0.9, 2);
         r.metrics.accuracy = 1.5;
         r.epochs[1].digest = "XYZ".into();
         r.epochs[0].loss = f64::NAN;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use reproml_core::run::{Artifact, EpochRecord, RunResult, Scores};
+use reproml_core::run::sample_result;
 use reproml_core::{ExperimentId, ExperimentSpec, VariantLabel};
 use reproml_store::{DatasetRecord, Store, StoreError, Written};
 
@@ -22,31 +22,6 @@ fn spec(id: &str, epochs: u32) -> ExperimentSpec {
         "test",
     )
     .unwrap()
-}
-
-fn result(seed: u64, accuracy: f64) -> RunResult {
-    let s = Scores {
-        accuracy,
-        precision: 0.5,
-        recall: 0.5,
-        f1: 0.5,
-    };
-    RunResult {
-        seed,
-        metrics: s,
-        epochs: vec![EpochRecord {
-            epoch: 1,
-            loss: 0.1,
-            test: s,
-            digest: "0".repeat(64),
-        }],
-        fingerprint: Default::default(),
-        artifact: Artifact {
-            kind: "builtin".into(),
-            name: "test".into(),
-            details: Default::default(),
-        },
-    }
 }
 
 #[test]
@@ -124,19 +99,29 @@ fn results_are_idempotent_and_never_overwritten() {
     let buggy = VariantLabel::new("buggy").unwrap();
     let fixed = VariantLabel::new("corrected").unwrap();
     assert_eq!(
-        store.record_run(&id, &buggy, 0, &result(9, 0.9)).unwrap().1,
+        store
+            .record_run(&id, &buggy, 0, &sample_result(9, 0.9, 1))
+            .unwrap()
+            .1,
         Written::Created
     );
     assert_eq!(
-        store.record_run(&id, &buggy, 0, &result(9, 0.9)).unwrap().1,
+        store
+            .record_run(&id, &buggy, 0, &sample_result(9, 0.9, 1))
+            .unwrap()
+            .1,
         Written::Existing
     );
     assert!(matches!(
-        store.record_run(&id, &buggy, 0, &result(9, 0.8)),
+        store.record_run(&id, &buggy, 0, &sample_result(9, 0.8, 1)),
         Err(StoreError::ResultConflict { run: 0, .. })
     ));
-    store.record_run(&id, &fixed, 0, &result(9, 0.7)).unwrap();
-    store.record_run(&id, &buggy, 1, &result(10, 0.6)).unwrap();
+    store
+        .record_run(&id, &fixed, 0, &sample_result(9, 0.7, 1))
+        .unwrap();
+    store
+        .record_run(&id, &buggy, 1, &sample_result(10, 0.6, 1))
+        .unwrap();
     let all = store.runs(&id, None).unwrap();
     assert_eq!(
         all.iter()
