@@ -460,6 +460,12 @@ fn a_token_is_required_when_configured() {
     let server = start(&db, Some("correct-horse-battery-staple"));
     let url = server.url();
     assert!(Client::new(&url, None).health().is_ok(), "health is open");
+    let (status, content_type, page) = raw(&url, "GET", "/", &[], b"");
+    assert_eq!(
+        status, 200,
+        "the dashboard page is open; its API calls are not"
+    );
+    assert!(content_type.starts_with("text/html") && page.contains("fetch(\"/v1/experiments\")"));
     assert_eq!(
         Client::new(&url, None).experiments().unwrap_err().code(),
         Some("missing_token")

@@ -42,7 +42,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/experiments/{id}/variants/{variant}/runs/{run}"),
     ("GET", "/v1/datasets"),
     ("GET", "/openapi.json"),
+    ("GET", "/"),
 ];
+
+/// The dashboard: a page that lists experiments and their runs through the API.
+pub const DASHBOARD: &str = include_str!("../dashboard.html");
 
 /// The OpenAPI 3.1 description of the API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -138,6 +142,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         )
         .route("/v1/datasets", get(routes::list_datasets))
         .route("/openapi.json", get(routes::openapi))
+        .route("/", get(routes::dashboard))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
     api.layer(axum::middleware::from_fn_with_state(

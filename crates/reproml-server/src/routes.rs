@@ -73,7 +73,9 @@ pub(crate) async fn authenticate(
     let Some(token) = state.token() else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/v1/health" {
+    // The health check and the dashboard page itself are open; the API
+    // calls the page makes still need the token.
+    if matches!(request.uri().path(), "/v1/health" | "/") {
         return next.run(request).await;
     }
     let given = request
@@ -107,6 +109,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 pub(crate) async fn health() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "api": "v1" }))
+}
+
+pub(crate) async fn dashboard() -> impl IntoResponse {
+    axum::response::Html(crate::DASHBOARD)
 }
 
 pub(crate) async fn openapi() -> impl IntoResponse {
