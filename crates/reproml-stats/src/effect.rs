@@ -127,12 +127,15 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], confidence: f64) -> Result<HodgesLeh
     let half_alpha = (1.0 - confidence) / 2.0;
     let (c, tail) = if cells <= MAX_EXACT_CELLS {
         let null = UNull::new(x.len(), y.len());
-        // Smallest c with P(U ≤ c) ≥ α/2, at least 1.
-        let c = (0..=cells)
-            .find(|&c| null.cdf(c) >= half_alpha)
+        // Smallest c with P(U ≤ c) ≥ α/2, at least 1. P(U ≤ cells/2) ≥ ½ >
+        // α/2, so the lower half of the distribution, built once, holds it.
+        let cdfs = null.lower_cdfs(cells / 2);
+        let c = cdfs
+            .iter()
+            .position(|&p| p >= half_alpha)
             .unwrap_or(cells)
             .max(1);
-        (c, null.cdf(c - 1))
+        (c, cdfs[c - 1])
     } else {
         let mean = cells as f64 / 2.0;
         let sd = (cells as f64 * (x.len() + y.len() + 1) as f64 / 12.0).sqrt();

@@ -169,6 +169,20 @@ impl UNull {
         }
     }
 
+    /// `P(U ≤ k)` for every `k` in `0..=max_k`, summed left to right as
+    /// `np.cumsum` does: one pass where a loop over [`UNull::cdf`] would
+    /// rebuild the distribution for every `k`.
+    pub(crate) fn lower_cdfs(&self, max_k: usize) -> Vec<f64> {
+        let mut acc = 0.0;
+        self.frequencies(max_k)
+            .into_iter()
+            .map(|f| {
+                acc += f / self.total;
+                acc
+            })
+            .collect()
+    }
+
     fn pmf_and_cdf(&self, k: usize) -> (f64, f64) {
         let pmfs: Vec<f64> = self
             .frequencies(k)
@@ -248,6 +262,15 @@ mod tests {
         assert_eq!(f.iter().sum::<f64>(), 792.0); // C(12, 5)
         for u in 0..=35 {
             assert_eq!(f[u], f[35 - u]);
+        }
+    }
+
+    #[test]
+    fn the_cumulative_table_equals_cdf_on_the_lower_half() {
+        let null = UNull::new(6, 9);
+        let table = null.lower_cdfs(27);
+        for (k, &p) in table.iter().enumerate() {
+            assert_eq!(p.to_bits(), null.cdf(k).to_bits(), "k = {k}");
         }
     }
 
