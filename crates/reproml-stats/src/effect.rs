@@ -133,7 +133,7 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], confidence: f64) -> Result<HodgesLeh
         let c = cdfs
             .iter()
             .position(|&p| p >= half_alpha)
-            .unwrap_or(cells)
+            .unwrap_or(cdfs.len() - 1)
             .max(1);
         (c, cdfs[c - 1])
     } else {
