@@ -207,8 +207,9 @@ impl UNull {
         }
     }
 
-    /// `P(U ≤ k)`.
-    pub(crate) fn cdf(&self, k: usize) -> f64 {
+    /// `P(U ≤ k)` (the reference [`UNull::lower_cdfs`] is tested against).
+    #[cfg(test)]
+    fn cdf(&self, k: usize) -> f64 {
         let cells = self.n1 * self.n2;
         if k >= cells {
             return 1.0;
