@@ -18,3 +18,13 @@ pub mod stream;
 pub use id::{ExperimentId, IdentifierError, Name, VariantLabel};
 pub use seed::{RunIndex, Seed, SeedPolicy};
 pub use spec::ExperimentSpec;
+
+/// Lowercase hexadecimal of `bytes`: how digests (SHA-256) are written in
+/// the protocol, the database and reports.
+///
+/// ```
+/// assert_eq!(reproml_core::hex(&[0x0f, 0xa0]), "0fa0");
+/// ```
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

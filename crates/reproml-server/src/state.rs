@@ -31,10 +31,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl AppState {
     /// Opens the database of `config`.
     pub fn open(config: &ServerConfig) -> Result<Self, ServerError> {
@@ -102,7 +98,7 @@ impl AppState {
                 None => reproml_data::builtin(&name),
             }
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "dataset_unavailable", e.to_string()))?;
-            let digest = hex(&dataset.digest());
+            let digest = reproml_core::hex(&dataset.digest());
             if let Some(r) = &record
                 && r.digest != digest
             {

@@ -172,7 +172,7 @@ fn digest_dir(dir: &Path) -> std::io::Result<String> {
         h.update(rel.as_bytes());
         h.update(std::fs::read(&f)?);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(reproml_core::hex(&h.finalize()))
 }
 
 /// Builds both sides of `recipe` under `dir/<name>/`; returns the

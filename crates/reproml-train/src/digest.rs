@@ -8,6 +8,7 @@
 //! ```
 //! with `str` the length-prefixed UTF-8 of `docs/protocol.md`.
 
+use reproml_core::hex;
 use sha2::{Digest, Sha256};
 
 use crate::model::ParamSpec;
@@ -19,10 +20,6 @@ pub struct Snapshot {
     pub model: String,
     /// Each parameter's digest, hex, in parameter order.
     pub params: Vec<String>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Digests `values` (one vector per parameter of `specs`).

@@ -49,11 +49,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let path = std::fs::canonicalize(&path)
                 .with_context(|| format!("cannot find {}", path.display()))?;
             let dataset = reproml_data::load(format, &path)?;
-            let digest: String = dataset
-                .digest()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let digest = reproml_core::hex(&dataset.digest());
             let record = DatasetRecord {
                 name: name.to_string(),
                 format,
