@@ -51,6 +51,11 @@ fn run_index(raw: &str, experiment: &StoredExperiment) -> ApiResult<RunIndex> {
     Ok(run)
 }
 
+/// The seed of a validated run under the experiment's seed policy.
+fn run_seed(e: &StoredExperiment, run: RunIndex) -> u64 {
+    e.seeds[e.spec.seed_policy.seed_index(run) as usize]
+}
+
 async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<StoredExperiment> {
     state
         .with_store(move |store| {
@@ -205,7 +210,7 @@ pub(crate) async fn get_seed(
 ) -> ApiResult<impl IntoResponse> {
     let e = load_experiment(&state, experiment_id(&id)?).await?;
     let run = run_index(&run, &e)?;
-    let seed = e.seeds[e.spec.seed_policy.seed_index(run) as usize];
+    let seed = run_seed(&e, run);
     Ok(axum::Json(json!({
         "experiment": e.spec.id,
         "run": run,
@@ -231,7 +236,7 @@ pub(crate) async fn get_split(
     let split_name: SplitName = split
         .parse()
         .map_err(|m: String| ApiError::not_found("split_not_found", m))?;
-    let seed = e.seeds[e.spec.seed_policy.seed_index(run) as usize];
+    let seed = run_seed(&e, run);
     if query.seed != seed {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -328,7 +333,7 @@ pub(crate) async fn post_result(
     let e = load_experiment(&state, experiment_id(&id)?).await?;
     let variant = variant_label(&variant)?;
     let run = run_index(&run, &e)?;
-    let seed = e.seeds[e.spec.seed_policy.seed_index(run) as usize];
+    let seed = run_seed(&e, run);
     if result.seed != seed {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
