@@ -1,19 +1,50 @@
 """The paper's VGG-X, LeNet-5 and the MLP in PyTorch, with the Rust models'
 architecture and initialisation rules; initial weights are drawn from the
 run's `weight-init` streams in the same parameter order and layout as the
-Rust client (linear weights drawn as [in, out], then transposed)."""
+Rust client (linear weights drawn as [in, out], then transposed), and
+dropout masks from the batch's `dropout` stream (docs/protocol.md section 5),
+never from torch's global generator."""
 
 from __future__ import annotations
 
 import math
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .streams import Stream
+from .streams import Stream, dropout_mask, dropout_threshold
+
+
+class StreamDropout(nn.Module):
+    """Inverted dropout whose mask comes from a protocol stream.
+
+    A module (without parameters) rather than a bare plan step so that the
+    layer indices, and with them the parameter names in the digest, stay as
+    they were with `nn.Dropout`."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        dropout_threshold(p)  # refuse a bad p when the model is built, not mid-run
+        self.p = p
+
+    def forward(self, x: torch.Tensor, stream: Optional[Stream]) -> torch.Tensor:
+        if not self.training:
+            return x  # evaluation has no dropout and consumes no stream, as in Rust
+        if stream is None:
+            raise ValueError("a training forward pass through dropout needs the batch's stream: "
+                             "call model(x, Stream(seed, \"dropout\", epoch, step))")
+        if x.dim() != 2:
+            raise ValueError(f"dropout masks are defined on [batch, features] activations, got shape {tuple(x.shape)}")
+        mask = dropout_mask(stream, x.numel(), self.p).reshape(tuple(x.shape))
+        # A constant float32 factor: the gradient is the upstream gradient
+        # times the same mask, as in the Rust engine.
+        return x * torch.from_numpy(mask).to(device=x.device, dtype=x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class Net(nn.Module):
@@ -25,7 +56,10 @@ class Net(nn.Module):
         self.plan = layers
         self.inits = inits  # (parameter name, rule, value) in the Rust order
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dropout: Optional[Stream] = None) -> torch.Tensor:
+        """Log-probabilities. In training mode, `dropout` is the batch's stream
+        `(run seed, "dropout", epoch, step)`, read in order by every dropout
+        layer; in evaluation it is not needed."""
         for kind, module in self.plan:
             if kind == "relu":
                 x = F.relu(x)
@@ -35,6 +69,8 @@ class Net(nn.Module):
                 x = torch.flatten(x, 1)
             elif kind == "adaptive":
                 x = F.adaptive_avg_pool2d(x, module)
+            elif kind == "dropout":
+                x = module(x, dropout)
             else:
                 x = module(x)
         return F.log_softmax(x, dim=1)
@@ -101,7 +137,7 @@ def _build(input_shape, classes, spec):
                 layers.append(("relu", None))
             shape = [out]
         elif kind == "dropout":
-            layers.append(("module", nn.Dropout(item[1])))
+            layers.append(("dropout", StreamDropout(item[1])))
     return Net(layers, inits)
 
 

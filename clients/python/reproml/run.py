@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from . import torch as rtorch
 from .client import Client, Split
 from .models import build
-from .streams import epoch_order
+from .streams import Stream, epoch_order
 
 
 def prepare(split: Split):
@@ -95,10 +95,13 @@ def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> D
         order = sorted_positions[np.array(epoch_order(len(idx), seed, epoch), dtype=np.int64)]
         model.train()
         losses = []
-        for start in range(0, len(order), batch):
+        for step, start in enumerate(range(0, len(order), batch)):
             positions = torch.from_numpy(order[start : start + batch])
+            # One stream per batch, shared by all dropout layers in order: the
+            # Rust trainer's masks (docs/protocol.md section 5).
+            masks = Stream(seed, "dropout", epoch, step)
             optimizer.zero_grad()
-            loss = F.nll_loss(model(x_train[positions]), y_train[positions])
+            loss = F.nll_loss(model(x_train[positions], masks), y_train[positions])
             loss.backward()
             optimizer.step()
             losses.append(loss.item())

@@ -1,6 +1,6 @@
 """docs/protocol.md sections 1-5 in Python: seeds, ChaCha20 streams, draws,
-permutations and epoch orders, vectorised with NumPy so that initialising a
-15.5-million-parameter model takes seconds, not minutes."""
+permutations, epoch orders and dropout masks, vectorised with NumPy so that
+initialising a 15.5-million-parameter model takes seconds, not minutes."""
 
 from __future__ import annotations
 
@@ -102,3 +102,35 @@ class Stream:
 def epoch_order(length: int, seed: int, epoch: int) -> list:
     """Positions in the order a run with `seed` visits its training split in `epoch`."""
     return Stream(seed, "epoch-order", epoch, 0).permutation(length)
+
+
+def dropout_threshold(p: float) -> int:
+    """The smallest word that keeps a unit: floor(p * 2**32).
+
+    int() truncates the double product exactly as Rust's `as u64` does, so a
+    p whose product is not an integer (0.1) gets the same threshold."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability {p} is outside [0, 1); use a p such that some units are kept")
+    return int(p * 4294967296.0)
+
+
+def dropout_scale(p: float) -> np.float32:
+    """The factor for kept units: 1/(1-p) in double precision, then rounded
+    to float32, so the product with an activation matches the Rust engine."""
+    dropout_threshold(p)  # validates p
+    return np.float32(1.0 / (1.0 - p))
+
+
+def dropout_keep(stream: Stream, count: int, p: float) -> np.ndarray:
+    """Keep flags of one dropout layer over `count` units in row-major order;
+    draws exactly `count` words, so the next layer continues the stream."""
+    threshold = dropout_threshold(p)
+    # Compare as uint64: the threshold always fits (p < 1), and no NumPy
+    # version can then wrap or reject the Python int.
+    return stream.words(count).astype(np.uint64) >= np.uint64(threshold)
+
+
+def dropout_mask(stream: Stream, count: int, p: float) -> np.ndarray:
+    """The float32 inverted-dropout mask: dropout_scale(p) where kept, 0 elsewhere."""
+    keep = dropout_keep(stream, count, p)
+    return np.where(keep, dropout_scale(p), np.float32(0.0)).astype(np.float32)

@@ -8,7 +8,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the PyTorch tests need torch (apt-get install python3-torch)")
 
 from reproml import Client  # noqa: E402
+from reproml.models import StreamDropout, build  # noqa: E402
 from reproml.run import main, scores, train_run  # noqa: E402
+from reproml.streams import Stream, dropout_mask  # noqa: E402
 from test_client import BINARY, server  # noqa: E402,F401
 
 SPEC = {"id": "pt", "model": "lenet5", "challenge": "digits", "epochs": 2, "runs": 3,
@@ -48,3 +50,65 @@ def test_pytorch_results_show_up_in_compare_next_to_rust_results(server):  # noq
     e = report["experiments"][0]
     assert (e["baseline"], e["treatment"], e["n"]) == ("pytorch", "burn", 3)
     assert e["identical_pairs"] == 0, "two engines do not train bit for bit alike"
+
+
+def _vgg_x_and_batch():
+    # torch's default initialisation is enough here (and far quicker than the
+    # 15.5 million stream draws of initialise); only the masks are under test.
+    torch.manual_seed(0)
+    model = build("vgg-x", (3, 32, 32), 10)
+    x = torch.from_numpy(Stream(1, "test-input").standard_normal(2 * 3 * 32 * 32).astype("float32")).reshape(2, 3, 32, 32)
+    return model, x
+
+
+def test_vgg_x_dropout_comes_from_the_batch_stream_not_from_torch():
+    model, x = _vgg_x_and_batch()
+    model.train()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        first_stream = Stream(99, "dropout", 3, 7)
+        first = model(x, first_stream)
+        torch.manual_seed(2)  # a different global generator must change nothing
+        again = model(x, Stream(99, "dropout", 3, 7))
+        other_step = model(x, Stream(99, "dropout", 3, 8))
+        evaluation_like = model.eval()(x)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other_step)
+    assert not torch.equal(first, evaluation_like)
+    # Both dropout layers (2 examples x 1024 units each) read the one stream.
+    assert first_stream.word == 2 * (2 * 1024)
+
+
+def test_vgg_x_evaluation_has_no_dropout():
+    model, x = _vgg_x_and_batch()
+    model.eval()
+    stream = Stream(99, "dropout", 0, 0)
+    with torch.no_grad():
+        without = model(x)
+        with_stream = model(x, stream)
+        # p = 0 keeps every unit with scale 1: the network without dropout.
+        for module in model.modules():
+            if isinstance(module, StreamDropout):
+                module.p = 0.0
+        no_dropout = model.train()(x, Stream(99, "dropout", 0, 0))
+    assert torch.equal(without, with_stream)
+    assert torch.equal(without, no_dropout)
+    assert stream.word == 0, "evaluation draws no mask"
+
+
+def test_stream_dropout_multiplies_by_the_protocol_mask_and_its_gradient_follows():
+    layer = StreamDropout(0.25).train()
+    x = torch.arange(1.0, 3 * 16 + 1).reshape(3, 16).requires_grad_()
+    y = layer(x, Stream(7, "dropout", 2, 3))
+    mask = torch.from_numpy(dropout_mask(Stream(7, "dropout", 2, 3), 3 * 16, 0.25).reshape(3, 16))
+    assert y.dtype == torch.float32 and torch.equal(y, x.detach() * mask)
+    y.sum().backward()
+    assert torch.equal(x.grad, mask)
+
+
+def test_training_through_dropout_without_a_stream_is_refused():
+    layer = StreamDropout(0.5).train()
+    with pytest.raises(ValueError, match="stream"):
+        layer(torch.ones(2, 4), None)
+    with pytest.raises(ValueError):
+        StreamDropout(1.0)

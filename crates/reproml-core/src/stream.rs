@@ -112,6 +112,24 @@ impl RandomStream {
         self.rng.next_u32()
     }
 
+    /// The keep flags of an inverted-dropout mask over `count` units with
+    /// drop probability `p` (`docs/protocol.md`, "Dropout masks"): unit
+    /// `i` is kept when the `i`-th word is at least `⌊p · 2³²⌋`. Layers of
+    /// one batch draw one after another from the batch's stream.
+    ///
+    /// ```
+    /// use reproml_core::stream::{Purpose, RandomStream};
+    /// let mut s = RandomStream::new(1, &Purpose::Dropout, 0, 0);
+    /// let kept = s.dropout_keep(1000, 0.5).iter().filter(|&&k| k).count();
+    /// assert!((400..600).contains(&kept));
+    /// ```
+    pub fn dropout_keep(&mut self, count: usize, p: f64) -> Vec<bool> {
+        let threshold = dropout_threshold(p);
+        (0..count)
+            .map(|_| u64::from(self.next_u32()) >= threshold)
+            .collect()
+    }
+
     /// Two words, the first one low: `lo | hi << 32`.
     pub fn next_u64(&mut self) -> u64 {
         let lo = u64::from(self.next_u32());
@@ -167,6 +185,18 @@ impl RandomStream {
         self.shuffle(&mut items);
         items
     }
+}
+
+/// The word a dropout draw must reach for its unit to be kept:
+/// `⌊p · 2³²⌋`, truncated as the protocol says.
+pub fn dropout_threshold(p: f64) -> u64 {
+    (p * 4_294_967_296.0) as u64
+}
+
+/// The factor kept units are scaled by in inverted dropout: `1 / (1 − p)`,
+/// computed in `f64` and rounded once to `f32`.
+pub fn dropout_scale(p: f64) -> f32 {
+    (1.0 / (1.0 - p)) as f32
 }
 
 #[cfg(test)]

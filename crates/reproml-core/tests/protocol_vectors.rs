@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use reproml_core::seed::{experiment_seed, run_seed};
 use reproml_core::split::{Split, SplitFractions, SubsetLimits, epoch_order};
-use reproml_core::stream::{Purpose, RandomStream, stream_key};
+use reproml_core::stream::{Purpose, RandomStream, dropout_scale, dropout_threshold, stream_key};
 use reproml_core::{ExperimentId, SeedPolicy};
 use serde::Deserialize;
 
@@ -17,6 +17,24 @@ struct Vectors {
     streams: Vec<StreamVector>,
     splits: Vec<SplitVector>,
     epoch_orders: Vec<EpochOrderVector>,
+    dropout_masks: Vec<DropoutVector>,
+}
+
+#[derive(Deserialize)]
+struct DropoutVector {
+    seed: u64,
+    epoch: u64,
+    step: u64,
+    layers: Vec<DropoutLayer>,
+}
+
+#[derive(Deserialize)]
+struct DropoutLayer {
+    p: f64,
+    count: usize,
+    threshold: u64,
+    scale: f32,
+    mask: Vec<u8>,
 }
 
 #[derive(Deserialize)]
@@ -186,5 +204,32 @@ fn splits_match() {
 fn epoch_orders_match() {
     for e in vectors().epoch_orders {
         assert_eq!(epoch_order(e.length, e.seed, e.epoch), e.order);
+    }
+}
+
+#[test]
+fn dropout_masks_match() {
+    for v in vectors().dropout_masks {
+        // One stream per batch, consumed by the layers in order.
+        let mut stream = RandomStream::new(v.seed, &Purpose::Dropout, v.epoch, v.step);
+        for layer in &v.layers {
+            assert_eq!(
+                dropout_threshold(layer.p),
+                layer.threshold,
+                "p = {}",
+                layer.p
+            );
+            assert_eq!(dropout_scale(layer.p), layer.scale, "p = {}", layer.p);
+            let kept: Vec<u8> = stream
+                .dropout_keep(layer.count, layer.p)
+                .into_iter()
+                .map(u8::from)
+                .collect();
+            assert_eq!(
+                kept, layer.mask,
+                "seed {} epoch {} step {}",
+                v.seed, v.epoch, v.step
+            );
+        }
     }
 }

@@ -2,6 +2,14 @@
 """Independent implementation of docs/protocol.md sections 1-5, used to make
 the test vectors the Rust tests check (protocol-vectors.json).
 
+`dropout_masks` (section 5, "Dropout masks") holds one entry per batch
+stream: {"seed", "epoch", "step", "layers": [{"p", "count", "threshold",
+"scale", "mask"}, ...]}. The layers draw from the one stream
+(seed, "dropout", epoch, step) in list order, each continuing where the
+previous one stopped; "mask" is the layer's keep flags (1 kept, 0 dropped)
+in draw order, "threshold" is floor(p * 2^32) and "scale" the float32
+1/(1 - p) written as the double it equals.
+
 Standard library only, written from the document rather than from the Rust
 code, so that a disagreement means the document or the code is wrong.
 Run: python3 make_vectors.py > protocol-vectors.json
@@ -142,6 +150,25 @@ def epoch_order(length, seed, epoch):
     return Stream(seed, "epoch-order", epoch, 0).permutation(length)
 
 
+# --- section 5: dropout masks ---------------------------------------------
+
+def to_f32(x):
+    # struct's "f" rounds a double to the nearest float32, as a cast does.
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def dropout_layer(stream, p, count):
+    threshold = int(p * 4294967296.0)  # int() truncates, like floor for p >= 0
+    mask = [1 if stream.next_u32() >= threshold else 0 for _ in range(count)]
+    return {"p": p, "count": count, "threshold": threshold, "scale": to_f32(1.0 / (1.0 - p)), "mask": mask}
+
+
+def dropout_masks(seed, epoch, step, layers):
+    stream = Stream(seed, "dropout", epoch, step)
+    return {"seed": seed, "epoch": epoch, "step": step,
+            "layers": [dropout_layer(stream, p, count) for p, count in layers]}
+
+
 def main():
     _check_rfc8439()
     v = {"note": "made by make_vectors.py from docs/protocol.md; do not edit by hand"}
@@ -187,6 +214,15 @@ def main():
     v["epoch_orders"] = [
         {"length": ln, "seed": seed, "epoch": e, "order": epoch_order(ln, seed, e)}
         for ln, seed, e in [(12, 1, 0), (12, 1, 1), (25, 3909427075885411, 9)]
+    ]
+    v["dropout_masks"] = [
+        dropout_masks(seed, epoch, step, layers)
+        for seed, epoch, step, layers in [
+            (3909427075885411, 0, 0, [(0.5, 64)]),
+            (7, 2, 3, [(0.25, 48)]),  # the words of the "streams" entry (7, "dropout", 2, 3)
+            (2**53 - 1, 5, 17, [(0.1, 16)]),  # 0.1 * 2^32 is not an integer: truncated
+            (42, 1, 4, [(0.5, 24), (0.25, 40)]),  # the second layer starts mid-block, at word 24
+        ]
     ]
     json.dump(v, sys.stdout, indent=1)
     sys.stdout.write("\n")
