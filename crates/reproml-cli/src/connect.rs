@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use reproml_client::Client;
+use reproml_client::{Client, Experiment};
+use reproml_core::ExperimentId;
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 
 /// Where the server is.
@@ -40,6 +41,30 @@ pub struct Connection {
 }
 
 impl ServerArgs {
+    /// An embedded server on `db`.
+    pub fn embedded(db: PathBuf, master_seed: Option<u64>) -> Self {
+        Self {
+            server: None,
+            token_file: None,
+            embedded: true,
+            db,
+            master_seed,
+        }
+    }
+
+    /// Connects like [`ServerArgs::connect`], but an embedded server's
+    /// database must exist already: commands that only read never leave
+    /// an empty database behind a typo.
+    pub fn connect_existing(&self) -> Result<Connection> {
+        if self.server.is_none() && !self.db.is_file() {
+            bail!(
+                "there is no database {}; give the right --db, or --server URL to read from a running server",
+                self.db.display()
+            );
+        }
+        self.connect()
+    }
+
     /// Connects, starting the embedded server when asked.
     pub fn connect(&self) -> Result<Connection> {
         if let Some(url) = &self.server {
@@ -49,7 +74,7 @@ impl ServerArgs {
             let token = self
                 .token_file
                 .as_deref()
-                .map(super::server::read_token)
+                .map(crate::files::read_token)
                 .transpose()?;
             let client = Client::new(url, token);
             client
@@ -71,5 +96,38 @@ impl ServerArgs {
             client: Client::new(&server.url(), None),
             _embedded: Some(server),
         })
+    }
+}
+
+/// Which experiment, and the spec to create it from.
+#[derive(Debug, Clone, Args)]
+pub struct ExperimentArgs {
+    /// The experiment.
+    #[arg(long)]
+    pub experiment: ExperimentId,
+    /// Create the experiment from this spec if it does not exist (an
+    /// existing one must have the same attributes).
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+}
+
+impl ExperimentArgs {
+    /// The experiment from the server, created from the spec when given.
+    pub fn resolve(&self, client: &Client) -> Result<Experiment> {
+        let spec = self
+            .spec
+            .as_deref()
+            .map(crate::files::load_spec)
+            .transpose()?;
+        let origin = self
+            .spec
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Ok(reproml_runner::run::experiment(
+            client,
+            &self.experiment,
+            spec.as_ref().map(|s| (s, origin.as_str())),
+        )?)
     }
 }

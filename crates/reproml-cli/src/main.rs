@@ -2,6 +2,10 @@
 //! framework change changes the models it trains.
 
 mod commands;
+mod connect;
+mod files;
+mod output;
+mod progress;
 
 use std::process::ExitCode;
 

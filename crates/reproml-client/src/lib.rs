@@ -19,12 +19,14 @@
 use std::io::Read;
 use std::time::Duration;
 
+use reproml_api::{Health, Problem, ProblemCode};
 use reproml_core::run::RunResult;
 use reproml_core::split::SplitName;
-use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, SeedPolicy, VariantLabel};
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
 use reproml_data::wire::{self, DecodedSplit, WireError};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+
+pub use reproml_api::{Experiment, RecordedRun, RunSeed};
 
 /// Largest split stream accepted: CIFAR-10 is 184 MB.
 pub const MAX_SPLIT_BYTES: u64 = 2 << 30;
@@ -49,8 +51,8 @@ pub enum ClientError {
     Problem {
         /// HTTP status.
         status: u16,
-        /// The problem's stable code (e.g. `seed_mismatch`).
-        code: String,
+        /// The problem's stable code.
+        code: ProblemCode,
         /// The server's explanation.
         detail: String,
     },
@@ -75,55 +77,12 @@ pub enum ClientError {
 
 impl ClientError {
     /// The problem code, when the server answered with one.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ProblemCode> {
         match self {
-            Self::Problem { code, .. } => Some(code),
+            Self::Problem { code, .. } => Some(*code),
             _ => None,
         }
     }
-}
-
-/// An experiment as the server returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Experiment {
-    /// Its attributes.
-    #[serde(flatten)]
-    pub spec: ExperimentSpec,
-    /// Its seeds `s_0 …`.
-    pub seeds: Vec<Seed>,
-    /// When it was created.
-    pub created_at: String,
-}
-
-/// A run's seed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSeed {
-    /// The experiment.
-    pub experiment: ExperimentId,
-    /// The run.
-    pub run: RunIndex,
-    /// The run's seed.
-    pub seed: Seed,
-    /// The experiment's seed policy.
-    pub seed_policy: SeedPolicy,
-    /// The split seed `s_0`.
-    pub split_seed: Seed,
-}
-
-/// A recorded run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecordedRun {
-    /// The experiment.
-    pub experiment: ExperimentId,
-    /// The variant.
-    pub variant: VariantLabel,
-    /// The run.
-    pub run: RunIndex,
-    /// When it was recorded.
-    pub recorded_at: String,
-    /// What it reported.
-    #[serde(flatten)]
-    pub result: RunResult,
 }
 
 /// A verified split (header, indices, labels, contiguous pixels).
@@ -142,12 +101,6 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("base", &self.base).finish()
     }
-}
-
-#[derive(Deserialize)]
-struct Problem {
-    code: String,
-    detail: String,
 }
 
 impl Client {
@@ -242,7 +195,7 @@ impl Client {
     }
 
     /// `GET /v1/health`.
-    pub fn health(&self) -> Result<serde_json::Value, ClientError> {
+    pub fn health(&self) -> Result<Health, ClientError> {
         Ok(self.json("GET", "/v1/health", None)?.1)
     }
 

@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use reproml_api::ProblemCode;
 use reproml_client::{Client, ClientError};
 use reproml_core::run::sample_result;
 use reproml_core::split::SplitName;
@@ -86,7 +87,7 @@ fn a_seed_mismatch_is_refused_and_the_server_goes_on() {
     let client = Client::new(&server.url(), None);
     let id = client.create_experiment(&spec("e", 2)).unwrap().0.spec.id;
     let err = client.split(&id, 0, SplitName::Test, 12345).unwrap_err();
-    assert_eq!(err.code(), Some("seed_mismatch"), "{err}");
+    assert_eq!(err.code(), Some(ProblemCode::SeedMismatch), "{err}");
     let seed = client.seed(&id, 0).unwrap().seed;
     assert!(
         client.split(&id, 0, SplitName::Test, seed).is_ok(),
@@ -217,15 +218,15 @@ fn results_are_idempotent_and_validated() {
     let err = client
         .post_result(&id, &buggy, 0, &sample_result(e.seeds[0], 0.8, 2))
         .unwrap_err();
-    assert_eq!(err.code(), Some("result_conflict"));
+    assert_eq!(err.code(), Some(ProblemCode::ResultConflict));
     let err = client
         .post_result(&id, &buggy, 1, &sample_result(e.seeds[0], 0.8, 2))
         .unwrap_err();
-    assert_eq!(err.code(), Some("seed_mismatch"));
+    assert_eq!(err.code(), Some(ProblemCode::SeedMismatch));
     let mut bad = sample_result(e.seeds[1], 0.8, 2);
     bad.epochs.pop();
     let err = client.post_result(&id, &buggy, 1, &bad).unwrap_err();
-    assert_eq!(err.code(), Some("invalid_result"), "{err}");
+    assert_eq!(err.code(), Some(ProblemCode::InvalidResult), "{err}");
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
 
@@ -468,14 +469,14 @@ fn a_token_is_required_when_configured() {
     assert!(content_type.starts_with("text/html") && page.contains("fetch(\"/v1/experiments\")"));
     assert_eq!(
         Client::new(&url, None).experiments().unwrap_err().code(),
-        Some("missing_token")
+        Some(ProblemCode::MissingToken)
     );
     assert_eq!(
         Client::new(&url, Some("wrong-token-wrong-token".into()))
             .experiments()
             .unwrap_err()
             .code(),
-        Some("bad_token")
+        Some(ProblemCode::BadToken)
     );
     assert!(
         Client::new(&url, Some("correct-horse-battery-staple".into()))
@@ -489,9 +490,9 @@ fn a_token_is_required_when_configured() {
 fn a_corrupted_chunk_is_detected() {
     use reproml_data::wire::{ChunkEncoder, SplitHeader, encode_header};
     let header = SplitHeader {
-        experiment: "e".into(),
+        experiment: "e".parse().unwrap(),
         run: 0,
-        split: "train".into(),
+        split: SplitName::Train,
         seed: 1,
         examples: 3,
         shape: reproml_data::ImageShape {
@@ -506,7 +507,7 @@ fn a_corrupted_chunk_is_detected() {
             std: vec![0.2],
         },
         dataset_digest: "0".repeat(64),
-        order: "index".into(),
+        order: reproml_data::wire::SplitOrder::Index,
     };
     let mut body = encode_header(&header);
     let mut enc = ChunkEncoder::new();
@@ -587,7 +588,8 @@ fn the_openapi_document_lists_exactly_the_routes() {
             .replace("{variant}", "v");
         let (_, _, body) = raw(&server.url(), method, &concrete, &[], b"");
         assert!(
-            !body.contains("route_not_found") && !body.contains("method_not_allowed"),
+            !body.contains(r#""code":"route_not_found""#)
+                && !body.contains(r#""code":"method_not_allowed""#),
             "{method} {path}: {body}"
         );
     }

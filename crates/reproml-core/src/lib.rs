@@ -7,6 +7,7 @@
 //! client in another language reproduces them exactly.
 
 mod canonical;
+pub mod fault;
 pub mod id;
 pub mod metrics;
 pub mod run;

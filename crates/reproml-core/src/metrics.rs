@@ -10,7 +10,71 @@
 //!   from both does not dilute the mean;
 //! - accuracy = trace / total.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
+
+/// One of the metrics every run reports on its test split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Share of examples predicted correctly.
+    Accuracy,
+    /// Macro-averaged precision.
+    Precision,
+    /// Macro-averaged recall.
+    Recall,
+    /// Macro-averaged F1.
+    F1,
+}
+
+impl Metric {
+    /// Every metric, in report order.
+    pub const ALL: [Metric; 4] = [
+        Metric::Accuracy,
+        Metric::Precision,
+        Metric::Recall,
+        Metric::F1,
+    ];
+
+    /// The metric's name in results, reports and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::F1 => "f1",
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A metric name that is not one of [`Metric::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown metric {0:?}; use accuracy, precision, recall or f1")]
+pub struct UnknownMetric(String);
+
+impl FromStr for Metric {
+    type Err = UnknownMetric;
+
+    /// ```
+    /// use reproml_core::metrics::Metric;
+    /// assert_eq!("f1".parse::<Metric>(), Ok(Metric::F1));
+    /// assert!("auc".parse::<Metric>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| UnknownMetric(s.to_owned()))
+    }
+}
 
 /// Why metrics cannot be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

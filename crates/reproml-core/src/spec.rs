@@ -259,6 +259,32 @@ impl fmt::Display for Violation {
 }
 
 impl ExperimentSpec {
+    /// A spec with the paper's defaults for everything but what names the
+    /// experiment; change the public fields to build others as values.
+    ///
+    /// ```
+    /// use reproml_core::ExperimentSpec;
+    /// let mut spec = ExperimentSpec::new("demo".parse().unwrap(), "lenet5".parse().unwrap(), "digits".parse().unwrap(), 8);
+    /// spec.runs = 20;
+    /// assert!(spec.validate().is_ok());
+    /// assert_eq!(spec.optimizer.lr, 0.01);
+    /// ```
+    pub fn new(id: ExperimentId, model: Name, challenge: Name, epochs: u32) -> Self {
+        Self {
+            id,
+            description: String::new(),
+            model,
+            challenge,
+            epochs,
+            runs: default_runs(),
+            seed_policy: SeedPolicy::default(),
+            batch: BatchSizes::default(),
+            optimizer: Optimizer::default(),
+            split: SplitRule::default(),
+            subset: SubsetLimits::default(),
+        }
+    }
+
     /// Checks every value against its allowed range and returns all the
     /// problems at once (a user fixes a file in one go, not one error per try).
     pub fn validate(&self) -> Result<(), Vec<Violation>> {
@@ -420,10 +446,55 @@ impl ExperimentSpec {
         Ok(spec)
     }
 
+    /// The keys, top-level and nested, whose values differ between `self`
+    /// (stored) and `given`, as `key: stored → given`: what a conflict
+    /// reports so that a user sees at once why an identifier is taken.
+    ///
+    /// ```
+    /// use reproml_core::ExperimentSpec;
+    /// let a = ExperimentSpec::new("e".parse().unwrap(), "mlp".parse().unwrap(), "digits".parse().unwrap(), 1);
+    /// let mut b = a.clone();
+    /// b.optimizer.lr = 0.5;
+    /// assert_eq!(a.differences(&b), ["optimizer.lr: 0.01 → 0.5"]);
+    /// ```
+    pub fn differences(&self, given: &ExperimentSpec) -> Vec<String> {
+        let (Ok(a), Ok(b)) = (serde_json::to_value(self), serde_json::to_value(given)) else {
+            return vec!["(unserialisable spec)".into()];
+        };
+        let mut out = Vec::new();
+        diff_values("", &a, &b, &mut out);
+        out
+    }
+
     /// The spec with every default written out, as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string(self)
             .expect("a spec always serialises: it has no maps with non-string keys")
+    }
+}
+
+fn diff_values(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let null = Value::Null;
+                diff_values(
+                    &path,
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: {a} → {b}")),
+        _ => {}
     }
 }
 

@@ -1,25 +1,8 @@
 //! The in-memory data set and what is derived from it.
 
+use reproml_api::{ImageShape, Normalization};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-/// Channels, height and width of every image of a data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ImageShape {
-    /// Colour channels (1 or 3).
-    pub channels: u32,
-    /// Rows of pixels.
-    pub height: u32,
-    /// Columns of pixels.
-    pub width: u32,
-}
-
-impl ImageShape {
-    /// Bytes per image.
-    pub fn pixels(&self) -> usize {
-        self.channels as usize * self.height as usize * self.width as usize
-    }
-}
 
 /// The published split of a data set: its first `train` examples come from
 /// the training file(s), the next `test` from the test file.
@@ -29,20 +12,6 @@ pub struct OfficialSplit {
     pub train: u32,
     /// Examples in the test file.
     pub test: u32,
-}
-
-/// Per-channel mean and standard deviation of the scaled pixels
-/// (`byte / max_value`) over every example of the data set. Clients feed
-/// `(byte / max_value − mean) / std` to the model. Each data set uses its
-/// own statistics (the original tool applied MNIST's to CIFAR-10).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Normalization {
-    /// Largest pixel value of the format (16 for digits, 255 otherwise).
-    pub max_value: u8,
-    /// Mean per channel.
-    pub mean: Vec<f64>,
-    /// Population standard deviation per channel (1 where it would be 0).
-    pub std: Vec<f64>,
 }
 
 /// A labelled image data set held in memory.

@@ -12,12 +12,13 @@ mod generate;
 pub mod serve;
 pub mod wire;
 
-pub use dataset::{Dataset, ImageShape, Normalization, OfficialSplit};
+pub use dataset::{Dataset, OfficialSplit};
 pub use formats::{
     DataFormat, FASHION_MNIST_DIR, builtin, load, read_cifar10_dir, read_digits_csv, read_idx_dir,
     read_idx_pair,
 };
 pub use generate::generate;
+pub use reproml_api::{ImageShape, Normalization};
 
 /// Why a data set cannot be read.
 #[derive(Debug, thiserror::Error)]

@@ -3,10 +3,10 @@
 
 use reproml_core::spec::SplitRule;
 use reproml_core::split::{Split, SplitError, SplitName, SubsetLimits, epoch_order};
-use reproml_core::{ExperimentSpec, Seed};
+use reproml_core::{ExperimentSpec, RunIndex, Seed};
 
 use crate::Dataset;
-use crate::wire::{ChunkEncoder, SplitHeader, encode_header, records_per_chunk};
+use crate::wire::{ChunkEncoder, SplitHeader, SplitOrder, encode_header, records_per_chunk};
 
 /// Why a split cannot be served.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -20,25 +20,72 @@ pub enum ServeError {
 }
 
 /// The data set indices of split `name` for a run, in the served order
-/// (`"epoch-0"` for train, `"index"` otherwise), with the order's name.
+/// (epoch 0's for train, ascending otherwise), with that order.
 pub fn served_indices(
     data: &Dataset,
     spec: &ExperimentSpec,
     split_seed: Seed,
     run_seed: Seed,
     name: SplitName,
-) -> Result<(Vec<u32>, &'static str), ServeError> {
+) -> Result<(Vec<u32>, SplitOrder), ServeError> {
     let split = membership(data, &spec.split, &spec.subset, split_seed)?;
     let members = split.part(name);
     if name == SplitName::Train {
         let order = epoch_order(members.len() as u32, run_seed, 0);
         Ok((
             order.into_iter().map(|p| members[p as usize]).collect(),
-            "epoch-0",
+            SplitOrder::Epoch0,
         ))
     } else {
-        Ok((members.to_vec(), "index"))
+        Ok((members.to_vec(), SplitOrder::Index))
     }
+}
+
+/// What the server knows of a data set besides its examples: computed
+/// once and cached, since both take a pass over every pixel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetFacts {
+    /// SHA-256 of the content, hex.
+    pub digest: String,
+    /// Its own normalisation.
+    pub normalization: reproml_api::Normalization,
+}
+
+impl DatasetFacts {
+    /// Computes the facts of `data`.
+    pub fn of(data: &Dataset) -> Self {
+        Self {
+            digest: reproml_core::hex(&data.digest()),
+            normalization: data.normalization(),
+        }
+    }
+}
+
+/// Split `name` of run `run` of experiment `spec`, exactly as the server
+/// serves it: its header and the data set indices in the served order.
+pub fn served_split(
+    data: &Dataset,
+    facts: &DatasetFacts,
+    spec: &ExperimentSpec,
+    seeds: (Seed, Seed),
+    run: RunIndex,
+    name: SplitName,
+) -> Result<(SplitHeader, Vec<u32>), ServeError> {
+    let (split_seed, run_seed) = seeds;
+    let (indices, order) = served_indices(data, spec, split_seed, run_seed, name)?;
+    let header = SplitHeader {
+        experiment: spec.id.clone(),
+        run,
+        split: name,
+        seed: run_seed,
+        examples: indices.len() as u32,
+        shape: data.shape,
+        classes: data.classes,
+        normalization: facts.normalization.clone(),
+        dataset_digest: facts.digest.clone(),
+        order,
+    };
+    Ok((header, indices))
 }
 
 fn membership(

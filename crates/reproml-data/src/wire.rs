@@ -6,10 +6,9 @@
 
 use std::io::Read;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{ImageShape, Normalization};
+pub use reproml_api::{SplitHeader, SplitOrder};
 
 /// The 8 bytes every split stream starts with.
 pub const MAGIC: &[u8; 8] = b"RPMLSPL1";
@@ -19,31 +18,6 @@ pub const MEDIA_TYPE: &str = "application/vnd.reproml.split.v1";
 pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
 /// Records are grouped into chunks of about this many bytes.
 pub const TARGET_CHUNK_BYTES: usize = 1 << 20;
-
-/// What a split stream says about itself before its records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SplitHeader {
-    /// Experiment identifier.
-    pub experiment: String,
-    /// Run index.
-    pub run: u32,
-    /// `train`, `test` or `validation`.
-    pub split: String,
-    /// The run's seed.
-    pub seed: u64,
-    /// Number of records that follow.
-    pub examples: u32,
-    /// Shape of every image.
-    pub shape: ImageShape,
-    /// Number of classes.
-    pub classes: u32,
-    /// The data set's own normalisation.
-    pub normalization: Normalization,
-    /// SHA-256 of the data set's content, hex.
-    pub dataset_digest: String,
-    /// `epoch-0` (train: the run's first-epoch order) or `index` (ascending).
-    pub order: String,
-}
 
 /// A decoded, verified split: the records in the served order, kept as
 /// they arrived (no copy beyond the one off the socket).
@@ -286,12 +260,13 @@ fn u32_le(b: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reproml_api::{ImageShape, Normalization};
 
     fn stream(records: &[(u32, u8, Vec<u8>)], chunk: usize) -> Vec<u8> {
         let header = SplitHeader {
-            experiment: "e".into(),
+            experiment: "e".parse().unwrap(),
             run: 0,
-            split: "train".into(),
+            split: reproml_core::split::SplitName::Train,
             seed: 1,
             examples: records.len() as u32,
             shape: ImageShape {
@@ -306,7 +281,7 @@ mod tests {
                 std: vec![0.5],
             },
             dataset_digest: "0".repeat(64),
-            order: "index".into(),
+            order: SplitOrder::Index,
         };
         let mut out = encode_header(&header);
         let mut enc = ChunkEncoder::new();

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use reproml_api::runs_csv::RunsCsvRow;
 use reproml_core::SeedPolicy;
+use reproml_core::metrics::Metric;
 use reproml_stats::{
     CliffMagnitude, Descriptives, MannWhitneyOptions, WilcoxonOptions, benjamini_hochberg,
     cliffs_delta, cliffs_magnitude, describe, holm, mann_whitney_u, vargha_delaney_a12, wilcoxon,
@@ -10,9 +12,10 @@ use reproml_stats::{
 use serde::{Deserialize, Serialize};
 
 /// The metrics every run reports, in report order.
-pub const METRICS: [&str; 4] = ["accuracy", "precision", "recall", "f1"];
+pub const METRICS: [Metric; 4] = Metric::ALL;
 
-/// One recorded run: the columns of the server's CSV export.
+/// One recorded run: the columns of the server's CSV export that a
+/// comparison needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
     /// Experiment identifier.
@@ -38,13 +41,30 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    /// The value of metric `name` (one of [`METRICS`]).
-    pub fn metric(&self, name: &str) -> f64 {
-        match name {
-            "accuracy" => self.accuracy,
-            "precision" => self.precision,
-            "recall" => self.recall,
-            _ => self.f1,
+    /// The value of `metric`.
+    pub fn metric(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Accuracy => self.accuracy,
+            Metric::Precision => self.precision,
+            Metric::Recall => self.recall,
+            Metric::F1 => self.f1,
+        }
+    }
+}
+
+impl From<RunsCsvRow> for RunRow {
+    fn from(r: RunsCsvRow) -> Self {
+        Self {
+            experiment: r.experiment.to_string(),
+            variant: r.variant.to_string(),
+            run: r.run,
+            seed: r.seed,
+            seed_policy: r.seed_policy,
+            accuracy: r.accuracy,
+            precision: r.precision,
+            recall: r.recall,
+            f1: r.f1,
+            final_digest: r.final_digest,
         }
     }
 }
@@ -84,7 +104,7 @@ pub enum ReportError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricComparison {
     /// The metric.
-    pub metric: String,
+    pub metric: Metric,
     /// Baseline values summarised.
     pub baseline: Descriptives,
     /// Treatment values summarised.
@@ -263,7 +283,7 @@ pub fn compare(rows: &[RunRow], opts: &CompareOptions) -> Result<Report, ReportE
                     .flatten();
                 let delta = cliffs_delta(&y, &x).unwrap_or(0.0);
                 Ok(MetricComparison {
-                    metric: metric.into(),
+                    metric,
                     baseline: describe(&x).map_err(|e| ReportError::Variants {
                         experiment: experiment.into(),
                         problem: e.to_string(),

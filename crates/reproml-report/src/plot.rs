@@ -127,7 +127,7 @@ pub fn plot_experiment(
 ) -> Result<(), PlotError> {
     let panels = METRICS
         .iter()
-        .map(|metric| {
+        .map(|&metric| {
             let groups = [baseline, treatment]
                 .iter()
                 .map(|v| {

@@ -1,5 +1,5 @@
 //! Training benchmarks, printed as figures (run:
-//! `cargo bench -p reproml-train --bench train`).
+//! `cargo bench -p reproml-runner --bench train`).
 //!
 //! 1. Throughput (images/s) of one epoch, batch 64: LeNet-5 on 1×28×28 and
 //!    VGG-X on 3×32×32 generated images, with 1 and 2 kernel threads (each
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use reproml_client::Client;
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentSpec, VariantLabel};
-use reproml_data::serve::{encode_split, served_indices};
-use reproml_data::wire::{SplitHeader, decode};
+use reproml_data::serve::{DatasetFacts, encode_split, served_split};
+use reproml_data::wire::decode;
 use reproml_data::{ImageShape, generate};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 use reproml_train::{Fault, ModelRegistry, PreparedSplit, RunSettings, train, with_threads};
@@ -35,19 +35,8 @@ fn generated_splits(
 ) -> (PreparedSplit, PreparedSplit) {
     let data = generate(shape, 10, train_n + 64, 64, 1);
     let prepare = |name| {
-        let (indices, order) = served_indices(&data, spec, seed, seed, name).unwrap();
-        let header = SplitHeader {
-            experiment: "bench".into(),
-            run: 0,
-            split: name.to_string(),
-            seed,
-            examples: indices.len() as u32,
-            shape,
-            classes: 10,
-            normalization: data.normalization(),
-            dataset_digest: String::new(),
-            order: order.into(),
-        };
+        let (header, indices) =
+            served_split(&data, &DatasetFacts::of(&data), spec, (seed, seed), 0, name).unwrap();
         PreparedSplit::new(&decode(&encode_split(&data, &header, &indices)).unwrap())
     };
     (prepare(SplitName::Train), prepare(SplitName::Test))

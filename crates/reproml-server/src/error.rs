@@ -1,71 +1,71 @@
 //! Errors as the API reports them: RFC 9457 problem details
-//! (`application/problem+json`) with a stable, machine-readable `code`.
+//! (`application/problem+json`) with a stable, machine-readable `code`
+//! from [`ProblemCode`], whose status is fixed by the code.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use reproml_api::{Problem, ProblemCode};
 use reproml_store::StoreError;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
 /// A problem to report to the client.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable code clients can match on (listed in `docs/protocol.md`).
-    pub code: &'static str,
+    /// Stable code clients can match on; it fixes the HTTP status.
+    pub code: ProblemCode,
     /// What went wrong and what to do.
     pub detail: String,
     /// More fields for the problem object.
-    pub extra: Option<Value>,
+    pub extra: Map<String, Value>,
 }
 
 impl ApiError {
-    /// A problem with a status, a code and a detail.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    /// A problem with a code and a detail.
+    pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             detail: detail.into(),
-            extra: None,
+            extra: Map::new(),
         }
     }
 
-    /// Adds fields to the problem object.
-    pub fn with(mut self, extra: Value) -> Self {
-        self.extra = Some(extra);
+    /// Adds a field to the problem object.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
         self
     }
 
-    pub(crate) fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, detail)
-    }
-
-    pub(crate) fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, detail)
-    }
-
-    pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
+    /// A fault of the server. The cause goes to the server's log, never to
+    /// the client: it may name files, SQL or internals.
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(cause = %cause, "request failed inside the server");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("the server failed: {detail}"),
+            ProblemCode::Internal,
+            "the server failed on this request; its log has the cause. Try again, or report it",
         )
+    }
+
+    /// The HTTP status of the problem.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "type": format!("https://reproml.invalid/problems/{}", self.code),
-            "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(),
-            "code": self.code,
-            "detail": self.detail,
+        let status = self.status();
+        let mut problem = Problem::new(
+            self.code,
+            status.canonical_reason().unwrap_or("Error"),
+            self.detail,
+        );
+        problem.extra = self.extra;
+        let body = serde_json::to_string(&problem).unwrap_or_else(|_| {
+            // Unreachable in practice (a map of JSON values always
+            // serialises); still answer with a well-formed problem.
+            format!(r#"{{"status":{},"code":"{}"}}"#, status.as_u16(), self.code)
         });
-        if let (Some(Value::Object(extra)), Value::Object(map)) = (self.extra, &mut body) {
-            map.extend(extra);
-        }
-        let mut response = (self.status, body.to_string()).into_response();
+        let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -81,11 +81,11 @@ impl From<StoreError> for ApiError {
                 ref differences, ..
             } => {
                 let differences = differences.clone();
-                ApiError::new(StatusCode::CONFLICT, "experiment_conflict", e.to_string())
-                    .with(json!({ "differences": differences }))
+                ApiError::new(ProblemCode::ExperimentConflict, e.to_string())
+                    .with("differences", differences)
             }
             StoreError::ResultConflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "result_conflict", e.to_string())
+                ApiError::new(ProblemCode::ResultConflict, e.to_string())
             }
             other => ApiError::internal(other),
         }

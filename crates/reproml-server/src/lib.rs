@@ -26,9 +26,6 @@ pub use error::ApiError;
 pub use listener::LimitedListener;
 pub use state::AppState;
 
-/// The API version prefix.
-pub const API_PREFIX: &str = "/v1";
-
 /// Every route the server answers, as `(method, path)`: the OpenAPI
 /// document is tested to list exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -189,7 +186,7 @@ impl BoundServer {
         self.addr
     }
 
-    /// The shared state (for the master seed and database path).
+    /// The shared state (for the master seed).
     pub fn state(&self) -> &AppState {
         &self.state
     }

@@ -5,13 +5,15 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use reproml_api::runs_csv::{self, RunsCsvRow};
+use reproml_api::{Experiment, Health, ProblemCode, RecordedRun, RunSeed};
 use reproml_core::run::RunResult;
 use reproml_core::split::SplitName;
-use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, VariantLabel};
-use reproml_data::serve::{ServeError, encode_records, served_indices};
-use reproml_data::wire::{self, SplitHeader};
-use reproml_store::{StoredExperiment, Written};
-use serde::{Deserialize, Serialize};
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
+use reproml_data::serve::{ServeError, encode_records, served_split};
+use reproml_data::wire;
+use reproml_store::Written;
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -21,47 +23,43 @@ use crate::state::AppState;
 type ApiResult<T> = Result<T, ApiError>;
 
 fn experiment_id(raw: &str) -> ApiResult<ExperimentId> {
-    ExperimentId::new(raw).map_err(|e| ApiError::bad_request("bad_identifier", e.to_string()))
+    ExperimentId::new(raw).map_err(|e| ApiError::new(ProblemCode::BadIdentifier, e.to_string()))
 }
 
 fn variant_label(raw: &str) -> ApiResult<VariantLabel> {
-    VariantLabel::new(raw).map_err(|e| ApiError::bad_request("bad_identifier", e.to_string()))
+    VariantLabel::new(raw).map_err(|e| ApiError::new(ProblemCode::BadIdentifier, e.to_string()))
 }
 
-fn run_index(raw: &str, experiment: &StoredExperiment) -> ApiResult<RunIndex> {
+/// A run of the experiment, with its seed under the experiment's policy.
+fn run_index(raw: &str, experiment: &Experiment) -> ApiResult<(RunIndex, Seed)> {
     let run: RunIndex = raw.parse().map_err(|_| {
-        ApiError::bad_request(
-            "bad_run_index",
+        ApiError::new(
+            ProblemCode::BadRunIndex,
             format!(
                 "run index {raw:?} is not a whole number from 0 to {}",
                 u32::MAX
             ),
         )
     })?;
-    if run >= experiment.spec.runs {
-        return Err(ApiError::not_found(
-            "run_not_found",
+    let seed = experiment.run_seed(run).ok_or_else(|| {
+        ApiError::new(
+            ProblemCode::RunNotFound,
             format!(
                 "experiment {} has runs 0 to {}; there is no run {run}",
                 experiment.spec.id,
-                experiment.spec.runs - 1
+                experiment.spec.runs.saturating_sub(1)
             ),
-        ));
-    }
-    Ok(run)
+        )
+    })?;
+    Ok((run, seed))
 }
 
-/// The seed of a validated run under the experiment's seed policy.
-fn run_seed(e: &StoredExperiment, run: RunIndex) -> u64 {
-    e.seeds[e.spec.seed_policy.seed_index(run) as usize]
-}
-
-async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<StoredExperiment> {
+async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<Experiment> {
     state
         .with_store(move |store| {
             store.experiment(&id)?.ok_or_else(|| {
-                ApiError::not_found(
-                    "experiment_not_found",
+                ApiError::new(
+                    ProblemCode::ExperimentNotFound,
                     format!("no experiment {id}; create it with POST /v1/experiments"),
                 )
             })
@@ -92,15 +90,11 @@ pub(crate) async fn authenticate(
         Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
             next.run(request).await
         }
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_token",
-            "the bearer token is wrong",
-        )
-        .into_response(),
+        Some(_) => {
+            ApiError::new(ProblemCode::BadToken, "the bearer token is wrong").into_response()
+        }
         None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_token",
+            ProblemCode::MissingToken,
             "this server requires `Authorization: Bearer <token>`",
         )
         .into_response(),
@@ -112,8 +106,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub(crate) async fn health() -> impl IntoResponse {
-    axum::Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "api": "v1" }))
+pub(crate) async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api: reproml_api::API_VERSION.into(),
+    })
 }
 
 pub(crate) async fn dashboard() -> impl IntoResponse {
@@ -125,16 +123,15 @@ pub(crate) async fn openapi() -> impl IntoResponse {
 }
 
 pub(crate) async fn not_found(request: Request) -> ApiError {
-    ApiError::not_found(
-        "route_not_found",
+    ApiError::new(
+        ProblemCode::RouteNotFound,
         format!("no route {}; see /openapi.json", request.uri().path()),
     )
 }
 
 pub(crate) async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ProblemCode::MethodNotAllowed,
         format!(
             "{} is not allowed on {}; see /openapi.json",
             request.method(),
@@ -143,37 +140,15 @@ pub(crate) async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
-/// An experiment as the API shows it.
-#[derive(Serialize)]
-struct ExperimentView {
-    #[serde(flatten)]
-    spec: ExperimentSpec,
-    seeds: Vec<u64>,
-    created_at: String,
-}
-
-impl From<StoredExperiment> for ExperimentView {
-    fn from(e: StoredExperiment) -> Self {
-        Self {
-            spec: e.spec,
-            seeds: e.seeds,
-            created_at: e.created_at,
-        }
-    }
-}
-
 pub(crate) async fn create_experiment(
     State(state): State<AppState>,
     ApiJson(spec): ApiJson<ExperimentSpec>,
 ) -> ApiResult<Response> {
     if let Err(violations) = spec.validate() {
         let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_spec",
-            list.join("; "),
-        )
-        .with(json!({ "violations": list })));
+        return Err(
+            ApiError::new(ProblemCode::InvalidSpec, list.join("; ")).with("violations", list)
+        );
     }
     let (stored, written) = state
         .with_store(move |store| Ok(store.create_experiment(&spec)?))
@@ -182,42 +157,40 @@ pub(crate) async fn create_experiment(
         Written::Created => StatusCode::CREATED,
         Written::Existing => StatusCode::OK,
     };
-    Ok((status, axum::Json(ExperimentView::from(stored))).into_response())
+    Ok((status, axum::Json(stored)).into_response())
 }
 
 pub(crate) async fn list_experiments(
     State(state): State<AppState>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::Json<Vec<Experiment>>> {
     let all = state.with_store(|store| Ok(store.experiments()?)).await?;
-    Ok(axum::Json(
-        all.into_iter()
-            .map(ExperimentView::from)
-            .collect::<Vec<_>>(),
-    ))
+    Ok(axum::Json(all))
 }
 
 pub(crate) async fn get_experiment(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::Json<Experiment>> {
     let e = load_experiment(&state, experiment_id(&id)?).await?;
-    Ok(axum::Json(ExperimentView::from(e)))
+    Ok(axum::Json(e))
 }
 
 pub(crate) async fn get_seed(
     State(state): State<AppState>,
     Path((id, run)): Path<(String, String)>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::Json<RunSeed>> {
     let e = load_experiment(&state, experiment_id(&id)?).await?;
-    let run = run_index(&run, &e)?;
-    let seed = run_seed(&e, run);
-    Ok(axum::Json(json!({
-        "experiment": e.spec.id,
-        "run": run,
-        "seed": seed,
-        "seed_policy": e.spec.seed_policy,
-        "split_seed": e.seeds[0],
-    })))
+    let (run, seed) = run_index(&run, &e)?;
+    let split_seed = e
+        .split_seed()
+        .ok_or_else(|| ApiError::internal(format!("experiment {} has no seeds", e.spec.id)))?;
+    Ok(axum::Json(RunSeed {
+        experiment: e.spec.id,
+        run,
+        seed,
+        seed_policy: e.spec.seed_policy,
+        split_seed,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -232,15 +205,13 @@ pub(crate) async fn get_split(
     ApiQuery(query): ApiQuery<DataQuery>,
 ) -> ApiResult<Response> {
     let e = load_experiment(&state, experiment_id(&id)?).await?;
-    let run = run_index(&run, &e)?;
+    let (run, seed) = run_index(&run, &e)?;
     let split_name: SplitName = split
         .parse()
-        .map_err(|m: String| ApiError::not_found("split_not_found", m))?;
-    let seed = run_seed(&e, run);
+        .map_err(|m: String| ApiError::new(ProblemCode::SplitNotFound, m))?;
     if query.seed != seed {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "seed_mismatch",
+            ProblemCode::SeedMismatch,
             format!(
                 "run {run} of experiment {} has seed {seed}, not {}; fetch the seed from /v1/experiments/{}/runs/{run}/seed",
                 e.spec.id, query.seed, e.spec.id
@@ -248,37 +219,30 @@ pub(crate) async fn get_split(
         ));
     }
     let loaded = state.dataset(e.spec.challenge.as_str()).await?;
-    let data = &loaded.dataset;
-    let (indices, order) =
-        served_indices(data, &e.spec, e.seeds[0], seed, split_name).map_err(|err| match err {
-            ServeError::NoOfficialSplit => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "no_official_split",
-                format!(
-                    "challenge {} has no official split; use method = \"fractions\"",
-                    e.spec.challenge
-                ),
-            ),
-            ServeError::Impossible(err) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "split_impossible",
-                err.to_string(),
-            ),
-        })?;
-    let header = SplitHeader {
-        experiment: e.spec.id.to_string(),
+    let split_seed = e
+        .split_seed()
+        .ok_or_else(|| ApiError::internal(format!("experiment {} has no seeds", e.spec.id)))?;
+    let (header, indices) = served_split(
+        &loaded.dataset,
+        &loaded.facts,
+        &e.spec,
+        (split_seed, seed),
         run,
-        split: split_name.to_string(),
-        seed,
-        examples: indices.len() as u32,
-        shape: data.shape,
-        classes: data.classes,
-        normalization: loaded.normalization.clone(),
-        dataset_digest: loaded.digest.clone(),
-        order: order.into(),
-    };
+        split_name,
+    )
+    .map_err(|err| match err {
+        ServeError::NoOfficialSplit => ApiError::new(
+            ProblemCode::NoOfficialSplit,
+            format!(
+                "challenge {} has no official split; use method = \"fractions\"",
+                e.spec.challenge
+            ),
+        ),
+        ServeError::Impossible(err) => ApiError::new(ProblemCode::SplitImpossible, err.to_string()),
+    })?;
+    let shape = loaded.dataset.shape;
     let head = wire::encode_header(&header);
-    let length = wire::encoded_len(head.len(), indices.len(), data.shape.pixels());
+    let length = wire::encoded_len(head.len(), indices.len(), shape.pixels());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         if tx.blocking_send(Ok(head)).is_err() {
@@ -302,29 +266,6 @@ pub(crate) async fn get_split(
     Ok(response)
 }
 
-/// A recorded run as the API shows it.
-#[derive(Serialize)]
-struct RunView {
-    experiment: ExperimentId,
-    variant: VariantLabel,
-    run: RunIndex,
-    recorded_at: String,
-    #[serde(flatten)]
-    result: RunResult,
-}
-
-impl From<reproml_store::StoredRun> for RunView {
-    fn from(r: reproml_store::StoredRun) -> Self {
-        Self {
-            experiment: r.experiment,
-            variant: r.variant,
-            run: r.run,
-            recorded_at: r.recorded_at,
-            result: r.result,
-        }
-    }
-}
-
 pub(crate) async fn post_result(
     State(state): State<AppState>,
     Path((id, variant, run)): Path<(String, String, String)>,
@@ -332,12 +273,10 @@ pub(crate) async fn post_result(
 ) -> ApiResult<Response> {
     let e = load_experiment(&state, experiment_id(&id)?).await?;
     let variant = variant_label(&variant)?;
-    let run = run_index(&run, &e)?;
-    let seed = run_seed(&e, run);
+    let (run, seed) = run_index(&run, &e)?;
     if result.seed != seed {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "seed_mismatch",
+            ProblemCode::SeedMismatch,
             format!(
                 "run {run} has seed {seed}, but the result says {}; it was trained with the wrong seed",
                 result.seed
@@ -345,12 +284,10 @@ pub(crate) async fn post_result(
         ));
     }
     if let Err(problems) = result.validate(e.spec.epochs) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_result",
-            problems.join("; "),
-        )
-        .with(json!({ "violations": problems })));
+        return Err(
+            ApiError::new(ProblemCode::InvalidResult, problems.join("; "))
+                .with("violations", problems),
+        );
     }
     let id = e.spec.id;
     let (stored, written) = state
@@ -360,7 +297,7 @@ pub(crate) async fn post_result(
         Written::Created => StatusCode::CREATED,
         Written::Existing => StatusCode::OK,
     };
-    Ok((status, axum::Json(RunView::from(stored))).into_response())
+    Ok((status, axum::Json(stored)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -382,54 +319,19 @@ pub(crate) async fn list_runs(
         .with_store(move |store| Ok(store.runs(&id, variant.as_ref())?))
         .await?;
     match query.format.as_deref() {
-        None | Some("json") => {
-            Ok(axum::Json(runs.into_iter().map(RunView::from).collect::<Vec<_>>()).into_response())
+        None | Some("json") => Ok(axum::Json::<Vec<RecordedRun>>(runs).into_response()),
+        Some("csv") => {
+            let rows: Vec<RunsCsvRow> = runs
+                .iter()
+                .map(|r| RunsCsvRow::new(r, e.spec.seed_policy))
+                .collect();
+            let text = runs_csv::write(&rows).map_err(ApiError::internal)?;
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response())
         }
-        Some("csv") => Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            runs_csv(&e, &runs),
-        )
-            .into_response()),
-        Some(other) => Err(ApiError::bad_request(
-            "bad_format",
+        Some(other) => Err(ApiError::new(
+            ProblemCode::BadFormat,
             format!("unknown format {other:?}; use json or csv"),
         )),
-    }
-}
-
-/// One line per run: the columns `reproml compare` reads.
-fn runs_csv(e: &StoredExperiment, runs: &[reproml_store::StoredRun]) -> String {
-    let mut out = String::from(
-        "experiment,variant,run,seed,seed_policy,accuracy,precision,recall,f1,final_digest,artifact,recorded_at\n",
-    );
-    for r in runs {
-        let m = &r.result.metrics;
-        let fields = [
-            r.experiment.to_string(),
-            r.variant.to_string(),
-            r.run.to_string(),
-            r.result.seed.to_string(),
-            e.spec.seed_policy.as_str().to_string(),
-            m.accuracy.to_string(),
-            m.precision.to_string(),
-            m.recall.to_string(),
-            m.f1.to_string(),
-            r.result.final_digest().unwrap_or_default().to_string(),
-            csv_field(&r.result.artifact.name),
-            r.recorded_at.clone(),
-        ];
-        out.push_str(&fields.join(","));
-        out.push('\n');
-    }
-    out
-}
-
-/// Quotes a free-text CSV field (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
     }
 }
 

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::http::StatusCode;
-use reproml_data::{Dataset, Normalization};
+use reproml_api::ProblemCode;
+use reproml_data::Dataset;
+use reproml_data::serve::DatasetFacts;
 use reproml_store::Store;
 
 use crate::error::ApiError;
@@ -15,10 +16,8 @@ use crate::{ServerConfig, ServerError};
 pub struct LoadedDataset {
     /// The examples.
     pub dataset: Dataset,
-    /// SHA-256 of its content, hex.
-    pub digest: String,
-    /// Its own normalisation statistics.
-    pub normalization: Normalization,
+    /// Its digest and normalisation.
+    pub facts: DatasetFacts,
 }
 
 struct Inner {
@@ -44,23 +43,17 @@ impl AppState {
 
     /// The master seed of the database.
     pub fn master_seed(&self) -> u64 {
-        self.lock_store().map_or(0, |s| s.master_seed())
-    }
-
-    /// The database file.
-    pub fn db_path(&self) -> std::path::PathBuf {
-        self.lock_store()
-            .map_or_else(|_| Default::default(), |s| s.path().to_owned())
+        self.lock_store().master_seed()
     }
 
     pub(crate) fn token(&self) -> Option<&str> {
         self.0.token.as_deref()
     }
 
-    fn lock_store(&self) -> Result<MutexGuard<'_, Store>, ApiError> {
+    fn lock_store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock cannot leave SQLite half-written
         // (every write is a transaction), so a poisoned lock is still usable.
-        Ok(self.0.store.lock().unwrap_or_else(|p| p.into_inner()))
+        self.0.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` with the store on a blocking thread.
@@ -69,12 +62,9 @@ impl AppState {
         f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let state = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut store = state.lock_store()?;
-            f(&mut store)
-        })
-        .await
-        .map_err(ApiError::internal)?
+        tokio::task::spawn_blocking(move || f(&mut state.lock_store()))
+            .await
+            .map_err(ApiError::internal)?
     }
 
     /// The data set of a challenge: a registered one (checked against its
@@ -92,31 +82,26 @@ impl AppState {
         let state = self.clone();
         let name = name.to_owned();
         tokio::task::spawn_blocking(move || {
-            let record = state.lock_store()?.dataset(&name)?;
+            let record = state.lock_store().dataset(&name)?;
             let dataset = match &record {
                 Some(r) => reproml_data::load(r.format, Path::new(&r.path)),
                 None => reproml_data::builtin(&name),
             }
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "dataset_unavailable", e.to_string()))?;
-            let digest = reproml_core::hex(&dataset.digest());
+            .map_err(|e| ApiError::new(ProblemCode::DatasetUnavailable, e.to_string()))?;
+            let facts = DatasetFacts::of(&dataset);
             if let Some(r) = &record
-                && r.digest != digest
+                && r.digest != facts.digest
             {
                 return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "dataset_changed",
+                    ProblemCode::DatasetChanged,
                     format!(
                         "the files of data set {name:?} at {} changed since they were imported (digest {} now, {} then); \
                          restore them or import them again under a new name",
-                        r.path, digest, r.digest
+                        r.path, facts.digest, r.digest
                     ),
                 ));
             }
-            let loaded = Arc::new(LoadedDataset {
-                normalization: dataset.normalization(),
-                dataset,
-                digest,
-            });
+            let loaded = Arc::new(LoadedDataset { dataset, facts });
             state
                 .0
                 .datasets

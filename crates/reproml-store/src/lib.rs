@@ -9,9 +9,10 @@ mod migrations;
 
 use std::path::{Path, PathBuf};
 
+use reproml_api::{Experiment, RecordedRun};
 use reproml_core::run::RunResult;
 use reproml_core::seed::{SEED_MASK, experiment_seeds};
-use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, VariantLabel};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,9 @@ pub enum StoreError {
     /// SQLite failed (disk full, corrupt file, locked, …).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A database that must exist does not.
+    #[error("there is no database {0}; give the path of an existing one with --db")]
+    Missing(PathBuf),
     /// The database was made by a newer ReproduceML.
     #[error(
         "the database {path} has schema version {found}, newer than this reproml knows ({known}); use a newer reproml"
@@ -69,32 +73,6 @@ pub enum StoreError {
     /// No entropy for a new master seed.
     #[error("cannot draw a master seed from the operating system: {0}")]
     Entropy(String),
-}
-
-/// An experiment as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredExperiment {
-    /// Its attributes.
-    pub spec: ExperimentSpec,
-    /// Its seeds `s_0 … s_{runs−1}`.
-    pub seeds: Vec<Seed>,
-    /// When it was created (RFC 3339, UTC).
-    pub created_at: String,
-}
-
-/// A run result as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredRun {
-    /// The experiment.
-    pub experiment: ExperimentId,
-    /// The variant.
-    pub variant: VariantLabel,
-    /// The run index.
-    pub run: RunIndex,
-    /// What the run reported.
-    pub result: RunResult,
-    /// When it was recorded (RFC 3339, UTC).
-    pub recorded_at: String,
 }
 
 /// A data set registered with `reproml data import`.
@@ -222,6 +200,15 @@ impl Store {
         })
     }
 
+    /// Opens the database at `path`, which must exist: for commands that
+    /// only read, so that a wrong path never leaves an empty database.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        Self::open(path, None)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -239,9 +226,9 @@ impl Store {
     pub fn create_experiment(
         &mut self,
         spec: &ExperimentSpec,
-    ) -> Result<(StoredExperiment, Written), StoreError> {
+    ) -> Result<(Experiment, Written), StoreError> {
         if let Some(existing) = self.experiment(&spec.id)? {
-            let differences = differences(&existing.spec, spec);
+            let differences = existing.spec.differences(spec);
             if differences.is_empty() {
                 return Ok((existing, Written::Existing));
             }
@@ -268,7 +255,7 @@ impl Store {
         }
         tx.commit()?;
         Ok((
-            StoredExperiment {
+            Experiment {
                 spec: spec.clone(),
                 seeds,
                 created_at,
@@ -278,7 +265,7 @@ impl Store {
     }
 
     /// An experiment by identifier.
-    pub fn experiment(&self, id: &ExperimentId) -> Result<Option<StoredExperiment>, StoreError> {
+    pub fn experiment(&self, id: &ExperimentId) -> Result<Option<Experiment>, StoreError> {
         let row: Option<(String, String)> = self
             .conn
             .query_row(
@@ -299,7 +286,7 @@ impl Store {
             .query_map(params![id.as_str()], |r| r.get::<_, i64>(0))?
             .map(|s| s.map(|s| s as u64))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(StoredExperiment {
+        Ok(Some(Experiment {
             spec,
             seeds,
             created_at,
@@ -307,7 +294,7 @@ impl Store {
     }
 
     /// Every experiment, by identifier.
-    pub fn experiments(&self) -> Result<Vec<StoredExperiment>, StoreError> {
+    pub fn experiments(&self) -> Result<Vec<Experiment>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT id FROM experiments ORDER BY id")?;
@@ -330,7 +317,7 @@ impl Store {
         variant: &VariantLabel,
         run: RunIndex,
         result: &RunResult,
-    ) -> Result<(StoredRun, Written), StoreError> {
+    ) -> Result<(RecordedRun, Written), StoreError> {
         if let Some(existing) = self.run(id, variant, run)? {
             if existing.result == *result {
                 return Ok((existing, Written::Existing));
@@ -362,7 +349,7 @@ impl Store {
             ],
         )?;
         Ok((
-            StoredRun {
+            RecordedRun {
                 experiment: id.clone(),
                 variant: variant.clone(),
                 run,
@@ -379,7 +366,7 @@ impl Store {
         id: &ExperimentId,
         variant: &VariantLabel,
         run: RunIndex,
-    ) -> Result<Option<StoredRun>, StoreError> {
+    ) -> Result<Option<RecordedRun>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT experiment, variant, run, result, recorded_at FROM runs WHERE experiment = ?1 AND variant = ?2 AND run = ?3",
         )?;
@@ -396,7 +383,7 @@ impl Store {
         &self,
         id: &ExperimentId,
         variant: Option<&VariantLabel>,
-    ) -> Result<Vec<StoredRun>, StoreError> {
+    ) -> Result<Vec<RecordedRun>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT experiment, variant, run, result, recorded_at FROM runs
              WHERE experiment = ?1 AND (?2 IS NULL OR variant = ?2) ORDER BY variant, run",
@@ -460,9 +447,9 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
 
 fn decode_run(
     (experiment, variant, run, result, recorded_at): RunRow,
-) -> Result<StoredRun, StoreError> {
+) -> Result<RecordedRun, StoreError> {
     let corrupt = |e: String| StoreError::Corrupt(e);
-    Ok(StoredRun {
+    Ok(RecordedRun {
         experiment: ExperimentId::new(experiment).map_err(|e| corrupt(e.to_string()))?,
         variant: VariantLabel::new(variant).map_err(|e| corrupt(e.to_string()))?,
         run: RunIndex::try_from(run).map_err(|e| corrupt(e.to_string()))?,
@@ -495,42 +482,6 @@ fn decode_dataset(
         classes,
         examples,
     })
-}
-
-/// The top-level and nested keys whose values differ between two specs,
-/// as `key: stored → given`.
-fn differences(stored: &ExperimentSpec, given: &ExperimentSpec) -> Vec<String> {
-    let (Ok(a), Ok(b)) = (serde_json::to_value(stored), serde_json::to_value(given)) else {
-        return vec!["(unserialisable spec)".into()];
-    };
-    let mut out = Vec::new();
-    diff_values("", &a, &b, &mut out);
-    out
-}
-
-fn diff_values(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                let null = Value::Null;
-                diff_values(
-                    &path,
-                    x.get(k).unwrap_or(&null),
-                    y.get(k).unwrap_or(&null),
-                    out,
-                );
-            }
-        }
-        _ if a != b => out.push(format!("{prefix}: {a} → {b}")),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! The study pipeline of the paper (§IV): data collection from release
 //! notes into a bug corpus, and filtering by labellers with inter-rater
-//! agreement. Artifacts and the study runner come next (see the open issue).
+//! agreement; artifact builds with provenance; study files. The study is
+//! driven (runs trained, retried, resumed) by `reproml-runner`.
 
 pub mod artifact;
 pub mod corpus;
+pub mod files;
 pub mod labels;
 pub mod study;
 

@@ -18,17 +18,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use reproml_core::fault::Fault;
 use reproml_core::{ExperimentId, ExperimentSpec};
 
 /// The kinds of artifact a study can run today.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ArtifactSpec {
     /// ReproduceML's own engine, optionally with an injected fault.
     Builtin {
-        /// `--fault` value; none when absent.
+        /// The fault injected (checked when the study is read); none when absent.
         #[serde(default)]
-        fault: Option<String>,
+        fault: Option<Fault>,
     },
     /// Any client, run as `sh -c COMMAND` with `{server}` (the server's
     /// URL), `{experiment}`, `{variant}` and `{runs}` (the missing runs, as
@@ -44,7 +45,7 @@ pub enum ArtifactSpec {
 }
 
 /// One bug of a study.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StudyBug {
     /// The bug's identifier (the experiment is `<study>-<id>`).
@@ -154,9 +155,19 @@ impl Study {
         let mut table = self.base.clone();
         table.insert("id".into(), toml::Value::String(id.to_string()));
         table.insert("runs".into(), toml::Value::Integer(i64::from(self.runs)));
-        let text = toml::to_string(&table).map_err(|e| fail(e.to_string()))?;
-        ExperimentSpec::from_toml(&text, &format!("{origin} [base]"))
-            .map_err(|e| fail(e.to_string()))
+        let spec: ExperimentSpec = table
+            .try_into()
+            .map_err(|e: toml::de::Error| fail(format!("[base]: {}", e.message())))?;
+        spec.validate().map_err(|violations| {
+            fail(
+                violations
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        Ok(spec)
     }
 }
 
@@ -177,7 +188,7 @@ mod tests {
         assert_eq!(
             study.bugs[0].buggy,
             ArtifactSpec::Builtin {
-                fault: Some("momentum-ignored".into())
+                fault: Some(Fault::MomentumIgnored)
             }
         );
     }
@@ -208,5 +219,12 @@ mod tests {
         );
         let unknown = STUDY.replace("kind = \"builtin\" }", "kind = \"docker\" }");
         assert!(Study::from_toml(&unknown, "s").is_err());
+        let bad_fault = STUDY.replace("momentum-ignored", "gremlins");
+        assert!(
+            Study::from_toml(&bad_fault, "s")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown fault \"gremlins\"")
+        );
     }
 }

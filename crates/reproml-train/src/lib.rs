@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod model;
 pub mod models;
 pub mod trainer;
+pub mod verify;
 
 pub use fault::Fault;
 pub use model::{ModelError, ModelRegistry, Network};

@@ -4,7 +4,7 @@
 //! that initialisation, the optimiser and the trajectory digest all see the
 //! same fixed order of named parameters. To add a model, build a
 //! [`Network`] with [`NetworkBuilder`] and register a constructor in a
-//! [`ModelRegistry`] (see `docs/models.md`).
+//! [`ModelRegistry`] (see `docs/training.md`, "Adding a model").
 
 use std::collections::BTreeMap;
 
@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use reproml_core::stream::RandomStream;
 use reproml_data::ImageShape;
 
-use crate::fault::Fault;
+use crate::fault::{Fault, FaultEffects};
 
 /// How a parameter's initial values are drawn (from the run's own stream).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -425,18 +425,13 @@ impl Network {
     }
 }
 
-/// An inverted-dropout mask: unit kept when `next_u32() ≥ p·2³²`, then
-/// scaled by `scale` (`1/(1−p)` unless a fault says otherwise).
+/// An inverted-dropout mask from the run's stream (the protocol's rule,
+/// `RandomStream::dropout_keep`), kept units scaled by `scale`.
 fn dropout_mask(stream: &mut RandomStream, count: usize, p: f64, scale: f32) -> Vec<f32> {
-    let threshold = (p * 4_294_967_296.0) as u64;
-    (0..count)
-        .map(|_| {
-            if u64::from(stream.next_u32()) >= threshold {
-                scale
-            } else {
-                0.0
-            }
-        })
+    stream
+        .dropout_keep(count, p)
+        .into_iter()
+        .map(|kept| if kept { scale } else { 0.0 })
         .collect()
 }
 

@@ -13,7 +13,7 @@ use reproml_data::wire::DecodedSplit;
 use reproml_data::{ImageShape, Normalization};
 
 use crate::digest::{Snapshot, snapshot};
-use crate::fault::Fault;
+use crate::fault::{Fault, FaultEffects};
 use crate::model::Network;
 use crate::{TrainError, fingerprint};
 

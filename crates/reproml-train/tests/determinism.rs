@@ -4,8 +4,8 @@
 use reproml_core::ExperimentSpec;
 use reproml_core::seed::experiment_seed;
 use reproml_core::split::SplitName;
-use reproml_data::serve::{encode_split, served_indices};
-use reproml_data::wire::{SplitHeader, decode};
+use reproml_data::serve::{DatasetFacts, encode_split, served_split};
+use reproml_data::wire::decode;
 use reproml_train::{Fault, ModelRegistry, PreparedSplit, RunSettings, Trained, train};
 
 fn spec(model: &str, epochs: u32) -> ExperimentSpec {
@@ -23,19 +23,15 @@ fn splits(spec: &ExperimentSpec, run_seed: u64) -> (PreparedSplit, PreparedSplit
     let data = reproml_data::builtin("digits").unwrap();
     let split_seed = experiment_seed(1, &spec.id, 0);
     let prepare = |name| {
-        let (indices, order) = served_indices(&data, spec, split_seed, run_seed, name).unwrap();
-        let header = SplitHeader {
-            experiment: "t".into(),
-            run: 0,
-            split: name.to_string(),
-            seed: run_seed,
-            examples: indices.len() as u32,
-            shape: data.shape,
-            classes: data.classes,
-            normalization: data.normalization(),
-            dataset_digest: String::new(),
-            order: order.into(),
-        };
+        let (header, indices) = served_split(
+            &data,
+            &DatasetFacts::of(&data),
+            spec,
+            (split_seed, run_seed),
+            0,
+            name,
+        )
+        .unwrap();
         PreparedSplit::new(&decode(&encode_split(&data, &header, &indices)).unwrap())
     };
     (prepare(SplitName::Train), prepare(SplitName::Test))

@@ -24,7 +24,7 @@ pub enum ArtifactCommand {
 /// Runs a `reproml artifact` subcommand.
 pub fn run(cmd: ArtifactCommand) -> Result<()> {
     let ArtifactCommand::Build { recipe, dir } = cmd;
-    let text = super::read_text_file(&recipe, 1 << 20, "recipe file")?;
+    let text = crate::files::read_text_file(&recipe, 1 << 20, "recipe file")?;
     let recipe = Recipe::from_toml(&text, &recipe.display().to_string())?;
     for p in build(&recipe, &dir)? {
         if p.succeeded {

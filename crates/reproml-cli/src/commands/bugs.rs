@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Subcommand, ValueEnum};
+use reproml_runner::study::progress;
+use reproml_study::files::{append_label, built_bugs, read_corpus, read_labels, write_corpus};
 use reproml_study::{
     BugRecord, Decision, Label, NotesFormat, accepted, agreement, disagreements, number_corpus,
     parse_release_notes,
@@ -95,65 +97,15 @@ pub enum BugsCommand {
     },
 }
 
-/// Selected bugs whose buggy and corrected builds both succeeded.
-fn built(selected: &std::collections::BTreeSet<String>, dir: &std::path::Path) -> usize {
-    let ok = |bug: &str, side: &str| -> bool {
-        std::fs::read_to_string(dir.join(bug).join(side).join("provenance.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<reproml_study::artifact::Provenance>(&t).ok())
-            .is_some_and(|p| p.succeeded)
-    };
-    selected
-        .iter()
-        .filter(|b| ok(b, "buggy") && ok(b, "corrected"))
-        .count()
-}
-
 /// Study bugs with every run of both variants recorded.
-fn analysed(study: &std::path::Path, server: &super::connect::ServerArgs) -> Result<usize> {
-    let text = super::read_text_file(study, 1 << 20, "study file")?;
+fn analysed(study: &std::path::Path, server: &crate::connect::ServerArgs) -> Result<usize> {
     let origin = study.display().to_string();
-    let study = reproml_study::Study::from_toml(&text, &origin)?;
-    let connection = server.connect()?;
-    let mut complete = 0;
-    for bug in &study.bugs {
-        let id = study.spec(bug, &origin)?.id;
-        let runs = match connection.client.runs(&id, None) {
-            Ok(runs) => runs,
-            Err(e) if e.code() == Some("experiment_not_found") => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let count = |v: &str| runs.iter().filter(|r| r.variant.as_str() == v).count() as u32;
-        if count("buggy") >= study.runs && count("corrected") >= study.runs {
-            complete += 1;
-        }
-    }
-    Ok(complete)
-}
-
-fn read_corpus(path: &std::path::Path) -> Result<Vec<BugRecord>> {
-    let text = super::read_text_file(path, MAX_NOTES_BYTES, "corpus file")?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a corpus written by `reproml bugs collect --out FILE.json`",
-            path.display()
-        )
-    })
-}
-
-fn read_labels(path: &std::path::Path) -> Result<Vec<Label>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let text = super::read_text_file(path, MAX_NOTES_BYTES, "labels file")?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: not a label", path.display(), i + 1))
-        })
-        .collect()
+    let study = crate::files::load_study(study)?;
+    let connection = server.connect_existing()?;
+    Ok(progress(&connection.client, &study, &origin)?
+        .iter()
+        .filter(|b| b.complete(study.runs))
+        .count())
 }
 
 /// Largest release-notes file read.
@@ -188,14 +140,7 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
                 decision,
                 comment,
             };
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&labels)
-                .with_context(|| format!("cannot open {}", labels.display()))?;
-            use std::io::Write;
-            writeln!(file, "{}", serde_json::to_string(&label)?)?;
-            file.sync_all()?;
+            append_label(&labels, &label)?;
             println!(
                 "{} labelled {} as {}",
                 label.labeller, label.bug, label.decision
@@ -224,7 +169,7 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
             if let Some(dir) = &artifacts {
                 println!(
                     "built      {:>5}   (both sides built in {})",
-                    built(&selected, dir),
+                    built_bugs(&selected, dir),
                     dir.display()
                 );
             }
@@ -232,7 +177,7 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
                 if server.is_none() && db.is_none() {
                     bail!("--study needs --server URL or --db FILE to count the analysed bugs");
                 }
-                let server = super::connect::ServerArgs {
+                let server = crate::connect::ServerArgs {
                     server: server.clone(),
                     token_file: None,
                     embedded: server.is_none(),
@@ -271,7 +216,7 @@ fn collect(
 ) -> Result<()> {
     let mut corpus: Vec<BugRecord> = Vec::new();
     for file in files {
-        let text = super::read_text_file(file, MAX_NOTES_BYTES, "release-notes file")?;
+        let text = crate::files::read_text_file(file, MAX_NOTES_BYTES, "release-notes file")?;
         let format = match format {
             FormatArg::Auto => NotesFormat::detect(&text),
             FormatArg::GithubRelease => NotesFormat::GithubRelease,
@@ -291,45 +236,7 @@ fn collect(
     for b in &corpus {
         *counts.entry(&b.release).or_default() += 1;
     }
-    match out.extension().and_then(|e| e.to_str()) {
-        Some("json") => std::fs::write(out, serde_json::to_string_pretty(&corpus)?)
-            .with_context(|| format!("cannot write {}", out.display()))?,
-        Some("csv") => {
-            let mut w = csv::Writer::from_path(out)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            w.write_record([
-                "id",
-                "framework",
-                "release",
-                "section",
-                "context",
-                "description",
-                "prs",
-                "issues",
-                "links",
-                "source",
-                "raw",
-            ])?;
-            let join = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
-            for b in &corpus {
-                w.write_record([
-                    b.id.as_str(),
-                    &b.framework,
-                    &b.release,
-                    &b.section,
-                    &b.context,
-                    &b.description,
-                    &join(&b.prs),
-                    &join(&b.issues),
-                    &b.links.join(" "),
-                    &b.source,
-                    &b.raw,
-                ])?;
-            }
-            w.flush()?;
-        }
-        _ => bail!("--out must end in .csv or .json, got {}", out.display()),
-    }
+    write_corpus(out, &corpus)?;
     for (release, n) in &counts {
         println!("{release}\t{n} bug fix(es)");
     }

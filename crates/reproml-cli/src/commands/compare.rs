@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use reproml_client::Client;
-use reproml_report::{
-    CompareOptions, Report, RunRow, compare, to_csv, to_markdown, verdict_lines, write_report,
-};
+use reproml_api::runs_csv;
+use reproml_report::{CompareOptions, Report, RunRow, compare, to_csv, write_report};
+use reproml_runner::results::recorded_rows;
 
 /// Where the runs come from and how to compare them.
 #[derive(Debug, Args)]
@@ -73,86 +72,11 @@ pub struct ReportArgs {
     title: String,
 }
 
-fn parse_csv(path: &PathBuf) -> Result<Vec<RunRow>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut rows = Vec::new();
-    for (i, record) in reader.deserialize::<CsvRow>().enumerate() {
-        let r = record.with_context(|| {
-            format!(
-                "{}: row {} is not a run of the CSV export",
-                path.display(),
-                i + 2
-            )
-        })?;
-        rows.push(RunRow {
-            experiment: r.experiment,
-            variant: r.variant,
-            run: r.run,
-            seed: r.seed,
-            seed_policy: r.seed_policy,
-            accuracy: r.accuracy,
-            precision: r.precision,
-            recall: r.recall,
-            f1: r.f1,
-            final_digest: r.final_digest,
-        });
-    }
-    Ok(rows)
-}
-
-/// The columns `reproml compare` needs from a CSV export (others ignored).
-#[derive(serde::Deserialize)]
-struct CsvRow {
-    experiment: String,
-    variant: String,
-    run: u32,
-    seed: u64,
-    seed_policy: reproml_core::SeedPolicy,
-    accuracy: f64,
-    precision: f64,
-    recall: f64,
-    f1: f64,
-    final_digest: String,
-}
-
-/// Loads the rows and the planned run counts from a server.
-pub fn rows_from_server(
-    client: &Client,
-    wanted: &[String],
-    prefix: Option<&str>,
-) -> Result<(Vec<RunRow>, BTreeMap<String, u32>)> {
-    let mut rows = Vec::new();
-    let mut expected = BTreeMap::new();
-    for e in client.experiments()? {
-        let id = e.spec.id.to_string();
-        let selected =
-            (wanted.is_empty() || wanted.contains(&id)) && prefix.is_none_or(|p| id.starts_with(p));
-        if !selected {
-            continue;
-        }
-        expected.insert(id.clone(), e.spec.runs);
-        for r in client.runs(&e.spec.id, None)? {
-            rows.push(RunRow {
-                experiment: id.clone(),
-                variant: r.variant.to_string(),
-                run: r.run,
-                seed: r.result.seed,
-                seed_policy: e.spec.seed_policy,
-                accuracy: r.result.metrics.accuracy,
-                precision: r.result.metrics.precision,
-                recall: r.result.metrics.recall,
-                f1: r.result.metrics.f1,
-                final_digest: r.result.final_digest().unwrap_or_default().to_owned(),
-            });
-        }
-    }
-    for w in wanted {
-        if !expected.contains_key(w) {
-            bail!("no experiment {w} on the server");
-        }
-    }
-    Ok((rows, expected))
+fn read_csv(path: &PathBuf) -> Result<Vec<RunRow>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let rows = runs_csv::read(std::io::BufReader::new(file), &path.display().to_string())?;
+    Ok(rows.into_iter().map(RunRow::from).collect())
 }
 
 impl Source {
@@ -160,19 +84,19 @@ impl Source {
         let (mut rows, expected) = if !self.csv.is_empty() {
             let mut rows = Vec::new();
             for path in &self.csv {
-                rows.extend(parse_csv(path)?);
+                rows.extend(read_csv(path)?);
             }
             (rows, BTreeMap::new())
         } else {
-            let args = super::connect::ServerArgs {
+            let args = crate::connect::ServerArgs {
                 server: self.server.clone(),
                 token_file: self.token_file.clone(),
                 embedded: self.embedded || self.server.is_none(),
                 db: self.db.clone(),
                 master_seed: None,
             };
-            let connection = args.connect()?;
-            rows_from_server(
+            let connection = args.connect_existing()?;
+            recorded_rows(
                 &connection.client,
                 &self.experiments,
                 self.prefix.as_deref(),
@@ -207,14 +131,6 @@ impl Source {
     }
 }
 
-/// Prints the verdicts and the Table-V-style table.
-pub fn print_summary(report: &Report) {
-    println!("{}", to_markdown(report));
-    for line in verdict_lines(report) {
-        println!("- {line}");
-    }
-}
-
 /// Runs `reproml compare`.
 pub fn run_compare(args: CompareArgs) -> Result<()> {
     let (report, _) = args.source.load()?;
@@ -223,7 +139,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     } else if args.csv_out {
         print!("{}", to_csv(&report));
     } else {
-        print_summary(&report);
+        crate::output::print_summary(&report);
     }
     Ok(())
 }
@@ -233,7 +149,7 @@ pub fn run_report(args: ReportArgs) -> Result<()> {
     let (report, rows) = args.source.load()?;
     let page = write_report(&args.out, &report, &rows, &args.title)
         .with_context(|| format!("cannot write the report into {}", args.out.display()))?;
-    print_summary(&report);
+    crate::output::print_summary(&report);
     println!("\nreport: {}", page.display());
     Ok(())
 }

@@ -76,7 +76,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             Ok(())
         }
         DataCommand::List { db } => {
-            let store = Store::open(&db, None)?;
+            let store = Store::open_existing(&db)?;
             for d in store.datasets()? {
                 println!(
                     "{}\t{}\t{}\t{} examples\t{} classes\t{}",

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use reproml_server::{Limits, ServerConfig};
 
@@ -27,25 +27,13 @@ pub struct ServerArgs {
     token_file: Option<PathBuf>,
 }
 
-/// Shortest token accepted: anything shorter is guessable.
-const MIN_TOKEN_LEN: usize = 16;
-
-/// Reads a token file: one line, at least [`MIN_TOKEN_LEN`] characters.
-pub fn read_token(path: &std::path::Path) -> Result<String> {
-    let text = super::read_text_file(path, 4096, "token file")?;
-    let token = text.trim().to_owned();
-    if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
-        bail!(
-            "the token in {} must be one word of at least {MIN_TOKEN_LEN} characters (e.g. from `openssl rand -hex 32`)",
-            path.display()
-        );
-    }
-    Ok(token)
-}
-
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServerArgs) -> Result<()> {
-    let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let token = args
+        .token_file
+        .as_deref()
+        .map(crate::files::read_token)
+        .transpose()?;
     let config = ServerConfig {
         db: args.db.clone(),
         master_seed: args.master_seed,

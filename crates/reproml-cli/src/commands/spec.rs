@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Subcommand;
-use reproml_core::ExperimentSpec;
 
 /// What `reproml spec` can do.
 #[derive(Debug, Subcommand)]
@@ -24,15 +23,11 @@ pub enum SpecCommand {
     Example,
 }
 
-/// Most bytes read from a spec file: a spec is a few hundred bytes, so
-/// anything larger is the wrong file.
-const MAX_SPEC_BYTES: u64 = 1 << 20;
-
 /// Runs a `reproml spec` subcommand.
 pub fn run(cmd: SpecCommand) -> Result<()> {
     match cmd {
         SpecCommand::Check { file, json } => {
-            let spec = load(&file)?;
+            let spec = crate::files::load_spec(&file)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&spec)?);
             } else {
@@ -47,20 +42,12 @@ pub fn run(cmd: SpecCommand) -> Result<()> {
     }
 }
 
-/// Reads and validates a spec file; the error names the file and lines.
-pub fn load(file: &std::path::Path) -> Result<ExperimentSpec> {
-    let source = super::read_text_file(file, MAX_SPEC_BYTES, "spec file")?;
-    Ok(ExperimentSpec::from_toml(
-        &source,
-        &file.display().to_string(),
-    )?)
-}
-
 const EXAMPLE: &str = include_str!("../../../../examples/annotated.toml");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reproml_core::ExperimentSpec;
 
     #[test]
     fn the_annotated_example_is_a_valid_spec() {

@@ -107,7 +107,7 @@ impl Samples {
 }
 
 fn read_sample_file(path: &Path) -> Result<Vec<f64>> {
-    let text = super::read_text_file(path, MAX_SAMPLE_FILE_BYTES, "sample file")?;
+    let text = crate::files::read_text_file(path, MAX_SAMPLE_FILE_BYTES, "sample file")?;
     let mut values = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

@@ -3,22 +3,20 @@
 
 use anyhow::{Result, bail};
 use clap::Args;
-use reproml_core::{ExperimentId, RunIndex};
-use reproml_train::Fault;
+use reproml_core::RunIndex;
+use reproml_core::fault::Fault;
+use reproml_runner::run::train_run;
+use reproml_train::verify::first_divergence;
 
-use super::connect::ServerArgs;
+use crate::connect::{ExperimentArgs, ServerArgs};
 
 /// Arguments of `reproml verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
     server: ServerArgs,
-    /// The experiment.
-    #[arg(long)]
-    experiment: ExperimentId,
-    /// Create the experiment from this spec if it does not exist.
-    #[arg(long)]
-    spec: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    experiment: ExperimentArgs,
     /// The run to train twice.
     #[arg(long, default_value_t = 0)]
     run: RunIndex,
@@ -30,49 +28,26 @@ pub struct VerifyArgs {
 /// Runs `reproml verify`; fails when the trainings diverge.
 pub fn run(args: VerifyArgs) -> Result<()> {
     let connection = args.server.connect()?;
-    let experiment =
-        super::run::experiment(&connection.client, &args.experiment, args.spec.as_ref())?;
-    let train = || {
-        super::run::train_run(
-            &connection.client,
-            &experiment,
-            args.run,
-            &args.fault,
-            &mut |_| {},
-        )
-    };
-    eprintln!("training run {} of {} twice …", args.run, args.experiment);
+    let client = &connection.client;
+    let experiment = args.experiment.resolve(client)?;
+    let train = || train_run(client, &experiment, args.run, &args.fault, &mut |_| {});
+    eprintln!(
+        "training run {} of {} twice …",
+        args.run, args.experiment.experiment
+    );
     let (first, second) = (train()?, train()?);
-    let names = &first.param_names;
-    for (e, (a, b)) in first.snapshots.iter().zip(&second.snapshots).enumerate() {
-        if a.model != b.model {
-            let tensor = a
-                .params
-                .iter()
-                .zip(&b.params)
-                .position(|(x, y)| x != y)
-                .map(|i| {
-                    names
-                        .get(i)
-                        .cloned()
-                        .unwrap_or_else(|| format!("parameter {i}"))
-                })
-                .unwrap_or_else(|| "(the parameter layout)".into());
-            bail!(
-                "NOT deterministic: the trainings diverge in epoch {}, first in tensor {tensor}",
-                e + 1
-            );
-        }
+    if let Some(d) = first_divergence(&first, &second) {
+        bail!(
+            "NOT deterministic: the trainings diverge in epoch {}, first in tensor {}",
+            d.epoch,
+            d.tensor
+        );
     }
-    let last = first
-        .snapshots
-        .last()
-        .map(|s| s.model.as_str())
-        .unwrap_or_default();
     println!(
-        "deterministic: {} epochs × {} tensors bit-identical; final digest {last}",
+        "deterministic: {} epochs × {} tensors bit-identical; final digest {}",
         first.snapshots.len(),
-        first.snapshots.first().map_or(0, |s| s.params.len())
+        first.snapshots.first().map_or(0, |s| s.params.len()),
+        first.result.final_digest().unwrap_or_default()
     );
     Ok(())
 }

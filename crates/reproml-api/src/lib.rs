@@ -1,0 +1,243 @@
+//! The wire types of ReproduceML's HTTP API (`docs/protocol.md`), defined
+//! once: the server answers with them, the Rust client reads them, the
+//! store maps its rows to them, and the OpenAPI document is tested field by
+//! field against them.
+//!
+//! Serde only: no I/O, no HTTP. A change here is a change of the protocol.
+
+pub mod problem;
+pub mod runs_csv;
+
+use reproml_core::run::RunResult;
+use reproml_core::split::SplitName;
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, SeedPolicy, VariantLabel};
+use serde::{Deserialize, Serialize};
+
+pub use problem::{Problem, ProblemCode};
+
+/// The API version every path starts with.
+pub const API_VERSION: &str = "v1";
+
+/// An experiment as the server stores and returns it: the spec, the
+/// durable seeds derived from it, and its creation time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    /// Its attributes.
+    #[serde(flatten)]
+    pub spec: ExperimentSpec,
+    /// Its seeds `s_0 … s_{runs−1}`.
+    pub seeds: Vec<Seed>,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+impl Experiment {
+    /// The seed run `run` uses under the experiment's seed policy; `None`
+    /// for a run the experiment does not have.
+    ///
+    /// ```
+    /// use reproml_api::Experiment;
+    /// use reproml_core::{ExperimentSpec, SeedPolicy};
+    /// let mut spec = ExperimentSpec::new("e".parse().unwrap(), "mlp".parse().unwrap(), "digits".parse().unwrap(), 1);
+    /// spec.runs = 2;
+    /// spec.seed_policy = SeedPolicy::Fixed;
+    /// let e = Experiment { spec, seeds: vec![10, 11], created_at: String::new() };
+    /// assert_eq!(e.run_seed(1), Some(10));
+    /// assert_eq!(e.run_seed(2), None);
+    /// ```
+    pub fn run_seed(&self, run: RunIndex) -> Option<Seed> {
+        if run >= self.spec.runs {
+            return None;
+        }
+        self.seeds
+            .get(self.spec.seed_policy.seed_index(run) as usize)
+            .copied()
+    }
+
+    /// The split seed `s_0`: every run of the experiment is tested on the
+    /// same examples.
+    pub fn split_seed(&self) -> Option<Seed> {
+        self.seeds.first().copied()
+    }
+}
+
+/// `GET /v1/experiments/{id}/runs/{run}/seed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSeed {
+    /// The experiment.
+    pub experiment: ExperimentId,
+    /// The run.
+    pub run: RunIndex,
+    /// The run's seed.
+    pub seed: Seed,
+    /// The experiment's seed policy.
+    pub seed_policy: SeedPolicy,
+    /// The split seed `s_0`.
+    pub split_seed: Seed,
+}
+
+/// A recorded run: what the server stored for one run of one variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRun {
+    /// The experiment.
+    pub experiment: ExperimentId,
+    /// The variant.
+    pub variant: VariantLabel,
+    /// The run.
+    pub run: RunIndex,
+    /// When it was recorded (RFC 3339, UTC).
+    pub recorded_at: String,
+    /// What the run reported.
+    #[serde(flatten)]
+    pub result: RunResult,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Always `ok` when the server answers.
+    pub status: String,
+    /// The server's version.
+    pub version: String,
+    /// The API version, [`API_VERSION`].
+    pub api: String,
+}
+
+/// Channels, height and width of every image of a data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageShape {
+    /// Colour channels (1 or 3).
+    pub channels: u32,
+    /// Rows of pixels.
+    pub height: u32,
+    /// Columns of pixels.
+    pub width: u32,
+}
+
+impl ImageShape {
+    /// Bytes per image.
+    pub fn pixels(&self) -> usize {
+        self.channels as usize * self.height as usize * self.width as usize
+    }
+}
+
+/// Per-channel mean and standard deviation of the scaled pixels
+/// (`byte / max_value`) over every example of the data set. Clients feed
+/// `(byte / max_value − mean) / std` to the model. Each data set uses its
+/// own statistics (the original tool applied MNIST's to CIFAR-10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalization {
+    /// Largest pixel value of the format (16 for digits, 255 otherwise).
+    pub max_value: u8,
+    /// Mean per channel.
+    pub mean: Vec<f64>,
+    /// Population standard deviation per channel (1 where it would be 0).
+    pub std: Vec<f64>,
+}
+
+/// The order in which a split's records are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SplitOrder {
+    /// The run's epoch-0 order (the train split).
+    #[serde(rename = "epoch-0")]
+    Epoch0,
+    /// Ascending data set index (test and validation).
+    #[serde(rename = "index")]
+    Index,
+}
+
+impl SplitOrder {
+    /// The order a split is served in.
+    pub fn of(split: SplitName) -> Self {
+        match split {
+            SplitName::Train => SplitOrder::Epoch0,
+            SplitName::Test | SplitName::Validation => SplitOrder::Index,
+        }
+    }
+}
+
+/// What a split stream says about itself before its records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitHeader {
+    /// Experiment identifier.
+    pub experiment: ExperimentId,
+    /// Run index.
+    pub run: RunIndex,
+    /// Which split.
+    pub split: SplitName,
+    /// The run's seed.
+    pub seed: Seed,
+    /// Number of records that follow.
+    pub examples: u32,
+    /// Shape of every image.
+    pub shape: ImageShape,
+    /// Number of classes.
+    pub classes: u32,
+    /// The data set's own normalisation.
+    pub normalization: Normalization,
+    /// SHA-256 of the data set's content, hex.
+    pub dataset_digest: String,
+    /// The order of the records.
+    pub order: SplitOrder,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reproml_core::run::sample_result;
+
+    fn spec() -> ExperimentSpec {
+        ExperimentSpec::new(
+            "e".parse().unwrap(),
+            "mlp".parse().unwrap(),
+            "digits".parse().unwrap(),
+            1,
+        )
+    }
+
+    #[test]
+    fn an_experiment_flattens_its_spec() {
+        let e = Experiment {
+            spec: spec(),
+            seeds: vec![1, 2],
+            created_at: "2026-11-27T00:00:00Z".into(),
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["id"], "e");
+        assert_eq!(json["seeds"][1], 2);
+        let back: Experiment = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn a_recorded_run_flattens_its_result() {
+        let r = RecordedRun {
+            experiment: "e".parse().unwrap(),
+            variant: "buggy".parse().unwrap(),
+            run: 3,
+            recorded_at: "2026-11-27T00:00:00Z".into(),
+            result: sample_result(5, 0.5, 2),
+        };
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["seed"], 5);
+        assert_eq!(json["variant"], "buggy");
+        assert_eq!(serde_json::from_value::<RecordedRun>(json).unwrap(), r);
+    }
+
+    #[test]
+    fn split_orders_are_written_as_the_protocol_says() {
+        assert_eq!(
+            serde_json::to_string(&SplitOrder::of(SplitName::Train)).unwrap(),
+            "\"epoch-0\""
+        );
+        assert_eq!(
+            serde_json::to_string(&SplitOrder::of(SplitName::Test)).unwrap(),
+            "\"index\""
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The runs CSV export (`GET /v1/experiments/{id}/runs?format=csv`): one
+//! line per recorded run with the columns `reproml compare --csv` reads.
+//! Written by the server and read by the comparison, both through this
+//! module, so the two cannot drift apart.
+
+use std::io::Read;
+
+use reproml_core::{ExperimentId, RunIndex, Seed, SeedPolicy, VariantLabel};
+use serde::{Deserialize, Serialize};
+
+use crate::RecordedRun;
+
+/// The columns, in order.
+pub const COLUMNS: [&str; 12] = [
+    "experiment",
+    "variant",
+    "run",
+    "seed",
+    "seed_policy",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "final_digest",
+    "artifact",
+    "recorded_at",
+];
+
+/// One line of the export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunsCsvRow {
+    /// The experiment.
+    pub experiment: ExperimentId,
+    /// The variant.
+    pub variant: VariantLabel,
+    /// The run.
+    pub run: RunIndex,
+    /// The run's seed.
+    pub seed: Seed,
+    /// The experiment's seed policy.
+    pub seed_policy: SeedPolicy,
+    /// Final test accuracy.
+    pub accuracy: f64,
+    /// Final macro precision.
+    pub precision: f64,
+    /// Final macro recall.
+    pub recall: f64,
+    /// Final macro F1.
+    pub f1: f64,
+    /// The last epoch's trajectory digest.
+    pub final_digest: String,
+    /// The artifact's name.
+    #[serde(default)]
+    pub artifact: String,
+    /// When the run was recorded.
+    #[serde(default)]
+    pub recorded_at: String,
+}
+
+impl RunsCsvRow {
+    /// The line of a recorded run of an experiment with `policy`.
+    pub fn new(run: &RecordedRun, policy: SeedPolicy) -> Self {
+        let m = &run.result.metrics;
+        Self {
+            experiment: run.experiment.clone(),
+            variant: run.variant.clone(),
+            run: run.run,
+            seed: run.result.seed,
+            seed_policy: policy,
+            accuracy: m.accuracy,
+            precision: m.precision,
+            recall: m.recall,
+            f1: m.f1,
+            final_digest: run.result.final_digest().unwrap_or_default().to_owned(),
+            artifact: run.result.artifact.name.clone(),
+            recorded_at: run.recorded_at.clone(),
+        }
+    }
+}
+
+/// A CSV export that cannot be written or read.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct RunsCsvError {
+    /// The file or URL.
+    pub origin: String,
+    /// What is wrong, and on which line.
+    pub message: String,
+}
+
+/// The export of `rows`, with its header line even when there are none.
+pub fn write(rows: &[RunsCsvRow]) -> Result<String, RunsCsvError> {
+    let fail = |e: csv::Error| RunsCsvError {
+        origin: "runs CSV".into(),
+        message: e.to_string(),
+    };
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.write_record(COLUMNS).map_err(fail)?;
+    for row in rows {
+        w.serialize(row).map_err(fail)?;
+    }
+    let bytes = w.into_inner().map_err(|e| RunsCsvError {
+        origin: "runs CSV".into(),
+        message: e.to_string(),
+    })?;
+    String::from_utf8(bytes).map_err(|e| RunsCsvError {
+        origin: "runs CSV".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads an export; `origin` names it in errors. Columns other than
+/// [`COLUMNS`] are ignored; `artifact` and `recorded_at` may be missing.
+pub fn read(reader: impl Read, origin: &str) -> Result<Vec<RunsCsvRow>, RunsCsvError> {
+    let mut reader = csv::Reader::from_reader(reader);
+    reader
+        .deserialize::<RunsCsvRow>()
+        .enumerate()
+        .map(|(i, row)| {
+            row.map_err(|e| RunsCsvError {
+                origin: origin.to_owned(),
+                message: format!(
+                    "line {} is not a run of the CSV export ({e}); export runs with `GET /v1/experiments/ID/runs?format=csv`",
+                    i + 2
+                ),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reproml_core::run::sample_result;
+
+    fn recorded(run: RunIndex, accuracy: f64) -> RecordedRun {
+        let mut result = sample_result(u64::from(run) + 7, accuracy, 2);
+        result.artifact.name = "torch, \"1.13\"".into();
+        RecordedRun {
+            experiment: "e".parse().unwrap(),
+            variant: "buggy".parse().unwrap(),
+            run,
+            recorded_at: "2026-11-27T00:00:00Z".into(),
+            result,
+        }
+    }
+
+    #[test]
+    fn rows_survive_a_round_trip_bit_for_bit() {
+        let rows: Vec<RunsCsvRow> = [(0, 0.983_187_717_309_673_9), (1, 0.1 + 0.2)]
+            .into_iter()
+            .map(|(r, a)| RunsCsvRow::new(&recorded(r, a), SeedPolicy::PerRun))
+            .collect();
+        let text = write(&rows).unwrap();
+        assert!(text.starts_with(&COLUMNS.join(",")), "{text}");
+        let back = read(text.as_bytes(), "t.csv").unwrap();
+        assert_eq!(back, rows);
+        assert_eq!(back[0].accuracy.to_bits(), rows[0].accuracy.to_bits());
+    }
+
+    #[test]
+    fn an_empty_export_has_its_header() {
+        assert_eq!(write(&[]).unwrap().trim_end(), COLUMNS.join(","));
+    }
+
+    #[test]
+    fn a_bad_line_is_named() {
+        let text = format!(
+            "{}\ne,buggy,notanumber,1,per-run,1,1,1,1,d,a,t\n",
+            COLUMNS.join(",")
+        );
+        let err = read(text.as_bytes(), "x.csv").unwrap_err().to_string();
+        assert!(err.starts_with("x.csv: line 2"), "{err}");
+    }
+}

@@ -1,0 +1,41 @@
+//! Recorded runs, loaded for a comparison.
+
+use std::collections::BTreeMap;
+
+use reproml_api::runs_csv::RunsCsvRow;
+use reproml_client::Client;
+use reproml_report::RunRow;
+
+use crate::RunnerError;
+
+/// The recorded runs of the experiments on the server that are in
+/// `wanted` (all when empty) and start with `prefix`, with the number of
+/// runs each experiment plans. An experiment in `wanted` that the server
+/// lacks is an error.
+pub fn recorded_rows(
+    client: &Client,
+    wanted: &[String],
+    prefix: Option<&str>,
+) -> Result<(Vec<RunRow>, BTreeMap<String, u32>), RunnerError> {
+    let mut rows = Vec::new();
+    let mut planned = BTreeMap::new();
+    for e in client.experiments()? {
+        let id = e.spec.id.to_string();
+        let selected =
+            (wanted.is_empty() || wanted.contains(&id)) && prefix.is_none_or(|p| id.starts_with(p));
+        if !selected {
+            continue;
+        }
+        planned.insert(id, e.spec.runs);
+        rows.extend(
+            client
+                .runs(&e.spec.id, None)?
+                .iter()
+                .map(|r| RunRow::from(RunsCsvRow::new(r, e.spec.seed_policy))),
+        );
+    }
+    if let Some(missing) = wanted.iter().find(|w| !planned.contains_key(*w)) {
+        return Err(RunnerError::NoSuchExperiment(missing.clone()));
+    }
+    Ok((rows, planned))
+}

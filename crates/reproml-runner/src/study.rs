@@ -1,0 +1,263 @@
+//! Driving a study: every bug's experiment, its `corrected` then `buggy`
+//! variant trained by their artifacts, failed runs retried, recorded runs
+//! never redone (so a stopped study resumes), then the same for the next
+//! bug.
+
+use std::collections::BTreeMap;
+
+use reproml_client::{Client, Experiment};
+use reproml_core::fault::Fault;
+use reproml_core::{ExperimentId, RunIndex, VariantLabel};
+use reproml_study::{ArtifactSpec, Study};
+
+use crate::pool::{VariantPlan, missing_runs, threads_per_run, train_variant};
+use crate::{Event, Observer, RunnerError};
+
+/// The two variants of every bug, in the order they are trained.
+pub const VARIANTS: [&str; 2] = ["corrected", "buggy"];
+
+/// How a study's training went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StudyOutcome {
+    /// `experiment / variant: runs [..]` for every variant with runs that
+    /// still fail after the retries.
+    pub unfinished: Vec<String>,
+}
+
+/// Trains every bug's variants with `jobs` parallel runs for builtin
+/// artifacts. `origin` names the study file in errors.
+pub fn run_study(
+    client: &Client,
+    study: &Study,
+    origin: &str,
+    jobs: u32,
+    observer: &dyn Observer,
+) -> Result<StudyOutcome, RunnerError> {
+    let mut outcome = StudyOutcome::default();
+    for bug in &study.bugs {
+        let spec = study.spec(bug, origin)?;
+        let (experiment, _) =
+            client
+                .create_experiment(&spec)
+                .map_err(|source| RunnerError::CreateExperiment {
+                    bug: bug.id.clone(),
+                    source,
+                })?;
+        for (variant, artifact) in VARIANTS.into_iter().zip([&bug.corrected, &bug.buggy]) {
+            let variant = label(variant);
+            let failed = match artifact {
+                ArtifactSpec::Builtin { fault } => builtin(
+                    client,
+                    study,
+                    &experiment,
+                    &variant,
+                    fault.as_ref().unwrap_or(&Fault::None),
+                    jobs,
+                    observer,
+                )?,
+                ArtifactSpec::Command { command, env } => {
+                    let side = CommandSide {
+                        experiment: &experiment,
+                        variant: &variant,
+                        command,
+                        env,
+                    };
+                    let mut failed = side.run(client, study.runs, observer)?;
+                    for _ in 0..study.retries {
+                        if failed.is_empty() {
+                            break;
+                        }
+                        failed = side.run(client, study.runs, observer)?;
+                    }
+                    failed
+                }
+            };
+            if !failed.is_empty() {
+                outcome
+                    .unfinished
+                    .push(format!("{} / {variant}: runs {failed:?}", spec.id));
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn label(variant: &str) -> VariantLabel {
+    VariantLabel::new(variant).unwrap_or_else(|_| unreachable!("{variant} is a valid label"))
+}
+
+/// Trains a builtin side, retrying failed runs; returns the runs that
+/// still fail.
+fn builtin(
+    client: &Client,
+    study: &Study,
+    experiment: &Experiment,
+    variant: &VariantLabel,
+    fault: &Fault,
+    jobs: u32,
+    observer: &dyn Observer,
+) -> Result<Vec<RunIndex>, RunnerError> {
+    let plan = VariantPlan {
+        experiment,
+        variant,
+        runs: 0..study.runs,
+        jobs,
+        threads: threads_per_run(jobs, None),
+        fault,
+    };
+    let mut failed = train_variant(client, &plan, observer)?.failed;
+    for attempt in 1..=study.retries {
+        if failed.is_empty() {
+            break;
+        }
+        observer.event(Event::Retrying {
+            experiment: experiment.spec.id.clone(),
+            variant: variant.clone(),
+            attempt,
+            runs: failed.len(),
+        });
+        failed = train_variant(client, &plan, observer)?.failed;
+    }
+    Ok(failed)
+}
+
+/// One side of a bug trained by a `command` artifact.
+struct CommandSide<'a> {
+    experiment: &'a Experiment,
+    variant: &'a VariantLabel,
+    command: &'a str,
+    env: &'a BTreeMap<String, String>,
+}
+
+impl CommandSide<'_> {
+    /// Runs the command once for the missing runs; returns those still
+    /// missing afterwards.
+    fn run(
+        &self,
+        client: &Client,
+        runs: RunIndex,
+        observer: &dyn Observer,
+    ) -> Result<Vec<RunIndex>, RunnerError> {
+        let id = &self.experiment.spec.id;
+        let todo = missing_runs(client, self.experiment, self.variant, 0..runs)?;
+        let skipped = runs as usize - todo.len();
+        if skipped > 0 {
+            observer.event(Event::Skipped {
+                experiment: id.clone(),
+                variant: self.variant.clone(),
+                runs: skipped,
+            });
+        }
+        if todo.is_empty() {
+            return Ok(todo);
+        }
+        let line = command_line(self.command, client.base(), id, self.variant, &todo);
+        observer.event(Event::CommandStarted {
+            experiment: id.clone(),
+            variant: self.variant.clone(),
+            line: line.clone(),
+        });
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .envs(self.env)
+            .status()
+            .map_err(|source| RunnerError::Command {
+                line: line.clone(),
+                source,
+            })?;
+        if !status.success() {
+            observer.event(Event::CommandFailed {
+                experiment: id.clone(),
+                variant: self.variant.clone(),
+                status: status.to_string(),
+            });
+        }
+        missing_runs(client, self.experiment, self.variant, 0..runs)
+    }
+}
+
+/// A `command` artifact's line with its placeholders filled in:
+/// `{server}`, `{experiment}`, `{variant}` and `{runs}` (a comma-separated
+/// list of the missing runs).
+///
+/// ```
+/// use reproml_runner::study::command_line;
+/// let line = command_line(
+///     "client --url {server} -e {experiment} -v {variant} -r {runs}",
+///     "http://127.0.0.1:7878",
+///     &"s-b1".parse().unwrap(),
+///     &"buggy".parse().unwrap(),
+///     &[0, 2, 3],
+/// );
+/// assert_eq!(line, "client --url http://127.0.0.1:7878 -e s-b1 -v buggy -r 0,2,3");
+/// ```
+pub fn command_line(
+    template: &str,
+    server: &str,
+    experiment: &ExperimentId,
+    variant: &VariantLabel,
+    runs: &[RunIndex],
+) -> String {
+    let list = runs
+        .iter()
+        .map(RunIndex::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    template
+        .replace("{server}", server)
+        .replace("{experiment}", experiment.as_str())
+        .replace("{variant}", variant.as_str())
+        .replace("{runs}", &list)
+}
+
+/// How far one bug of a study is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BugProgress {
+    /// The bug's experiment.
+    pub experiment: ExperimentId,
+    /// Recorded runs per variant (in [`VARIANTS`] order); `None` when the
+    /// experiment is not on the server yet.
+    pub recorded: Option<Vec<(VariantLabel, u32)>>,
+}
+
+impl BugProgress {
+    /// True when every variant has recorded `runs` runs.
+    pub fn complete(&self, runs: u32) -> bool {
+        self.recorded
+            .as_ref()
+            .is_some_and(|r| r.iter().all(|(_, n)| *n >= runs))
+    }
+}
+
+/// How far every bug of `study` is, from the server's records.
+pub fn progress(
+    client: &Client,
+    study: &Study,
+    origin: &str,
+) -> Result<Vec<BugProgress>, RunnerError> {
+    study
+        .bugs
+        .iter()
+        .map(|bug| {
+            let experiment = study.spec(bug, origin)?.id;
+            let recorded = match client.runs(&experiment, None) {
+                Ok(runs) => Some(
+                    VARIANTS
+                        .into_iter()
+                        .map(|v| {
+                            let n = runs.iter().filter(|r| r.variant.as_str() == v).count();
+                            (label(v), n as u32)
+                        })
+                        .collect(),
+                ),
+                Err(e) if e.code() == Some(reproml_api::ProblemCode::ExperimentNotFound) => None,
+                Err(e) => return Err(e.into()),
+            };
+            Ok(BugProgress {
+                experiment,
+                recorded,
+            })
+        })
+        .collect()
+}

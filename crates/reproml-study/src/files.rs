@@ -1,0 +1,172 @@
+//! The study's files on disk: the corpus (`bugs collect`), the labels
+//! (`bugs label`, JSON Lines, one decision a line, fsynced) and the
+//! artifact builds' provenance (`artifact build`).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::artifact::Provenance;
+use crate::{BugRecord, Label};
+
+/// Largest corpus or labels file read: anything larger is the wrong file.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
+/// A study file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file system refused.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The content is not what this file should hold.
+    #[error("{path}: {message}")]
+    Content {
+        /// The file.
+        path: String,
+        /// What is wrong, and what to do.
+        message: String,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileError {
+    let path = path.to_owned();
+    move |source| FileError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<String, FileError> {
+    let size = std::fs::metadata(path).map_err(io("read", path))?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(FileError::Content {
+            path: path.display().to_string(),
+            message: format!("{size} bytes is more than {MAX_FILE_BYTES}; is this the right file?"),
+        });
+    }
+    std::fs::read_to_string(path).map_err(io("read", path))
+}
+
+/// Reads a corpus written as JSON by `reproml bugs collect`.
+pub fn read_corpus(path: &Path) -> Result<Vec<BugRecord>, FileError> {
+    serde_json::from_str(&read_bounded(path)?).map_err(|e| FileError::Content {
+        path: path.display().to_string(),
+        message: format!("not a corpus written by `reproml bugs collect --out FILE.json` ({e})"),
+    })
+}
+
+/// The columns of a corpus written as CSV.
+const CORPUS_COLUMNS: [&str; 11] = [
+    "id",
+    "framework",
+    "release",
+    "section",
+    "context",
+    "description",
+    "prs",
+    "issues",
+    "links",
+    "source",
+    "raw",
+];
+
+/// Writes a corpus as JSON (`.json`) or CSV (`.csv`, lists space-separated).
+pub fn write_corpus(path: &Path, corpus: &[BugRecord]) -> Result<(), FileError> {
+    let content = |message: String| FileError::Content {
+        path: path.display().to_string(),
+        message,
+    };
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => {
+            let json = serde_json::to_string_pretty(corpus).map_err(|e| content(e.to_string()))?;
+            std::fs::write(path, json).map_err(io("write", path))
+        }
+        Some("csv") => {
+            let mut w = csv_writer(path)?;
+            let csv = |e: csv::Error| content(e.to_string());
+            w.write_record(CORPUS_COLUMNS).map_err(csv)?;
+            let join = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+            for b in corpus {
+                w.write_record([
+                    b.id.as_str(),
+                    &b.framework,
+                    &b.release,
+                    &b.section,
+                    &b.context,
+                    &b.description,
+                    &join(&b.prs),
+                    &join(&b.issues),
+                    &b.links.join(" "),
+                    &b.source,
+                    &b.raw,
+                ])
+                .map_err(csv)?;
+            }
+            w.flush().map_err(io("write", path))
+        }
+        _ => Err(content("the corpus file must end in .csv or .json".into())),
+    }
+}
+
+fn csv_writer(path: &Path) -> Result<csv::Writer<std::fs::File>, FileError> {
+    let file = std::fs::File::create(path).map_err(io("write", path))?;
+    Ok(csv::Writer::from_writer(file))
+}
+
+/// Reads a labels file; a missing file holds no labels yet.
+pub fn read_labels(path: &Path) -> Result<Vec<Label>, FileError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    read_bounded(path)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| FileError::Content {
+                path: format!("{}:{}", path.display(), i + 1),
+                message: format!("not a label ({e})"),
+            })
+        })
+        .collect()
+}
+
+/// Appends one decision to a labels file and syncs it to disk.
+pub fn append_label(path: &Path, label: &Label) -> Result<(), FileError> {
+    let line = serde_json::to_string(label).map_err(|e| FileError::Content {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io("open", path))?;
+    writeln!(file, "{line}").map_err(io("write", path))?;
+    file.sync_all().map_err(io("sync", path))
+}
+
+/// How many of the `selected` bugs have both sides built successfully in
+/// `dir` (the folder of `reproml artifact build`, recipes named after bug
+/// identifiers).
+pub fn built_bugs(selected: &BTreeSet<String>, dir: &Path) -> usize {
+    let ok = |bug: &str, side: &str| -> bool {
+        std::fs::read_to_string(dir.join(bug).join(side).join("provenance.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Provenance>(&t).ok())
+            .is_some_and(|p| p.succeeded)
+    };
+    selected
+        .iter()
+        .filter(|b| ok(b, "buggy") && ok(b, "corrected"))
+        .count()
+}
