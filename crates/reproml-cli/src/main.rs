@@ -62,8 +62,26 @@ enum Command {
     Stats(commands::stats::StatsCommand),
 }
 
+/// Logs go to standard error: the server logs every request (`info`);
+/// other commands only what went wrong inside an embedded server (`warn`).
+/// `REPROML_LOG` (e.g. `debug`, `reproml_server=info`) overrides.
+fn init_logging(command: &Command) {
+    let default = match command {
+        Command::Server(_) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REPROML_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(&cli.command);
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Server(args) => commands::server::run(args),

@@ -10,6 +10,7 @@
 mod error;
 mod extract;
 mod listener;
+mod log;
 mod routes;
 mod state;
 
@@ -24,6 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
 pub use listener::LimitedListener;
+pub use log::REQUEST_ID;
 pub use state::AppState;
 
 /// Every route the server answers, as `(method, path)`: the OpenAPI
@@ -146,6 +148,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         state.clone(),
         routes::authenticate,
     ))
+    .layer(axum::middleware::from_fn(log::log_request))
     .layer(DefaultBodyLimit::max(limits.max_body_bytes))
     .layer(TimeoutLayer::with_status_code(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -1,0 +1,272 @@
+//! The handlers through the router, without a socket
+//! (`tower::ServiceExt::oneshot`): statuses, problem codes and bodies.
+//! `reproml-client`'s tests cover the same API over real connections.
+#![allow(clippy::unwrap_used)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use reproml_api::{Experiment, Problem, ProblemCode, RecordedRun, RunSeed};
+use reproml_core::run::sample_result;
+use reproml_server::{AppState, Limits, REQUEST_ID, ServerConfig, router};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct App {
+    router: Router,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn app(name: &str, token: Option<&str>) -> App {
+    let dir = std::env::temp_dir().join(format!("reproml-handlers-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = ServerConfig {
+        db: dir.join("h.db"),
+        master_seed: Some(42),
+        token: token.map(str::to_owned),
+        limits: Limits::default(),
+    };
+    let state = AppState::open(&config).unwrap();
+    App {
+        router: router(state, &config.limits),
+        dir,
+    }
+}
+
+/// Sends one request; returns the status, the headers and the body.
+async fn send(
+    app: &App,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let request = match body {
+        Some(b) => request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+    (parts.status, parts.headers, bytes.to_vec())
+}
+
+fn problem(status: StatusCode, headers: &axum::http::HeaderMap, body: &[u8]) -> Problem {
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "application/problem+json",
+        "{status}"
+    );
+    let p: Problem = serde_json::from_slice(body).unwrap();
+    assert_eq!(p.status, status.as_u16());
+    assert_eq!(p.code.status(), status.as_u16(), "{:?}", p.code);
+    p
+}
+
+fn spec(epochs: u32) -> Value {
+    json!({"id": "e1", "model": "mlp", "challenge": "digits", "epochs": epochs, "runs": 3})
+}
+
+#[tokio::test]
+async fn experiments_are_created_once_and_conflicts_name_the_differences() {
+    let app = app("create", None);
+    let (status, _, body) = send(&app, "POST", "/v1/experiments", Some(spec(2)), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let created: Experiment = serde_json::from_slice(&body).unwrap();
+    assert_eq!(created.seeds.len(), 3);
+    let (status, _, body) = send(&app, "POST", "/v1/experiments", Some(spec(2)), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_slice::<Experiment>(&body).unwrap(),
+        created
+    );
+    let (status, headers, body) = send(&app, "POST", "/v1/experiments", Some(spec(3)), None).await;
+    let p = problem(status, &headers, &body);
+    assert_eq!(p.code, ProblemCode::ExperimentConflict);
+    assert_eq!(p.extra["differences"], json!(["epochs: 2 → 3"]));
+}
+
+#[tokio::test]
+async fn bad_requests_get_their_problem_codes() {
+    let app = app("bad", None);
+    send(&app, "POST", "/v1/experiments", Some(spec(1)), None).await;
+    let cases = [
+        (
+            "GET",
+            "/v1/experiments/nope",
+            None,
+            ProblemCode::ExperimentNotFound,
+        ),
+        (
+            "GET",
+            "/v1/experiments/..",
+            None,
+            ProblemCode::BadIdentifier,
+        ),
+        (
+            "GET",
+            "/v1/experiments/e1/runs/x/seed",
+            None,
+            ProblemCode::BadRunIndex,
+        ),
+        (
+            "GET",
+            "/v1/experiments/e1/runs/3/seed",
+            None,
+            ProblemCode::RunNotFound,
+        ),
+        (
+            "GET",
+            "/v1/experiments/e1/runs/0/data/holdout?seed=1",
+            None,
+            ProblemCode::SplitNotFound,
+        ),
+        (
+            "GET",
+            "/v1/experiments/e1/runs/0/data/train?seed=1",
+            None,
+            ProblemCode::SeedMismatch,
+        ),
+        (
+            "GET",
+            "/v1/experiments/e1/runs?format=xml",
+            None,
+            ProblemCode::BadFormat,
+        ),
+        (
+            "GET",
+            "/v1/experiments/e1/runs?colour=red",
+            None,
+            ProblemCode::BadQuery,
+        ),
+        ("GET", "/v2/anything", None, ProblemCode::RouteNotFound),
+        (
+            "DELETE",
+            "/v1/experiments",
+            None,
+            ProblemCode::MethodNotAllowed,
+        ),
+        (
+            "POST",
+            "/v1/experiments",
+            Some(json!({"id": "e2"})),
+            ProblemCode::InvalidBody,
+        ),
+        (
+            "POST",
+            "/v1/experiments",
+            Some(json!({"id": "e3", "model": "mlp", "challenge": "digits", "epochs": 0})),
+            ProblemCode::InvalidSpec,
+        ),
+    ];
+    for (method, path, body, code) in cases {
+        let (status, headers, bytes) = send(&app, method, path, body, None).await;
+        let p = problem(status, &headers, &bytes);
+        assert_eq!(p.code, code, "{method} {path}: {}", p.detail);
+        assert!(!p.detail.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn results_are_checked_recorded_and_listed() {
+    let app = app("results", None);
+    send(&app, "POST", "/v1/experiments", Some(spec(2)), None).await;
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/runs/1/seed", None, None).await;
+    let seed: RunSeed = serde_json::from_slice(&body).unwrap();
+    assert_eq!(seed.run, 1);
+
+    let path = "/v1/experiments/e1/variants/buggy/runs/1";
+    let wrong = serde_json::to_value(sample_result(seed.seed + 1, 0.5, 2)).unwrap();
+    let (status, headers, body) = send(&app, "POST", path, Some(wrong), None).await;
+    assert_eq!(
+        problem(status, &headers, &body).code,
+        ProblemCode::SeedMismatch
+    );
+
+    let short = serde_json::to_value(sample_result(seed.seed, 0.5, 1)).unwrap();
+    let (status, headers, body) = send(&app, "POST", path, Some(short), None).await;
+    let p = problem(status, &headers, &body);
+    assert_eq!(p.code, ProblemCode::InvalidResult);
+    assert!(p.extra["violations"].is_array());
+
+    let good = serde_json::to_value(sample_result(seed.seed, 0.5, 2)).unwrap();
+    let (status, _, _) = send(&app, "POST", path, Some(good.clone()), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, _) = send(&app, "POST", path, Some(good), None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the same result again is idempotent"
+    );
+    let other = serde_json::to_value(sample_result(seed.seed, 0.6, 2)).unwrap();
+    let (status, headers, body) = send(&app, "POST", path, Some(other), None).await;
+    assert_eq!(
+        problem(status, &headers, &body).code,
+        ProblemCode::ResultConflict
+    );
+
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/runs", None, None).await;
+    let runs: Vec<RecordedRun> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (runs.len(), runs[0].run, runs[0].result.metrics.accuracy),
+        (1, 1, 0.5)
+    );
+    let (status, headers, body) = send(
+        &app,
+        "GET",
+        "/v1/experiments/e1/runs?format=csv",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let rows = reproml_api::runs_csv::read(&body[..], "export").unwrap();
+    assert_eq!((rows.len(), rows[0].seed), (1, seed.seed));
+}
+
+#[tokio::test]
+async fn a_token_guards_everything_but_health_and_every_answer_has_a_request_id() {
+    let token = "correct-horse-battery-staple";
+    let app = app("token", Some(token));
+    let (status, headers, _) = send(&app, "GET", "/v1/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let first: u64 = headers[REQUEST_ID].to_str().unwrap().parse().unwrap();
+    let (status, headers, body) = send(&app, "GET", "/v1/experiments", None, None).await;
+    assert_eq!(
+        problem(status, &headers, &body).code,
+        ProblemCode::MissingToken
+    );
+    let (status, headers, body) = send(
+        &app,
+        "GET",
+        "/v1/experiments",
+        None,
+        Some("wrong-token-but-long"),
+    )
+    .await;
+    assert_eq!(problem(status, &headers, &body).code, ProblemCode::BadToken);
+    let (status, headers, _) = send(&app, "GET", "/v1/experiments", None, Some(token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let later: u64 = headers[REQUEST_ID].to_str().unwrap().parse().unwrap();
+    assert!(later > first, "ids grow: {first} then {later}");
+}
