@@ -164,14 +164,7 @@ impl Default for Optimizer {
 #[serde(tag = "method", rename_all = "kebab-case", try_from = "RawSplitRule")]
 pub enum SplitRule {
     /// Pool every example and split by fractions with the split seed.
-    Fractions {
-        /// Share for training.
-        train: f64,
-        /// Share for testing.
-        test: f64,
-        /// Share for validation.
-        validation: f64,
-    },
+    Fractions(SplitFractions),
     /// The challenge's own train and test files, as published.
     Official,
 }
@@ -201,11 +194,11 @@ impl TryFrom<RawSplitRule> for SplitRule {
     fn try_from(raw: RawSplitRule) -> Result<Self, Self::Error> {
         let defaults = SplitFractions::default();
         match raw.method {
-            SplitMethod::Fractions => Ok(SplitRule::Fractions {
+            SplitMethod::Fractions => Ok(SplitRule::Fractions(SplitFractions {
                 train: raw.train.unwrap_or(defaults.train),
                 test: raw.test.unwrap_or(defaults.test),
                 validation: raw.validation.unwrap_or(defaults.validation),
-            }),
+            })),
             SplitMethod::Official if raw.train.or(raw.test).or(raw.validation).is_some() => Err(
                 "method \"official\" uses the challenge's own files: remove train, test and validation, or use method \"fractions\"".into(),
             ),
@@ -216,12 +209,7 @@ impl TryFrom<RawSplitRule> for SplitRule {
 
 impl Default for SplitRule {
     fn default() -> Self {
-        let f = SplitFractions::default();
-        SplitRule::Fractions {
-            train: f.train,
-            test: f.test,
-            validation: f.validation,
-        }
+        SplitRule::Fractions(SplitFractions::default())
     }
 }
 
@@ -229,15 +217,7 @@ impl SplitRule {
     /// The fractions, for a fraction split.
     pub fn fractions(&self) -> Option<SplitFractions> {
         match *self {
-            SplitRule::Fractions {
-                train,
-                test,
-                validation,
-            } => Some(SplitFractions {
-                train,
-                test,
-                validation,
-            }),
+            SplitRule::Fractions(f) => Some(f),
             SplitRule::Official => None,
         }
     }
@@ -351,32 +331,13 @@ impl ExperimentSpec {
             format!("must be in [0, 1), got {:?}", o.weight_decay),
         );
         if let Some(f) = self.split.fractions() {
-            let unit = |x: f64| x.is_finite() && (0.0..=1.0).contains(&x);
-            check(
-                unit(f.train) && f.train > 0.0,
-                "split.train",
-                format!("must be in (0, 1], got {:?}", f.train),
-            );
-            check(
-                unit(f.test) && f.test > 0.0,
-                "split.test",
-                format!("must be in (0, 1], got {:?}", f.test),
-            );
-            check(
-                unit(f.validation),
-                "split.validation",
-                format!("must be in [0, 1], got {:?}", f.validation),
-            );
-            if unit(f.train) && unit(f.test) && unit(f.validation) {
-                check(
-                    f.validate().is_ok(),
-                    "split",
-                    format!(
-                        "train + test + validation must be 1, got {}",
-                        // Rounded so that 0.7 + 0.2 shows as 0.9, not 0.8999999999999999.
-                        ((f.train + f.test + f.validation) * 1e9).round() / 1e9
-                    ),
-                );
+            for (key, message) in f.violations() {
+                let key = if key.is_empty() {
+                    "split".to_owned()
+                } else {
+                    format!("split.{key}")
+                };
+                check(false, &key, message);
             }
         }
         for (key, cap) in [

@@ -109,16 +109,45 @@ impl Default for SplitFractions {
 }
 
 impl SplitFractions {
+    /// Every rule the fractions break, as `(key, what is wrong)` with the
+    /// key `train`, `test`, `validation`, or empty for the sum: the one
+    /// place the rules live (specs report these under `split.`).
+    ///
+    /// ```
+    /// use reproml_core::split::SplitFractions;
+    /// let f = SplitFractions { train: 0.7, test: 0.2, validation: 0.0 };
+    /// assert_eq!(f.violations(), [("", "train + test + validation must be 1, got 0.9".to_owned())]);
+    /// ```
+    pub fn violations(&self) -> Vec<(&'static str, String)> {
+        let unit = |x: f64| x.is_finite() && (0.0..=1.0).contains(&x);
+        let mut out = Vec::new();
+        for (key, value, zero_allowed) in [
+            ("train", self.train, false),
+            ("test", self.test, false),
+            ("validation", self.validation, true),
+        ] {
+            if !unit(value) || (!zero_allowed && value <= 0.0) {
+                let range = if zero_allowed { "[0, 1]" } else { "(0, 1]" };
+                out.push((key, format!("must be in {range}, got {value:?}")));
+            }
+        }
+        let sum = self.train + self.test + self.validation;
+        if out.is_empty() && (sum - 1.0).abs() > FRACTION_SUM_TOLERANCE {
+            out.push((
+                "",
+                format!(
+                    "train + test + validation must be 1, got {}",
+                    // Rounded so that 0.7 + 0.2 shows as 0.9, not 0.8999999999999999.
+                    (sum * 1e9).round() / 1e9
+                ),
+            ));
+        }
+        out
+    }
+
     /// Checks the fractions are usable.
     pub fn validate(&self) -> Result<(), SplitError> {
-        let in_unit = |x: f64| x.is_finite() && (0.0..=1.0).contains(&x);
-        let ok = in_unit(self.train)
-            && in_unit(self.test)
-            && in_unit(self.validation)
-            && self.train > 0.0
-            && self.test > 0.0
-            && ((self.train + self.test + self.validation) - 1.0).abs() <= FRACTION_SUM_TOLERANCE;
-        if ok {
+        if self.violations().is_empty() {
             Ok(())
         } else {
             Err(SplitError::BadFractions {

@@ -95,15 +95,12 @@ fn membership(
     seed: Seed,
 ) -> Result<Split, ServeError> {
     match rule {
-        SplitRule::Fractions { .. } => {
-            let fractions = rule.fractions().unwrap_or_default();
-            Ok(Split::by_fractions(
-                data.len() as u32,
-                &fractions,
-                seed,
-                subset,
-            )?)
-        }
+        SplitRule::Fractions(fractions) => Ok(Split::by_fractions(
+            data.len() as u32,
+            fractions,
+            seed,
+            subset,
+        )?),
         SplitRule::Official => {
             let official = data.official.ok_or(ServeError::NoOfficialSplit)?;
             let mut s = Split::official(official.train, official.test, seed, subset);

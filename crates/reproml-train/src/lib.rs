@@ -9,13 +9,15 @@
 pub mod digest;
 pub mod fault;
 pub mod fingerprint;
+mod forward;
 pub mod model;
 pub mod models;
 pub mod trainer;
 pub mod verify;
 
 pub use fault::Fault;
-pub use model::{ModelError, ModelRegistry, Network};
+pub use model::{ModelError, Network};
+pub use models::ModelRegistry;
 pub use trainer::{EpochProgress, PreparedSplit, RunSettings, Trained, train};
 
 /// Runs `f` with burn's CPU kernels on a pool of `threads` threads of its

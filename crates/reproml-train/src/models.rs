@@ -1,7 +1,10 @@
-//! The built-in models. Layer sizes follow the input; an input a model
-//! cannot take is refused with the reason.
+//! The built-in models and the registry that names them. Layer sizes
+//! follow the input; an input a model cannot take is refused with the
+//! reason.
 
 use reproml_data::ImageShape;
+
+use std::collections::BTreeMap;
 
 use crate::model::{InitScheme, ModelError, Network, NetworkBuilder};
 
@@ -106,6 +109,55 @@ pub fn alexnet(input: ImageShape, classes: usize) -> Result<Network, ModelError>
         .linear("fc2", 1024, true, s)?
         .linear("fc3", classes, false, s)?
         .build())
+}
+
+/// Builds a model by name for an input shape and class count.
+pub type ModelConstructor = fn(ImageShape, usize) -> Result<Network, ModelError>;
+
+/// The models `reproml run` knows, by name.
+#[derive(Clone)]
+pub struct ModelRegistry {
+    models: BTreeMap<String, ModelConstructor>,
+}
+
+impl Default for ModelRegistry {
+    fn default() -> Self {
+        let mut r = Self {
+            models: BTreeMap::new(),
+        };
+        r.register("mlp", mlp);
+        r.register("lenet5", lenet5);
+        r.register("vgg-x", vgg_x);
+        r.register("vgg11", vgg11);
+        r.register("alexnet", alexnet);
+        r
+    }
+}
+
+impl ModelRegistry {
+    /// Adds (or replaces) a model.
+    pub fn register(&mut self, name: &str, constructor: ModelConstructor) {
+        self.models.insert(name.into(), constructor);
+    }
+
+    /// Builds model `name` for `input` and `classes`.
+    pub fn build(
+        &self,
+        name: &str,
+        input: ImageShape,
+        classes: usize,
+    ) -> Result<Network, ModelError> {
+        let constructor = self.models.get(name).ok_or_else(|| ModelError::Unknown {
+            name: name.into(),
+            known: self.names().join(", "),
+        })?;
+        constructor(input, classes)
+    }
+
+    /// The registered names.
+    pub fn names(&self) -> Vec<String> {
+        self.models.keys().cloned().collect()
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,12 @@
 //! run's streams, SGD with PyTorch's momentum semantics, evaluation on the
 //! test split after every epoch, a trajectory digest after every epoch.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use reproml_core::metrics::ConfusionMatrix;
 use reproml_core::run::{Artifact, EpochRecord, RunResult, Scores};
+use reproml_core::spec::Optimizer;
 use reproml_core::split::epoch_order;
 use reproml_core::stream::{Purpose, RandomStream};
 use reproml_core::{ExperimentSpec, Seed};
@@ -148,21 +151,7 @@ pub fn train(
             "the train and test splits must not be empty".into(),
         ));
     }
-    // The served order is epoch 0's: check it, so a server and a client that
-    // disagree on the protocol fail loudly instead of training differently.
-    let mut sorted: Vec<usize> = (0..train.len()).collect();
-    sorted.sort_by_key(|&p| train.indices[p]);
-    let served: Vec<usize> = epoch_order(train.len() as u32, settings.seed, 0)
-        .into_iter()
-        .map(|p| sorted[p as usize])
-        .collect();
-    if served != (0..train.len()).collect::<Vec<_>>() {
-        return Err(TrainError::Data(
-            "the training split is not in the run's epoch-0 order; the server and this client disagree on the protocol"
-                .into(),
-        ));
-    }
-
+    let by_index = check_served_order(train, settings.seed)?;
     let (inner, backend) = device();
     let autodiff = inner.clone().autodiff();
     let mut params: Vec<Tensor<1>> = network
@@ -173,8 +162,7 @@ pub fn train(
             Tensor::<1>::from_data(TensorData::new(v, [n]), &inner)
         })
         .collect();
-    let mut momentum: Vec<Option<Tensor<1>>> = vec![None; params.len()];
-    let o = &spec.optimizer;
+    let mut sgd = Sgd::new(&spec.optimizer, &settings.fault, params.len());
     let batch_size = spec.batch.train as usize;
     let mut epochs = Vec::with_capacity(spec.epochs as usize);
     let mut snapshots = Vec::with_capacity(spec.epochs as usize);
@@ -182,7 +170,7 @@ pub fn train(
     for epoch in 0..spec.epochs {
         let order: Vec<usize> = epoch_order(train.len() as u32, settings.seed, u64::from(epoch))
             .into_iter()
-            .map(|p| sorted[p as usize])
+            .map(|p| by_index[p as usize])
             .collect();
         let mut loss_sum = 0.0;
         let mut batches = 0usize;
@@ -216,29 +204,7 @@ pub fn train(
             let grads = loss.backward();
             loss_sum += f64::from(scalar(&loss.inner())?);
             batches += 1;
-            for (i, leaf) in leaves.iter().enumerate() {
-                let spec_i = &network.params[i];
-                let mut g = leaf.grad(&grads).ok_or_else(|| {
-                    TrainError::Engine(format!("no gradient for {}", spec_i.name))
-                })?;
-                if let Some(factor) = settings.fault.gradient_factor(i, &spec_i.name) {
-                    g = g.mul_scalar(factor);
-                }
-                if o.weight_decay != 0.0 {
-                    g = g + params[i].clone().mul_scalar(o.weight_decay);
-                }
-                // PyTorch's SGD: buf = g on the first step, then μ·buf + g
-                // (dampening 0); the step uses buf.
-                if o.momentum != 0.0 && settings.fault.keeps_momentum() {
-                    let buf = match momentum[i].take() {
-                        Some(buf) => buf.mul_scalar(o.momentum) + g,
-                        None => g,
-                    };
-                    g = buf.clone();
-                    momentum[i] = Some(buf);
-                }
-                params[i] = params[i].clone() - g.mul_scalar(o.lr);
-            }
+            sgd.step(network, &mut params, &leaves, &grads)?;
         }
         let values = params
             .iter()
@@ -275,13 +241,100 @@ pub fn train(
         });
         snapshots.push(snap);
     }
+    assemble(network, settings, backend, epochs, snapshots)
+}
+
+/// The protocol check: the served train order must be epoch 0's, so a
+/// server and a client that disagree on the protocol fail loudly instead of
+/// training differently. Returns the positions of the examples sorted by
+/// data set index, from which every epoch's order is taken.
+fn check_served_order(train: &PreparedSplit, seed: Seed) -> Result<Vec<usize>, TrainError> {
+    let mut by_index: Vec<usize> = (0..train.len()).collect();
+    by_index.sort_by_key(|&p| train.indices[p]);
+    let served = epoch_order(train.len() as u32, seed, 0)
+        .into_iter()
+        .map(|p| by_index[p as usize]);
+    if !served.eq(0..train.len()) {
+        return Err(TrainError::Data(
+            "the training split is not in the run's epoch-0 order; the server and this client disagree on the protocol"
+                .into(),
+        ));
+    }
+    Ok(by_index)
+}
+
+/// SGD with PyTorch's semantics (dampening 0, no Nesterov, L2 weight decay
+/// added to the gradient), with the fault's effects on gradients and
+/// momentum.
+struct Sgd<'a> {
+    optimizer: &'a Optimizer,
+    fault: &'a Fault,
+    /// One momentum buffer per parameter, created on its first step.
+    momentum: Vec<Option<Tensor<1>>>,
+}
+
+impl<'a> Sgd<'a> {
+    fn new(optimizer: &'a Optimizer, fault: &'a Fault, params: usize) -> Self {
+        Self {
+            optimizer,
+            fault,
+            momentum: vec![None; params],
+        }
+    }
+
+    /// Updates every parameter from its leaf's gradient in `grads`.
+    fn step(
+        &mut self,
+        network: &Network,
+        params: &mut [Tensor<1>],
+        leaves: &[Tensor<1>],
+        grads: &Gradients,
+    ) -> Result<(), TrainError> {
+        let o = self.optimizer;
+        for (i, leaf) in leaves.iter().enumerate() {
+            let name = &network.params[i].name;
+            let mut g = leaf
+                .grad(grads)
+                .ok_or_else(|| TrainError::Engine(format!("no gradient for {name}")))?;
+            if let Some(factor) = self.fault.gradient_factor(i, name) {
+                g = g.mul_scalar(factor);
+            }
+            if o.weight_decay != 0.0 {
+                g = g + params[i].clone().mul_scalar(o.weight_decay);
+            }
+            // PyTorch's SGD: buf = g on the first step, then μ·buf + g
+            // (dampening 0); the step uses buf.
+            if o.momentum != 0.0 && self.fault.keeps_momentum() {
+                let buf = match self.momentum[i].take() {
+                    Some(buf) => buf.mul_scalar(o.momentum) + g,
+                    None => g,
+                };
+                g = buf.clone();
+                self.momentum[i] = Some(buf);
+            }
+            params[i] = params[i].clone() - g.mul_scalar(o.lr);
+        }
+        Ok(())
+    }
+}
+
+/// The finished run: the result the server records (metrics of the last
+/// epoch, fingerprint, artifact) and the digests for `verify`.
+fn assemble(
+    network: &Network,
+    settings: &RunSettings<'_>,
+    backend: &str,
+    epochs: Vec<EpochRecord>,
+    snapshots: Vec<Snapshot>,
+) -> Result<Trained, TrainError> {
     let metrics = epochs
         .last()
         .map(|e| e.test)
         .ok_or(TrainError::Data("no epochs".into()))?;
-    let mut details = std::collections::BTreeMap::new();
-    details.insert("model".into(), network.name.clone());
-    details.insert("fault".into(), settings.fault.to_string());
+    let details = BTreeMap::from([
+        ("model".to_owned(), network.name.clone()),
+        ("fault".to_owned(), settings.fault.to_string()),
+    ]);
     Ok(Trained {
         result: RunResult {
             seed: settings.seed,
