@@ -10,7 +10,9 @@ pub mod runs_csv;
 
 use reproml_core::run::RunResult;
 use reproml_core::split::SplitName;
-use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, SeedPolicy, VariantLabel};
+use reproml_core::{
+    ExperimentId, ExperimentSpec, RunIndex, Seed, SeedPolicy, SplitSeed, VariantLabel,
+};
 use serde::{Deserialize, Serialize};
 
 pub use problem::{Problem, ProblemCode};
@@ -37,12 +39,12 @@ impl Experiment {
     ///
     /// ```
     /// use reproml_api::Experiment;
-    /// use reproml_core::{ExperimentSpec, SeedPolicy};
+    /// use reproml_core::{ExperimentSpec, Seed, SeedPolicy};
     /// let mut spec = ExperimentSpec::new("e".parse().unwrap(), "mlp".parse().unwrap(), "digits".parse().unwrap(), 1);
     /// spec.runs = 2;
     /// spec.seed_policy = SeedPolicy::Fixed;
-    /// let e = Experiment { spec, seeds: vec![10, 11], created_at: String::new() };
-    /// assert_eq!(e.run_seed(1), Some(10));
+    /// let e = Experiment { spec, seeds: vec![Seed::new(10), Seed::new(11)], created_at: String::new() };
+    /// assert_eq!(e.run_seed(1), Some(Seed::new(10)));
     /// assert_eq!(e.run_seed(2), None);
     /// ```
     pub fn run_seed(&self, run: RunIndex) -> Option<Seed> {
@@ -56,8 +58,8 @@ impl Experiment {
 
     /// The split seed `s_0`: every run of the experiment is tested on the
     /// same examples.
-    pub fn split_seed(&self) -> Option<Seed> {
-        self.seeds.first().copied()
+    pub fn split_seed(&self) -> Option<SplitSeed> {
+        self.seeds.first().copied().map(SplitSeed::from_first)
     }
 }
 
@@ -74,7 +76,7 @@ pub struct RunSeed {
     /// The experiment's seed policy.
     pub seed_policy: SeedPolicy,
     /// The split seed `s_0`.
-    pub split_seed: Seed,
+    pub split_seed: SplitSeed,
 }
 
 /// A recorded run: what the server stored for one run of one variant.
@@ -204,7 +206,7 @@ mod tests {
     fn an_experiment_flattens_its_spec() {
         let e = Experiment {
             spec: spec(),
-            seeds: vec![1, 2],
+            seeds: vec![Seed::new(1), Seed::new(2)],
             created_at: "2026-11-27T00:00:00Z".into(),
         };
         let json = serde_json::to_value(&e).unwrap();
@@ -221,7 +223,7 @@ mod tests {
             variant: "buggy".parse().unwrap(),
             run: 3,
             recorded_at: "2026-11-27T00:00:00Z".into(),
-            result: sample_result(5, 0.5, 2),
+            result: sample_result(Seed::new(5), 0.5, 2),
         };
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["seed"], 5);

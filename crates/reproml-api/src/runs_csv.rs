@@ -136,7 +136,7 @@ mod tests {
     use reproml_core::run::sample_result;
 
     fn recorded(run: RunIndex, accuracy: f64) -> RecordedRun {
-        let mut result = sample_result(u64::from(run) + 7, accuracy, 2);
+        let mut result = sample_result(reproml_core::Seed::new(u64::from(run) + 7), accuracy, 2);
         result.artifact.name = "torch, \"1.13\"".into();
         RecordedRun {
             experiment: "e".parse().unwrap(),

@@ -31,7 +31,7 @@ struct RunLine<'a> {
     experiment: &'a ExperimentId,
     variant: &'a VariantLabel,
     run: RunIndex,
-    seed: u64,
+    seed: reproml_core::Seed,
     digest: &'a str,
     accuracy: f64,
     precision: f64,

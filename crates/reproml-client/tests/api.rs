@@ -8,7 +8,7 @@ use reproml_api::ProblemCode;
 use reproml_client::{Client, ClientError};
 use reproml_core::run::sample_result;
 use reproml_core::split::SplitName;
-use reproml_core::{ExperimentId, ExperimentSpec, VariantLabel};
+use reproml_core::{ExperimentId, ExperimentSpec, Seed, VariantLabel};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 
 fn temp_db(name: &str) -> PathBuf {
@@ -86,7 +86,9 @@ fn a_seed_mismatch_is_refused_and_the_server_goes_on() {
     let server = start(&db, None);
     let client = Client::new(&server.url(), None);
     let id = client.create_experiment(&spec("e", 2)).unwrap().0.spec.id;
-    let err = client.split(&id, 0, SplitName::Test, 12345).unwrap_err();
+    let err = client
+        .split(&id, 0, SplitName::Test, Seed::new(12345))
+        .unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::SeedMismatch), "{err}");
     let seed = client.seed(&id, 0).unwrap().seed;
     assert!(
@@ -396,7 +398,7 @@ fn bad_requests_get_the_right_problem_and_the_server_stays_up() {
             "GET",
             format!(
                 "/v1/experiments/e/runs/0/data/train?seed={}",
-                e.seeds[0] + 1
+                e.seeds[0].get() + 1
             ),
             &[],
             vec![],
@@ -493,7 +495,7 @@ fn a_corrupted_chunk_is_detected() {
         experiment: "e".parse().unwrap(),
         run: 0,
         split: SplitName::Train,
-        seed: 1,
+        seed: Seed::new(1),
         examples: 3,
         shape: reproml_data::ImageShape {
             channels: 1,
@@ -532,7 +534,7 @@ fn a_corrupted_chunk_is_detected() {
     });
     let client = Client::new(&format!("http://{addr}"), None).with_retries(0);
     let err = client
-        .split(&"e".parse().unwrap(), 0, SplitName::Train, 1)
+        .split(&"e".parse().unwrap(), 0, SplitName::Train, Seed::new(1))
         .unwrap_err();
     assert!(matches!(err, ClientError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("checksum mismatch"), "{err}");

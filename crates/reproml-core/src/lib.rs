@@ -17,7 +17,7 @@ pub mod split;
 pub mod stream;
 
 pub use id::{ExperimentId, IdentifierError, Name, VariantLabel};
-pub use seed::{RunIndex, Seed, SeedPolicy};
+pub use seed::{RunIndex, Seed, SeedPolicy, SplitSeed};
 pub use spec::ExperimentSpec;
 
 /// Lowercase hexadecimal of `bytes`: how digests (SHA-256) are written in

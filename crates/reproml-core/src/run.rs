@@ -172,7 +172,7 @@ pub fn sample_result(seed: Seed, accuracy: f64, epochs: u32) -> RunResult {
                 test: scores,
                 digest: format!(
                     "{:064x}",
-                    seed.wrapping_mul(1000).wrapping_add(u64::from(epoch))
+                    seed.get().wrapping_mul(1000).wrapping_add(u64::from(epoch))
                 ),
             })
             .collect(),
@@ -191,14 +191,14 @@ mod tests {
 
     #[test]
     fn a_good_result_validates() {
-        let r = sample_result(7, 0.9, 3);
+        let r = sample_result(Seed::new(7), 0.9, 3);
         assert_eq!(r.validate(3), Ok(()));
         assert_eq!(r.final_digest(), Some(r.epochs[2].digest.as_str()));
     }
 
     #[test]
     fn every_problem_is_reported() {
-        let mut r = sample_result(7, 0.9, 2);
+        let mut r = sample_result(Seed::new(7), 0.9, 2);
         r.metrics.accuracy = 1.5;
         r.epochs[1].digest = "XYZ".into();
         r.epochs[0].loss = f64::NAN;

@@ -15,8 +15,64 @@ use serde::{Deserialize, Serialize};
 use crate::ExperimentId;
 use crate::canonical::CanonicalHasher;
 
-/// A run's seed: every random choice of the run derives from it.
-pub type Seed = u64;
+/// A run's seed `s_i`: every random choice of the run (its epoch orders,
+/// initial weights, dropout masks) derives from it. A type of its own so
+/// that it cannot be mixed up with the split seed, a run index or a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seed(u64);
+
+impl Seed {
+    /// A seed with this value (53 bits when derived; any `u64` keys a stream).
+    pub const fn new(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// Its value, as streams are keyed and the protocol writes it.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// An experiment's split seed: which examples are train, test and
+/// validation, the same for every run of the experiment. It is `s_0`, but
+/// typed apart from run seeds: a run's seed passed where the split's is
+/// expected would give each run other test examples, silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SplitSeed(u64);
+
+impl SplitSeed {
+    /// The split seed of an experiment whose first seed is `s0`.
+    pub const fn from_first(s0: Seed) -> Self {
+        Self(s0.0)
+    }
+
+    /// Its value, as streams are keyed and the protocol writes it.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+macro_rules! seed_text {
+    ($t:ty) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = std::num::ParseIntError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    };
+}
+
+seed_text!(Seed);
+seed_text!(SplitSeed);
 
 /// Index of a run inside an experiment, from 0.
 pub type RunIndex = u32;
@@ -69,7 +125,7 @@ impl SeedPolicy {
 /// let id = ExperimentId::new("demo").unwrap();
 /// assert_eq!(experiment_seed(42, &id, 0), experiment_seed(42, &id, 0));
 /// assert_ne!(experiment_seed(42, &id, 0), experiment_seed(42, &id, 1));
-/// assert!(experiment_seed(42, &id, 7) < 1 << 53);
+/// assert!(experiment_seed(42, &id, 7).get() < 1 << 53);
 /// ```
 pub fn experiment_seed(master: u64, id: &ExperimentId, index: RunIndex) -> Seed {
     let digest = CanonicalHasher::new(SEED_DOMAIN)
@@ -79,7 +135,12 @@ pub fn experiment_seed(master: u64, id: &ExperimentId, index: RunIndex) -> Seed 
         .finish();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first) & SEED_MASK
+    Seed(u64::from_le_bytes(first) & SEED_MASK)
+}
+
+/// The split seed of experiment `id` under `master`: `s_0`.
+pub fn split_seed(master: u64, id: &ExperimentId) -> SplitSeed {
+    SplitSeed::from_first(experiment_seed(master, id, 0))
 }
 
 /// The seed that run `run` of experiment `id` uses under `policy`.
@@ -118,7 +179,7 @@ mod tests {
             prop_assert_eq!(a, experiment_seed(master, &id("a"), i));
             prop_assert_ne!(a, experiment_seed(master, &id("b"), i));
             prop_assert_ne!(a, experiment_seed(master.wrapping_add(1), &id("a"), i));
-            prop_assert!(a <= SEED_MASK);
+            prop_assert!(a.get() <= SEED_MASK);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::seed::Seed;
+use crate::seed::{Seed, SplitSeed};
 use crate::stream::{Purpose, RandomStream};
 
 /// One of the three parts of a data set.
@@ -250,17 +250,19 @@ impl Split {
     ///
     /// ```
     /// use reproml_core::split::{Split, SplitFractions, SubsetLimits};
-    /// let s = Split::by_fractions(100, &SplitFractions::default(), 9, &SubsetLimits::default()).unwrap();
+    /// use reproml_core::SplitSeed;
+    /// let seed = SplitSeed::from_first(reproml_core::Seed::new(9));
+    /// let s = Split::by_fractions(100, &SplitFractions::default(), seed, &SubsetLimits::default()).unwrap();
     /// assert_eq!((s.train.len(), s.test.len()), (80, 20));
     /// ```
     pub fn by_fractions(
         examples: u32,
         fractions: &SplitFractions,
-        seed: Seed,
+        seed: SplitSeed,
         limits: &SubsetLimits,
     ) -> Result<Split, SplitError> {
         let sizes = fractions.sizes(examples)?;
-        let order = RandomStream::new(seed, &Purpose::Split, 0, 0).permutation(examples);
+        let order = RandomStream::new(seed.get(), &Purpose::Split, 0, 0).permutation(examples);
         let (test, rest) = order.split_at(sizes.test as usize);
         let (validation, train) = rest.split_at(sizes.validation as usize);
         Ok(Split {
@@ -278,12 +280,12 @@ impl Split {
     pub fn official(
         train_examples: u32,
         test_examples: u32,
-        seed: Seed,
+        seed: SplitSeed,
         limits: &SubsetLimits,
     ) -> Split {
         let part = |n: u32, step: u64, cap: Option<u32>| match cap {
             Some(cap) if cap < n => {
-                let order = RandomStream::new(seed, &Purpose::Split, 0, step).permutation(n);
+                let order = RandomStream::new(seed.get(), &Purpose::Split, 0, step).permutation(n);
                 capped_sorted(&order, Some(cap))
             }
             _ => (0..n).collect(),
@@ -317,18 +319,23 @@ fn capped_sorted(items: &[u32], cap: Option<u32>) -> Vec<u32> {
 /// `(run seed, "epoch-order", epoch, 0)`.
 ///
 /// ```
-/// use reproml_core::split::epoch_order;
-/// assert_ne!(epoch_order(50, 1, 0), epoch_order(50, 1, 1));
-/// assert_eq!(epoch_order(50, 1, 3), epoch_order(50, 1, 3));
+/// use reproml_core::{Seed, split::epoch_order};
+/// let seed = Seed::new(1);
+/// assert_ne!(epoch_order(50, seed, 0), epoch_order(50, seed, 1));
+/// assert_eq!(epoch_order(50, seed, 3), epoch_order(50, seed, 3));
 /// ```
 pub fn epoch_order(len: u32, run_seed: Seed, epoch: u64) -> Vec<u32> {
-    RandomStream::new(run_seed, &Purpose::EpochOrder, epoch, 0).permutation(len)
+    RandomStream::new(run_seed.get(), &Purpose::EpochOrder, epoch, 0).permutation(len)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn ss(value: u64) -> SplitSeed {
+        SplitSeed::from_first(Seed::new(value))
+    }
 
     /// Fractions in hundredths: test 1–50 %, validation 0–40 %, train the rest.
     fn fractions() -> impl Strategy<Value = SplitFractions> {
@@ -389,7 +396,7 @@ mod tests {
             train: Some(10),
             ..SubsetLimits::default()
         };
-        let s = Split::official(100, 30, 4, &limits);
+        let s = Split::official(100, 30, ss(4), &limits);
         assert_eq!(s.train.len(), 10);
         assert_ne!(s.train, (0..10).collect::<Vec<_>>());
         assert_eq!(s.test, (0..30).collect::<Vec<_>>());
@@ -399,7 +406,7 @@ mod tests {
     proptest! {
         #[test]
         fn split_is_a_disjoint_cover(n in 10u32..3000, f in fractions(), seed in any::<u64>()) {
-            let Ok(s) = Split::by_fractions(n, &f, seed, &SubsetLimits::default()) else {
+            let Ok(s) = Split::by_fractions(n, &f, ss(seed), &SubsetLimits::default()) else {
                 return Ok(());
             };
             let mut all: Vec<u32> = [&s.train, &s.test, &s.validation].into_iter().flatten().copied().collect();
@@ -414,17 +421,17 @@ mod tests {
         fn split_is_deterministic_and_seed_dependent(n in 50u32..2000, seed in any::<u64>()) {
             let f = SplitFractions::default();
             let none = SubsetLimits::default();
-            let a = Split::by_fractions(n, &f, seed, &none).unwrap();
-            prop_assert_eq!(&a, &Split::by_fractions(n, &f, seed, &none).unwrap());
-            prop_assert_ne!(&a, &Split::by_fractions(n, &f, seed ^ 1, &none).unwrap());
+            let a = Split::by_fractions(n, &f, ss(seed), &none).unwrap();
+            prop_assert_eq!(&a, &Split::by_fractions(n, &f, ss(seed), &none).unwrap());
+            prop_assert_ne!(&a, &Split::by_fractions(n, &f, ss(seed ^ 1), &none).unwrap());
         }
 
         #[test]
         fn caps_take_a_subset_of_the_uncapped_split(n in 50u32..2000, seed in any::<u64>(), cap in 1u32..40) {
             let f = SplitFractions::default();
-            let full = Split::by_fractions(n, &f, seed, &SubsetLimits::default()).unwrap();
+            let full = Split::by_fractions(n, &f, ss(seed), &SubsetLimits::default()).unwrap();
             let limits = SubsetLimits { train: Some(cap), test: Some(cap), validation: None };
-            let capped = Split::by_fractions(n, &f, seed, &limits).unwrap();
+            let capped = Split::by_fractions(n, &f, ss(seed), &limits).unwrap();
             prop_assert_eq!(capped.train.len(), cap as usize);
             prop_assert!(capped.train.iter().all(|i| full.train.binary_search(i).is_ok()));
             prop_assert!(capped.test.iter().all(|i| full.test.binary_search(i).is_ok()));
@@ -434,21 +441,21 @@ mod tests {
         fn epoch_order_is_a_permutation_that_changes_with_the_epoch(
             len in 20u32..2000, seed in any::<u64>(), epoch in 0u64..1000
         ) {
-            let order = epoch_order(len, seed, epoch);
-            prop_assert_eq!(&order, &epoch_order(len, seed, epoch));
+            let order = epoch_order(len, Seed::new(seed), epoch);
+            prop_assert_eq!(&order, &epoch_order(len, Seed::new(seed), epoch));
             let mut sorted = order.clone();
             sorted.sort_unstable();
             prop_assert_eq!(sorted, (0..len).collect::<Vec<_>>());
-            prop_assert_ne!(&order, &epoch_order(len, seed, epoch + 1));
+            prop_assert_ne!(&order, &epoch_order(len, Seed::new(seed), epoch + 1));
         }
 
         #[test]
         fn every_epoch_visits_the_same_training_examples(
             n in 50u32..2000, seed in any::<u64>(), e1 in 0u64..100, e2 in 0u64..100
         ) {
-            let split = Split::by_fractions(n, &SplitFractions::default(), seed, &SubsetLimits::default()).unwrap();
+            let split = Split::by_fractions(n, &SplitFractions::default(), ss(seed), &SubsetLimits::default()).unwrap();
             let visit = |epoch| {
-                let mut seen: Vec<u32> = epoch_order(split.train.len() as u32, seed, epoch)
+                let mut seen: Vec<u32> = epoch_order(split.train.len() as u32, Seed::new(seed), epoch)
                     .into_iter()
                     .map(|pos| split.train[pos as usize])
                     .collect();

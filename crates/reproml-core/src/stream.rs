@@ -23,7 +23,6 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::canonical::CanonicalHasher;
-use crate::seed::Seed;
 
 const STREAM_DOMAIN: &str = "reproml/stream/v1";
 
@@ -61,8 +60,9 @@ impl fmt::Display for Purpose {
     }
 }
 
-/// The 32-byte ChaCha20 key of the stream for `(seed, purpose, epoch, step)`.
-pub fn stream_key(seed: Seed, purpose: &Purpose, epoch: u64, step: u64) -> [u8; 32] {
+/// The 32-byte ChaCha20 key of the stream for `(seed, purpose, epoch, step)`;
+/// `seed` is the value of a run's [`Seed`](crate::Seed) or of the [`SplitSeed`](crate::SplitSeed).
+pub fn stream_key(seed: u64, purpose: &Purpose, epoch: u64, step: u64) -> [u8; 32] {
     CanonicalHasher::new(STREAM_DOMAIN)
         .u64(seed)
         .str(purpose.as_str())
@@ -95,8 +95,9 @@ impl fmt::Debug for RandomStream {
 }
 
 impl RandomStream {
-    /// The stream for `(seed, purpose, epoch, step)`; epochs count from 0.
-    pub fn new(seed: Seed, purpose: &Purpose, epoch: u64, step: u64) -> Self {
+    /// The stream for `(seed, purpose, epoch, step)`; epochs count from 0;
+    /// `seed` is a [`Seed`](crate::Seed)'s or a split seed's value.
+    pub fn new(seed: u64, purpose: &Purpose, epoch: u64, step: u64) -> Self {
         Self::from_key(stream_key(seed, purpose, epoch, step))
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use reproml_core::seed::{experiment_seed, run_seed};
 use reproml_core::split::{Split, SplitFractions, SubsetLimits, epoch_order};
 use reproml_core::stream::{Purpose, RandomStream, dropout_scale, dropout_threshold, stream_key};
-use reproml_core::{ExperimentId, SeedPolicy};
+use reproml_core::{ExperimentId, Seed, SeedPolicy, SplitSeed};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -42,7 +42,7 @@ struct SeedVector {
     master: u64,
     experiment: String,
     index: u32,
-    seed: u64,
+    seed: Seed,
 }
 
 #[derive(Deserialize)]
@@ -51,7 +51,7 @@ struct RunSeedVector {
     experiment: String,
     policy: SeedPolicy,
     run: u32,
-    seed: u64,
+    seed: Seed,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +79,7 @@ struct SplitVector {
     validation: Option<f64>,
     train_examples: Option<u32>,
     test_examples: Option<u32>,
-    seed: u64,
+    seed: SplitSeed,
     caps: BTreeMap<String, u32>,
     expected: BTreeMap<String, Vec<u32>>,
 }
@@ -87,7 +87,7 @@ struct SplitVector {
 #[derive(Deserialize)]
 struct EpochOrderVector {
     length: u32,
-    seed: u64,
+    seed: Seed,
     epoch: u64,
     order: Vec<u32>,
 }

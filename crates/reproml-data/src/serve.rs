@@ -3,7 +3,7 @@
 
 use reproml_core::spec::SplitRule;
 use reproml_core::split::{Split, SplitError, SplitName, SubsetLimits, epoch_order};
-use reproml_core::{ExperimentSpec, RunIndex, Seed};
+use reproml_core::{ExperimentSpec, RunIndex, Seed, SplitSeed};
 
 use crate::Dataset;
 use crate::wire::{ChunkEncoder, SplitHeader, SplitOrder, encode_header, records_per_chunk};
@@ -24,7 +24,7 @@ pub enum ServeError {
 pub fn served_indices(
     data: &Dataset,
     spec: &ExperimentSpec,
-    split_seed: Seed,
+    split_seed: SplitSeed,
     run_seed: Seed,
     name: SplitName,
 ) -> Result<(Vec<u32>, SplitOrder), ServeError> {
@@ -67,7 +67,7 @@ pub fn served_split(
     data: &Dataset,
     facts: &DatasetFacts,
     spec: &ExperimentSpec,
-    seeds: (Seed, Seed),
+    seeds: (SplitSeed, Seed),
     run: RunIndex,
     name: SplitName,
 ) -> Result<(SplitHeader, Vec<u32>), ServeError> {
@@ -92,7 +92,7 @@ fn membership(
     data: &Dataset,
     rule: &SplitRule,
     subset: &SubsetLimits,
-    seed: Seed,
+    seed: SplitSeed,
 ) -> Result<Split, ServeError> {
     match rule {
         SplitRule::Fractions(fractions) => Ok(Split::by_fractions(

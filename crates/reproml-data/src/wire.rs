@@ -267,7 +267,7 @@ mod tests {
             experiment: "e".parse().unwrap(),
             run: 0,
             split: reproml_core::split::SplitName::Train,
-            seed: 1,
+            seed: reproml_core::Seed::new(1),
             examples: records.len() as u32,
             shape: ImageShape {
                 channels: 1,

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use reproml_api::runs_csv::RunsCsvRow;
-use reproml_core::SeedPolicy;
 use reproml_core::metrics::Metric;
+use reproml_core::{Seed, SeedPolicy};
 use reproml_stats::{
     CliffMagnitude, Descriptives, MannWhitneyOptions, WilcoxonOptions, benjamini_hochberg,
     cliffs_delta, cliffs_magnitude, describe, holm, mann_whitney_u, vargha_delaney_a12, wilcoxon,
@@ -25,7 +25,7 @@ pub struct RunRow {
     /// Run index.
     pub run: u32,
     /// The run's seed.
-    pub seed: u64,
+    pub seed: Seed,
     /// The experiment's seed policy.
     pub seed_policy: SeedPolicy,
     /// Test accuracy.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use reproml_client::Client;
 use reproml_core::split::SplitName;
-use reproml_core::{ExperimentSpec, VariantLabel};
+use reproml_core::{ExperimentSpec, Seed, SplitSeed, VariantLabel};
 use reproml_data::serve::{DatasetFacts, encode_split, served_split};
 use reproml_data::wire::decode;
 use reproml_data::{ImageShape, generate};
@@ -31,12 +31,19 @@ fn generated_splits(
     shape: ImageShape,
     train_n: u32,
     spec: &ExperimentSpec,
-    seed: u64,
+    seed: Seed,
 ) -> (PreparedSplit, PreparedSplit) {
     let data = generate(shape, 10, train_n + 64, 64, 1);
     let prepare = |name| {
-        let (header, indices) =
-            served_split(&data, &DatasetFacts::of(&data), spec, (seed, seed), 0, name).unwrap();
+        let (header, indices) = served_split(
+            &data,
+            &DatasetFacts::of(&data),
+            spec,
+            (SplitSeed::from_first(seed), seed),
+            0,
+            name,
+        )
+        .unwrap();
         PreparedSplit::new(&decode(&encode_split(&data, &header, &indices)).unwrap())
     };
     (prepare(SplitName::Train), prepare(SplitName::Test))
@@ -64,11 +71,11 @@ fn throughput_child(model: &str, threads: usize) {
     let s = spec(&format!(
         "id = \"b\"\nmodel = \"{model}\"\nchallenge = \"generated\"\nepochs = 1\nruns = 1\n[split]\nmethod = \"official\"\n"
     ));
-    let (train_split, test_split) = generated_splits(shape, n, &s, 7);
+    let (train_split, test_split) = generated_splits(shape, n, &s, Seed::new(7));
     let network = ModelRegistry::default().build(model, shape, 10).unwrap();
     let settings = RunSettings {
         spec: &s,
-        seed: 7,
+        seed: Seed::new(7),
         classes: 10,
         fault: Fault::None,
     };

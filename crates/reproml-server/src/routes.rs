@@ -196,7 +196,7 @@ pub(crate) async fn get_seed(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DataQuery {
-    seed: u64,
+    seed: Seed,
 }
 
 pub(crate) async fn get_split(

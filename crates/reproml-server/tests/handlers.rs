@@ -7,6 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use reproml_api::{Experiment, Problem, ProblemCode, RecordedRun, RunSeed};
+use reproml_core::Seed;
 use reproml_core::run::sample_result;
 use reproml_server::{AppState, Limits, REQUEST_ID, ServerConfig, router};
 use serde_json::{Value, json};
@@ -190,7 +191,8 @@ async fn results_are_checked_recorded_and_listed() {
     assert_eq!(seed.run, 1);
 
     let path = "/v1/experiments/e1/variants/buggy/runs/1";
-    let wrong = serde_json::to_value(sample_result(seed.seed + 1, 0.5, 2)).unwrap();
+    let wrong =
+        serde_json::to_value(sample_result(Seed::new(seed.seed.get() + 1), 0.5, 2)).unwrap();
     let (status, headers, body) = send(&app, "POST", path, Some(wrong), None).await;
     assert_eq!(
         problem(status, &headers, &body).code,

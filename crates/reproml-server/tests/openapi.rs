@@ -12,7 +12,7 @@ use reproml_api::{
 };
 use reproml_core::run::sample_result;
 use reproml_core::split::{SplitName, SubsetLimits};
-use reproml_core::{ExperimentSpec, SeedPolicy};
+use reproml_core::{ExperimentSpec, Seed, SeedPolicy, SplitSeed};
 use serde_json::{Value, json};
 
 fn doc() -> Value {
@@ -114,7 +114,7 @@ fn full_spec() -> ExperimentSpec {
 #[test]
 fn every_wire_type_matches_its_schema_field_by_field() {
     let doc = doc();
-    let mut result = sample_result(7, 0.5, 2);
+    let mut result = sample_result(Seed::new(7), 0.5, 2);
     result
         .artifact
         .details
@@ -124,7 +124,7 @@ fn every_wire_type_matches_its_schema_field_by_field() {
             "Experiment",
             serde_json::to_value(Experiment {
                 spec: full_spec(),
-                seeds: vec![1, 2],
+                seeds: vec![Seed::new(1), Seed::new(2)],
                 created_at: "2026-11-27T00:00:00Z".into(),
             })
             .unwrap(),
@@ -134,9 +134,9 @@ fn every_wire_type_matches_its_schema_field_by_field() {
             serde_json::to_value(RunSeed {
                 experiment: "e".parse().unwrap(),
                 run: 1,
-                seed: 2,
+                seed: Seed::new(2),
                 seed_policy: SeedPolicy::PerRun,
-                split_seed: 1,
+                split_seed: SplitSeed::from_first(Seed::new(1)),
             })
             .unwrap(),
         ),
@@ -167,7 +167,7 @@ fn every_wire_type_matches_its_schema_field_by_field() {
                 experiment: "e".parse().unwrap(),
                 run: 0,
                 split: SplitName::Train,
-                seed: 1,
+                seed: Seed::new(1),
                 examples: 3,
                 shape: ImageShape {
                     channels: 1,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use reproml_api::{Experiment, RecordedRun};
 use reproml_core::run::RunResult;
 use reproml_core::seed::{SEED_MASK, experiment_seeds};
-use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, VariantLabel};
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -250,7 +250,7 @@ impl Store {
             let mut insert =
                 tx.prepare("INSERT INTO seeds (experiment, idx, seed) VALUES (?1, ?2, ?3)")?;
             for (i, seed) in seeds.iter().enumerate() {
-                insert.execute(params![spec.id.as_str(), i as i64, *seed as i64])?;
+                insert.execute(params![spec.id.as_str(), i as i64, seed.get() as i64])?;
             }
         }
         tx.commit()?;
@@ -284,7 +284,7 @@ impl Store {
             .prepare_cached("SELECT seed FROM seeds WHERE experiment = ?1 ORDER BY idx")?;
         let seeds = stmt
             .query_map(params![id.as_str()], |r| r.get::<_, i64>(0))?
-            .map(|s| s.map(|s| s as u64))
+            .map(|s| s.map(|s| Seed::new(s as u64)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(Experiment {
             spec,
@@ -338,7 +338,7 @@ impl Store {
                 id.as_str(),
                 variant.as_str(),
                 i64::from(run),
-                result.seed as i64,
+                result.seed.get() as i64,
                 json,
                 result.final_digest(),
                 m.accuracy,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use reproml_core::run::sample_result;
-use reproml_core::{ExperimentId, ExperimentSpec, VariantLabel};
+use reproml_core::{ExperimentId, ExperimentSpec, Seed, VariantLabel};
 use reproml_store::{DatasetRecord, Store, StoreError, Written};
 
 fn temp_db(name: &str) -> PathBuf {
@@ -100,27 +100,27 @@ fn results_are_idempotent_and_never_overwritten() {
     let fixed = VariantLabel::new("corrected").unwrap();
     assert_eq!(
         store
-            .record_run(&id, &buggy, 0, &sample_result(9, 0.9, 1))
+            .record_run(&id, &buggy, 0, &sample_result(Seed::new(9), 0.9, 1))
             .unwrap()
             .1,
         Written::Created
     );
     assert_eq!(
         store
-            .record_run(&id, &buggy, 0, &sample_result(9, 0.9, 1))
+            .record_run(&id, &buggy, 0, &sample_result(Seed::new(9), 0.9, 1))
             .unwrap()
             .1,
         Written::Existing
     );
     assert!(matches!(
-        store.record_run(&id, &buggy, 0, &sample_result(9, 0.8, 1)),
+        store.record_run(&id, &buggy, 0, &sample_result(Seed::new(9), 0.8, 1)),
         Err(StoreError::ResultConflict { run: 0, .. })
     ));
     store
-        .record_run(&id, &fixed, 0, &sample_result(9, 0.7, 1))
+        .record_run(&id, &fixed, 0, &sample_result(Seed::new(9), 0.7, 1))
         .unwrap();
     store
-        .record_run(&id, &buggy, 1, &sample_result(10, 0.6, 1))
+        .record_run(&id, &buggy, 1, &sample_result(Seed::new(10), 0.6, 1))
         .unwrap();
     let all = store.runs(&id, None).unwrap();
     assert_eq!(

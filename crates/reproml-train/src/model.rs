@@ -336,7 +336,7 @@ impl Network {
             .enumerate()
             .map(|(i, p)| {
                 let mut stream = RandomStream::new(
-                    seed,
+                    seed.get(),
                     &reproml_core::stream::Purpose::WeightInit,
                     0,
                     i as u64,

@@ -181,7 +181,7 @@ pub fn train(
                 .map(|p| p.clone().autodiff().require_grad())
                 .collect();
             let mut dropout = RandomStream::new(
-                settings.seed,
+                settings.seed.get(),
                 &Purpose::Dropout,
                 u64::from(epoch),
                 step as u64,

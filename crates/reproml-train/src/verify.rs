@@ -48,7 +48,7 @@ mod tests {
 
     fn trained(epochs: &[[&str; 2]]) -> Trained {
         Trained {
-            result: sample_result(1, 0.5, epochs.len() as u32),
+            result: sample_result(reproml_core::Seed::new(1), 0.5, epochs.len() as u32),
             snapshots: epochs
                 .iter()
                 .map(|p| Snapshot {

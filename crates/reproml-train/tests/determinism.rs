@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use reproml_core::ExperimentSpec;
-use reproml_core::seed::experiment_seed;
+use reproml_core::Seed;
+use reproml_core::seed::split_seed;
 use reproml_core::split::SplitName;
 use reproml_data::serve::{DatasetFacts, encode_split, served_split};
 use reproml_data::wire::decode;
@@ -19,9 +20,9 @@ fn spec(model: &str, epochs: u32) -> ExperimentSpec {
 }
 
 /// The run's splits exactly as the server would serve them.
-fn splits(spec: &ExperimentSpec, run_seed: u64) -> (PreparedSplit, PreparedSplit) {
+fn splits(spec: &ExperimentSpec, run_seed: Seed) -> (PreparedSplit, PreparedSplit) {
     let data = reproml_data::builtin("digits").unwrap();
-    let split_seed = experiment_seed(1, &spec.id, 0);
+    let split_seed = split_seed(1, &spec.id);
     let prepare = |name| {
         let (header, indices) = served_split(
             &data,
@@ -38,6 +39,7 @@ fn splits(spec: &ExperimentSpec, run_seed: u64) -> (PreparedSplit, PreparedSplit
 }
 
 fn run(model: &str, epochs: u32, seed: u64, fault: Fault) -> Trained {
+    let seed = Seed::new(seed);
     let spec = spec(model, epochs);
     let (train_split, test_split) = splits(&spec, seed);
     let data = reproml_data::builtin("digits").unwrap();

@@ -36,7 +36,7 @@ struct SeedList<'a> {
 #[derive(Serialize)]
 struct RunSeed {
     run: u32,
-    seed: u64,
+    seed: reproml_core::Seed,
 }
 
 fn parse_policy(s: &str) -> Result<SeedPolicy, String> {
