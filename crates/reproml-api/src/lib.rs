@@ -39,16 +39,16 @@ impl Experiment {
     ///
     /// ```
     /// use reproml_api::Experiment;
-    /// use reproml_core::{ExperimentSpec, Seed, SeedPolicy};
+    /// use reproml_core::{ExperimentSpec, RunIndex, Seed, SeedPolicy};
     /// let mut spec = ExperimentSpec::new("e".parse().unwrap(), "mlp".parse().unwrap(), "digits".parse().unwrap(), 1);
     /// spec.runs = 2;
     /// spec.seed_policy = SeedPolicy::Fixed;
     /// let e = Experiment { spec, seeds: vec![Seed::new(10), Seed::new(11)], created_at: String::new() };
-    /// assert_eq!(e.run_seed(1), Some(Seed::new(10)));
-    /// assert_eq!(e.run_seed(2), None);
+    /// assert_eq!(e.run_seed(RunIndex::new(1)), Some(Seed::new(10)));
+    /// assert_eq!(e.run_seed(RunIndex::new(2)), None);
     /// ```
     pub fn run_seed(&self, run: RunIndex) -> Option<Seed> {
-        if run >= self.spec.runs {
+        if run.get() >= self.spec.runs {
             return None;
         }
         self.seeds
@@ -221,7 +221,7 @@ mod tests {
         let r = RecordedRun {
             experiment: "e".parse().unwrap(),
             variant: "buggy".parse().unwrap(),
-            run: 3,
+            run: RunIndex::new(3),
             recorded_at: "2026-11-27T00:00:00Z".into(),
             result: sample_result(Seed::new(5), 0.5, 2),
         };

@@ -136,7 +136,11 @@ mod tests {
     use reproml_core::run::sample_result;
 
     fn recorded(run: RunIndex, accuracy: f64) -> RecordedRun {
-        let mut result = sample_result(reproml_core::Seed::new(u64::from(run) + 7), accuracy, 2);
+        let mut result = sample_result(
+            reproml_core::Seed::new(u64::from(run.get()) + 7),
+            accuracy,
+            2,
+        );
         result.artifact.name = "torch, \"1.13\"".into();
         RecordedRun {
             experiment: "e".parse().unwrap(),
@@ -151,7 +155,7 @@ mod tests {
     fn rows_survive_a_round_trip_bit_for_bit() {
         let rows: Vec<RunsCsvRow> = [(0, 0.983_187_717_309_673_9), (1, 0.1 + 0.2)]
             .into_iter()
-            .map(|(r, a)| RunsCsvRow::new(&recorded(r, a), SeedPolicy::PerRun))
+            .map(|(r, a)| RunsCsvRow::new(&recorded(RunIndex::new(r), a), SeedPolicy::PerRun))
             .collect();
         let text = write(&rows).unwrap();
         assert!(text.starts_with(&COLUMNS.join(",")), "{text}");

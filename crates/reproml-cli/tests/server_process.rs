@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use reproml_client::Client;
 use reproml_core::run::{RunResult, sample_result};
-use reproml_core::{ExperimentSpec, VariantLabel};
+use reproml_core::{ExperimentSpec, RunIndex, VariantLabel};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("reproml-proc-{name}-{}", std::process::id()));
@@ -76,8 +76,12 @@ fn every_acknowledged_result_survives_kill_9() {
                 let mut run = 0u32;
                 while !stop.load(Ordering::Relaxed) && run < 1250 {
                     let r = sample_result(seeds[run as usize], f64::from(run % 100) / 100.0, 1);
-                    match client.post_result(&"durable".parse().unwrap(), &variant, run, &r) {
-                        Ok(_) => acknowledged.lock().unwrap().push((variant.clone(), run, r)),
+                    let index = RunIndex::new(run);
+                    match client.post_result(&"durable".parse().unwrap(), &variant, index, &r) {
+                        Ok(_) => acknowledged
+                            .lock()
+                            .unwrap()
+                            .push((variant.clone(), index, r)),
                         Err(_) => break, // the server is gone
                     }
                     run += 8;
@@ -102,7 +106,7 @@ fn every_acknowledged_result_survives_kill_9() {
     let (mut server, url) = start_server(&db);
     let client = Client::new(&url, None);
     let stored = client.runs(&"durable".parse().unwrap(), None).unwrap();
-    let by_key: BTreeMap<(String, u32), RunResult> = stored
+    let by_key: BTreeMap<(String, RunIndex), RunResult> = stored
         .into_iter()
         .map(|r| ((r.variant.to_string(), r.run), r.result))
         .collect();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reproml_client::Client;
 use reproml_core::run::sample_result;
 use reproml_core::split::SplitName;
-use reproml_core::{ExperimentSpec, VariantLabel};
+use reproml_core::{ExperimentSpec, RunIndex, VariantLabel};
 use reproml_data::{ImageShape, generate};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 use reproml_store::{DatasetRecord, Store};
@@ -99,7 +99,9 @@ fn main() {
     let e = client.create_experiment(&spec).unwrap().0;
     let id = e.spec.id.clone();
     // Warm-up: loads the data set into the server's memory.
-    let warm = client.split(&id, 0, SplitName::Train, e.seeds[0]).unwrap();
+    let warm = client
+        .split(&id, RunIndex::new(0), SplitName::Train, e.seeds[0])
+        .unwrap();
     let split_bytes: usize = warm.len() * (5 + warm.header.shape.pixels());
 
     println!(
@@ -113,7 +115,7 @@ fn main() {
         let s = client
             .split(
                 &id,
-                round + 1,
+                RunIndex::new(round + 1),
                 SplitName::Train,
                 e.seeds[round as usize + 1],
             )
@@ -164,7 +166,7 @@ fn main() {
                                 .post_result(
                                     &id,
                                     &variant,
-                                    run,
+                                    RunIndex::new(run),
                                     &sample_result(seeds[run as usize], 0.9, 10)
                                 )
                                 .unwrap()

@@ -7,11 +7,11 @@
 //!
 //! ```no_run
 //! use reproml_client::Client;
-//! use reproml_core::split::SplitName;
+//! use reproml_core::{RunIndex, split::SplitName};
 //! let client = Client::new("http://127.0.0.1:7878", None);
-//! let id = "digits-lenet5".parse().unwrap();
-//! let seed = client.seed(&id, 0)?.seed;
-//! let train = client.split(&id, 0, SplitName::Train, seed)?;
+//! let (id, run) = ("digits-lenet5".parse().unwrap(), RunIndex::new(0));
+//! let seed = client.seed(&id, run)?.seed;
+//! let train = client.split(&id, run, SplitName::Train, seed)?;
 //! println!("{} training examples", train.len());
 //! # Ok::<(), reproml_client::ClientError>(())
 //! ```

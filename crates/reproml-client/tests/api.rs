@@ -8,7 +8,7 @@ use reproml_api::ProblemCode;
 use reproml_client::{Client, ClientError};
 use reproml_core::run::sample_result;
 use reproml_core::split::SplitName;
-use reproml_core::{ExperimentId, ExperimentSpec, Seed, VariantLabel};
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 
 fn temp_db(name: &str) -> PathBuf {
@@ -46,11 +46,11 @@ fn splits_are_a_deterministic_disjoint_cover_in_the_run_s_order() {
     let (e, created) = client.create_experiment(&spec("digits-e", 3)).unwrap();
     assert!(created);
     let id = e.spec.id.clone();
-    let seed = client.seed(&id, 1).unwrap().seed;
+    let seed = client.seed(&id, RunIndex::new(1)).unwrap().seed;
     assert_eq!(seed, e.seeds[1]);
     let mut all = Vec::new();
     for name in SplitName::ALL {
-        let split = client.split(&id, 1, name, seed).unwrap();
+        let split = client.split(&id, RunIndex::new(1), name, seed).unwrap();
         assert_eq!(split.header.shape.pixels(), 64);
         assert_eq!(split.header.examples as usize, split.len());
         all.extend(split.indices());
@@ -62,14 +62,23 @@ fn splits_are_a_deterministic_disjoint_cover_in_the_run_s_order() {
         "train ∪ test ∪ validation = every example, once"
     );
 
-    let train = client.split(&id, 1, SplitName::Train, seed).unwrap();
+    let train = client
+        .split(&id, RunIndex::new(1), SplitName::Train, seed)
+        .unwrap();
     assert_eq!(
         train,
-        client.split(&id, 1, SplitName::Train, seed).unwrap(),
+        client
+            .split(&id, RunIndex::new(1), SplitName::Train, seed)
+            .unwrap(),
         "same bytes every time"
     );
     let other_run = client
-        .split(&id, 2, SplitName::Train, client.seed(&id, 2).unwrap().seed)
+        .split(
+            &id,
+            RunIndex::new(2),
+            SplitName::Train,
+            client.seed(&id, RunIndex::new(2)).unwrap().seed,
+        )
         .unwrap();
     let mut a = train.indices();
     let mut b = other_run.indices();
@@ -87,12 +96,14 @@ fn a_seed_mismatch_is_refused_and_the_server_goes_on() {
     let client = Client::new(&server.url(), None);
     let id = client.create_experiment(&spec("e", 2)).unwrap().0.spec.id;
     let err = client
-        .split(&id, 0, SplitName::Test, Seed::new(12345))
+        .split(&id, RunIndex::new(0), SplitName::Test, Seed::new(12345))
         .unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::SeedMismatch), "{err}");
-    let seed = client.seed(&id, 0).unwrap().seed;
+    let seed = client.seed(&id, RunIndex::new(0)).unwrap().seed;
     assert!(
-        client.split(&id, 0, SplitName::Test, seed).is_ok(),
+        client
+            .split(&id, RunIndex::new(0), SplitName::Test, seed)
+            .is_ok(),
         "still serving"
     );
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
@@ -143,9 +154,14 @@ fn thirty_two_concurrent_clients_fetch_and_post_correctly() {
         .spec
         .id;
     let expected_train = client
-        .split(&id, 0, SplitName::Train, client.seed(&id, 0).unwrap().seed)
+        .split(
+            &id,
+            RunIndex::new(0),
+            SplitName::Train,
+            client.seed(&id, RunIndex::new(0)).unwrap().seed,
+        )
         .unwrap();
-    let handles: Vec<_> = (0..32u32)
+    let handles: Vec<_> = RunIndex::first(32)
         .map(|run| {
             let url = url.clone();
             let id = id.clone();
@@ -154,16 +170,20 @@ fn thirty_two_concurrent_clients_fetch_and_post_correctly() {
                 let seed = client.seed(&id, run).unwrap().seed;
                 let train = client.split(&id, run, SplitName::Train, seed).unwrap();
                 let test = client.split(&id, run, SplitName::Test, seed).unwrap();
-                let variant: VariantLabel = if run % 2 == 0 { "buggy" } else { "corrected" }
-                    .parse()
-                    .unwrap();
+                let variant: VariantLabel = if run.get() % 2 == 0 {
+                    "buggy"
+                } else {
+                    "corrected"
+                }
+                .parse()
+                .unwrap();
                 assert!(
                     client
                         .post_result(
                             &id,
                             &variant,
                             run,
-                            &sample_result(seed, f64::from(run) / 100.0, 2)
+                            &sample_result(seed, f64::from(run.get()) / 100.0, 2)
                         )
                         .unwrap()
                 );
@@ -183,7 +203,7 @@ fn thirty_two_concurrent_clients_fetch_and_post_correctly() {
     let runs = client.runs(&id, None).unwrap();
     assert_eq!(runs.len(), 32);
     for r in &runs {
-        assert_eq!(r.result.metrics.accuracy, f64::from(r.run) / 100.0);
+        assert_eq!(r.result.metrics.accuracy, f64::from(r.run.get()) / 100.0);
     }
     assert_eq!(
         client
@@ -208,26 +228,48 @@ fn results_are_idempotent_and_validated() {
     let buggy: VariantLabel = "buggy".parse().unwrap();
     assert!(
         client
-            .post_result(&id, &buggy, 0, &sample_result(e.seeds[0], 0.9, 2))
+            .post_result(
+                &id,
+                &buggy,
+                RunIndex::new(0),
+                &sample_result(e.seeds[0], 0.9, 2)
+            )
             .unwrap()
     );
     assert!(
         !client
-            .post_result(&id, &buggy, 0, &sample_result(e.seeds[0], 0.9, 2))
+            .post_result(
+                &id,
+                &buggy,
+                RunIndex::new(0),
+                &sample_result(e.seeds[0], 0.9, 2)
+            )
             .unwrap(),
         "a retry is fine"
     );
     let err = client
-        .post_result(&id, &buggy, 0, &sample_result(e.seeds[0], 0.8, 2))
+        .post_result(
+            &id,
+            &buggy,
+            RunIndex::new(0),
+            &sample_result(e.seeds[0], 0.8, 2),
+        )
         .unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::ResultConflict));
     let err = client
-        .post_result(&id, &buggy, 1, &sample_result(e.seeds[0], 0.8, 2))
+        .post_result(
+            &id,
+            &buggy,
+            RunIndex::new(1),
+            &sample_result(e.seeds[0], 0.8, 2),
+        )
         .unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::SeedMismatch));
     let mut bad = sample_result(e.seeds[1], 0.8, 2);
     bad.epochs.pop();
-    let err = client.post_result(&id, &buggy, 1, &bad).unwrap_err();
+    let err = client
+        .post_result(&id, &buggy, RunIndex::new(1), &bad)
+        .unwrap_err();
     assert_eq!(err.code(), Some(ProblemCode::InvalidResult), "{err}");
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
@@ -493,7 +535,7 @@ fn a_corrupted_chunk_is_detected() {
     use reproml_data::wire::{ChunkEncoder, SplitHeader, encode_header};
     let header = SplitHeader {
         experiment: "e".parse().unwrap(),
-        run: 0,
+        run: RunIndex::new(0),
         split: SplitName::Train,
         seed: Seed::new(1),
         examples: 3,
@@ -534,7 +576,12 @@ fn a_corrupted_chunk_is_detected() {
     });
     let client = Client::new(&format!("http://{addr}"), None).with_retries(0);
     let err = client
-        .split(&"e".parse().unwrap(), 0, SplitName::Train, Seed::new(1))
+        .split(
+            &"e".parse().unwrap(),
+            RunIndex::new(0),
+            SplitName::Train,
+            Seed::new(1),
+        )
         .unwrap_err();
     assert!(matches!(err, ClientError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("checksum mismatch"), "{err}");

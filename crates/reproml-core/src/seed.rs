@@ -74,8 +74,55 @@ macro_rules! seed_text {
 seed_text!(Seed);
 seed_text!(SplitSeed);
 
-/// Index of a run inside an experiment, from 0.
-pub type RunIndex = u32;
+/// Index of a run inside an experiment, from 0. A type of its own: a run
+/// index is not a seed index (under the `fixed` policy every run uses
+/// `s_0`), an epoch, a step or a count of runs.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct RunIndex(u32);
+
+impl RunIndex {
+    /// Run number `value`.
+    pub const fn new(value: u32) -> Self {
+        Self(value)
+    }
+
+    /// Its number, as URLs and files write it.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+
+    /// Runs `0 … runs − 1` of an experiment with `runs` runs.
+    ///
+    /// ```
+    /// use reproml_core::RunIndex;
+    /// let all: Vec<u32> = RunIndex::first(3).map(RunIndex::get).collect();
+    /// assert_eq!(all, [0, 1, 2]);
+    /// ```
+    pub fn first(runs: u32) -> impl Iterator<Item = RunIndex> {
+        (0..runs).map(RunIndex)
+    }
+
+    /// The runs of `range`.
+    pub fn span(range: std::ops::Range<RunIndex>) -> impl Iterator<Item = RunIndex> {
+        (range.start.0..range.end.0).map(RunIndex)
+    }
+}
+
+impl std::fmt::Display for RunIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for RunIndex {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
 
 /// Seeds keep this many low bits (see the module docs for why).
 pub const SEED_BITS: u32 = 53;
@@ -101,10 +148,10 @@ pub enum SeedPolicy {
 }
 
 impl SeedPolicy {
-    /// Which seed index run `run` uses under this policy.
-    pub fn seed_index(self, run: RunIndex) -> RunIndex {
+    /// Which seed `s_i` run `run` uses under this policy: `i`.
+    pub fn seed_index(self, run: RunIndex) -> u32 {
         match self {
-            SeedPolicy::PerRun => run,
+            SeedPolicy::PerRun => run.0,
             SeedPolicy::Fixed => 0,
         }
     }
@@ -127,7 +174,7 @@ impl SeedPolicy {
 /// assert_ne!(experiment_seed(42, &id, 0), experiment_seed(42, &id, 1));
 /// assert!(experiment_seed(42, &id, 7).get() < 1 << 53);
 /// ```
-pub fn experiment_seed(master: u64, id: &ExperimentId, index: RunIndex) -> Seed {
+pub fn experiment_seed(master: u64, id: &ExperimentId, index: u32) -> Seed {
     let digest = CanonicalHasher::new(SEED_DOMAIN)
         .u64(master)
         .str(id.as_str())
@@ -149,7 +196,7 @@ pub fn run_seed(master: u64, id: &ExperimentId, policy: SeedPolicy, run: RunInde
 }
 
 /// Seeds `s_0 … s_{runs−1}` of an experiment: what the server stores.
-pub fn experiment_seeds(master: u64, id: &ExperimentId, runs: RunIndex) -> Vec<Seed> {
+pub fn experiment_seeds(master: u64, id: &ExperimentId, runs: u32) -> Vec<Seed> {
     (0..runs).map(|i| experiment_seed(master, id, i)).collect()
 }
 
@@ -166,10 +213,10 @@ mod tests {
     fn fixed_policy_gives_every_run_the_first_seed() {
         let e = id("exp");
         let s0 = experiment_seed(7, &e, 0);
-        for run in 0..5 {
+        for run in RunIndex::first(5) {
             assert_eq!(run_seed(7, &e, SeedPolicy::Fixed, run), s0);
         }
-        assert_ne!(run_seed(7, &e, SeedPolicy::PerRun, 1), s0);
+        assert_ne!(run_seed(7, &e, SeedPolicy::PerRun, RunIndex::new(1)), s0);
     }
 
     proptest! {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use reproml_core::seed::{experiment_seed, run_seed};
 use reproml_core::split::{Split, SplitFractions, SubsetLimits, epoch_order};
 use reproml_core::stream::{Purpose, RandomStream, dropout_scale, dropout_threshold, stream_key};
-use reproml_core::{ExperimentId, Seed, SeedPolicy, SplitSeed};
+use reproml_core::{ExperimentId, RunIndex, Seed, SeedPolicy, SplitSeed};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -50,7 +50,7 @@ struct RunSeedVector {
     master: u64,
     experiment: String,
     policy: SeedPolicy,
-    run: u32,
+    run: RunIndex,
     seed: Seed,
 }
 

@@ -265,7 +265,7 @@ mod tests {
     fn stream(records: &[(u32, u8, Vec<u8>)], chunk: usize) -> Vec<u8> {
         let header = SplitHeader {
             experiment: "e".parse().unwrap(),
-            run: 0,
+            run: reproml_core::RunIndex::new(0),
             split: reproml_core::split::SplitName::Train,
             seed: reproml_core::Seed::new(1),
             examples: records.len() as u32,

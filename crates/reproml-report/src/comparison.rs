@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use reproml_api::runs_csv::RunsCsvRow;
 use reproml_core::metrics::Metric;
-use reproml_core::{Seed, SeedPolicy};
+use reproml_core::{RunIndex, Seed, SeedPolicy};
 use reproml_stats::{
     CliffMagnitude, Descriptives, MannWhitneyOptions, WilcoxonOptions, benjamini_hochberg,
     cliffs_delta, cliffs_magnitude, describe, holm, mann_whitney_u, vargha_delaney_a12, wilcoxon,
@@ -23,7 +23,7 @@ pub struct RunRow {
     /// Variant label.
     pub variant: String,
     /// Run index.
-    pub run: u32,
+    pub run: RunIndex,
     /// The run's seed.
     pub seed: Seed,
     /// The experiment's seed policy.
@@ -255,7 +255,7 @@ pub fn compare(rows: &[RunRow], opts: &CompareOptions) -> Result<Report, ReportE
         let incomplete = base_all.len() != treat_all.len()
             || expected.is_some_and(|e| base_all.len() < e || treat_all.len() < e);
         let seed_policy = base[0].seed_policy;
-        let treat_by_run: BTreeMap<u32, &RunRow> = treat.iter().map(|r| (r.run, *r)).collect();
+        let treat_by_run: BTreeMap<RunIndex, &RunRow> = treat.iter().map(|r| (r.run, *r)).collect();
         let paired: Vec<(&RunRow, &RunRow)> = base
             .iter()
             .filter_map(|b| treat_by_run.get(&b.run).map(|t| (*b, *t)))

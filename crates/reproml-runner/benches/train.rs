@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use reproml_client::Client;
 use reproml_core::split::SplitName;
-use reproml_core::{ExperimentSpec, Seed, SplitSeed, VariantLabel};
+use reproml_core::{ExperimentSpec, RunIndex, Seed, SplitSeed, VariantLabel};
 use reproml_data::serve::{DatasetFacts, encode_split, served_split};
 use reproml_data::wire::decode;
 use reproml_data::{ImageShape, generate};
@@ -40,7 +40,7 @@ fn generated_splits(
             &DatasetFacts::of(&data),
             spec,
             (SplitSeed::from_first(seed), seed),
-            0,
+            RunIndex::new(0),
             name,
         )
         .unwrap();
@@ -92,7 +92,7 @@ fn harness_run(
     client: &Client,
     id: &reproml_core::ExperimentId,
     variant: &VariantLabel,
-    run: u32,
+    run: RunIndex,
     s: &ExperimentSpec,
 ) {
     let seed = client.seed(id, run).unwrap().seed;
@@ -155,7 +155,9 @@ fn parallel_child(jobs: u32) {
                     if run >= 4 {
                         break;
                     }
-                    with_threads(1, || harness_run(&client, &id, &variant, run, &s));
+                    with_threads(1, || {
+                        harness_run(&client, &id, &variant, RunIndex::new(run), &s)
+                    });
                 }
             });
         }
@@ -205,7 +207,7 @@ fn main() {
     let s = spec(DIGITS_LENET);
     let id = client.create_experiment(&s).unwrap().0.spec.id;
     let (mut bare, mut harness) = (Duration::ZERO, Duration::ZERO);
-    for run in 0..8 {
+    for run in RunIndex::first(8) {
         // Bare loop: the same run's data, fetched and prepared beforehand.
         // The order alternates so that neither side always runs warm.
         let seed = client.seed(&id, run).unwrap().seed;
@@ -244,7 +246,7 @@ fn main() {
             });
             t.elapsed()
         };
-        if run % 2 == 0 {
+        if run.get() % 2 == 0 {
             bare += time_bare();
             harness += time_harness();
         } else {

@@ -7,7 +7,7 @@ use reproml_client::Client;
 use reproml_core::fault::Fault;
 use reproml_core::spec::SplitRule;
 use reproml_core::split::SubsetLimits;
-use reproml_core::{ExperimentSpec, VariantLabel};
+use reproml_core::{ExperimentSpec, RunIndex, VariantLabel};
 use reproml_report::{CompareOptions, Report, RunRow, compare};
 
 use crate::pool::{VariantPlan, threads_per_run, train_variant};
@@ -151,7 +151,7 @@ pub fn train(
             let plan = VariantPlan {
                 experiment: &experiment,
                 variant: &variant,
-                runs: 0..size.runs,
+                runs: RunIndex::new(0)..RunIndex::new(size.runs),
                 jobs: size.jobs,
                 threads: threads_per_run(size.jobs, None),
                 fault: &fault,

@@ -180,7 +180,7 @@ pub enum RunnerError {
         /// The experiment.
         experiment: ExperimentId,
         /// Its run count.
-        runs: RunIndex,
+        runs: u32,
         /// First run asked for.
         start: RunIndex,
         /// One past the last run asked for.

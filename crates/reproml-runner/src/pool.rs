@@ -61,7 +61,9 @@ pub fn missing_runs(
         .into_iter()
         .map(|r| r.run)
         .collect();
-    Ok(wanted.filter(|r| !done.contains(r)).collect())
+    Ok(RunIndex::span(wanted)
+        .filter(|r| !done.contains(r))
+        .collect())
 }
 
 /// Trains the missing runs of `plan` with `plan.jobs` workers, posting
@@ -73,7 +75,7 @@ pub fn train_variant(
 ) -> Result<VariantOutcome, RunnerError> {
     let spec = &plan.experiment.spec;
     let id = &spec.id;
-    if plan.runs.end > spec.runs {
+    if plan.runs.end.get() > spec.runs {
         return Err(RunnerError::RunsOutOfRange {
             experiment: id.clone(),
             runs: spec.runs,
@@ -83,7 +85,7 @@ pub fn train_variant(
     }
     let todo: VecDeque<RunIndex> =
         missing_runs(client, plan.experiment, plan.variant, plan.runs.clone())?.into();
-    let skipped = plan.runs.len() - todo.len();
+    let skipped = RunIndex::span(plan.runs.clone()).count() - todo.len();
     if skipped > 0 {
         observer.event(Event::Skipped {
             experiment: id.clone(),

@@ -100,7 +100,7 @@ fn builtin(
     let plan = VariantPlan {
         experiment,
         variant,
-        runs: 0..study.runs,
+        runs: RunIndex::new(0)..RunIndex::new(study.runs),
         jobs,
         threads: threads_per_run(jobs, None),
         fault,
@@ -135,11 +135,12 @@ impl CommandSide<'_> {
     fn run(
         &self,
         client: &Client,
-        runs: RunIndex,
+        runs: u32,
         observer: &dyn Observer,
     ) -> Result<Vec<RunIndex>, RunnerError> {
         let id = &self.experiment.spec.id;
-        let todo = missing_runs(client, self.experiment, self.variant, 0..runs)?;
+        let all = RunIndex::new(0)..RunIndex::new(runs);
+        let todo = missing_runs(client, self.experiment, self.variant, all.clone())?;
         let skipped = runs as usize - todo.len();
         if skipped > 0 {
             observer.event(Event::Skipped {
@@ -173,7 +174,7 @@ impl CommandSide<'_> {
                 status: status.to_string(),
             });
         }
-        missing_runs(client, self.experiment, self.variant, 0..runs)
+        missing_runs(client, self.experiment, self.variant, all)
     }
 }
 
@@ -182,13 +183,14 @@ impl CommandSide<'_> {
 /// list of the missing runs).
 ///
 /// ```
+/// use reproml_core::RunIndex;
 /// use reproml_runner::study::command_line;
 /// let line = command_line(
 ///     "client --url {server} -e {experiment} -v {variant} -r {runs}",
 ///     "http://127.0.0.1:7878",
 ///     &"s-b1".parse().unwrap(),
 ///     &"buggy".parse().unwrap(),
-///     &[0, 2, 3],
+///     &[0, 2, 3].map(RunIndex::new),
 /// );
 /// assert_eq!(line, "client --url http://127.0.0.1:7878 -e s-b1 -v buggy -r 0,2,3");
 /// ```

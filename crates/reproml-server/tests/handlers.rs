@@ -188,7 +188,7 @@ async fn results_are_checked_recorded_and_listed() {
     send(&app, "POST", "/v1/experiments", Some(spec(2)), None).await;
     let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/runs/1/seed", None, None).await;
     let seed: RunSeed = serde_json::from_slice(&body).unwrap();
-    assert_eq!(seed.run, 1);
+    assert_eq!(seed.run.get(), 1);
 
     let path = "/v1/experiments/e1/variants/buggy/runs/1";
     let wrong =
@@ -224,7 +224,11 @@ async fn results_are_checked_recorded_and_listed() {
     let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/runs", None, None).await;
     let runs: Vec<RecordedRun> = serde_json::from_slice(&body).unwrap();
     assert_eq!(
-        (runs.len(), runs[0].run, runs[0].result.metrics.accuracy),
+        (
+            runs.len(),
+            runs[0].run.get(),
+            runs[0].result.metrics.accuracy
+        ),
         (1, 1, 0.5)
     );
     let (status, headers, body) = send(

@@ -12,7 +12,7 @@ use reproml_api::{
 };
 use reproml_core::run::sample_result;
 use reproml_core::split::{SplitName, SubsetLimits};
-use reproml_core::{ExperimentSpec, Seed, SeedPolicy, SplitSeed};
+use reproml_core::{ExperimentSpec, RunIndex, Seed, SeedPolicy, SplitSeed};
 use serde_json::{Value, json};
 
 fn doc() -> Value {
@@ -133,7 +133,7 @@ fn every_wire_type_matches_its_schema_field_by_field() {
             "RunSeed",
             serde_json::to_value(RunSeed {
                 experiment: "e".parse().unwrap(),
-                run: 1,
+                run: RunIndex::new(1),
                 seed: Seed::new(2),
                 seed_policy: SeedPolicy::PerRun,
                 split_seed: SplitSeed::from_first(Seed::new(1)),
@@ -146,7 +146,7 @@ fn every_wire_type_matches_its_schema_field_by_field() {
             serde_json::to_value(RecordedRun {
                 experiment: "e".parse().unwrap(),
                 variant: "buggy".parse().unwrap(),
-                run: 0,
+                run: RunIndex::new(0),
                 recorded_at: "2026-11-27T00:00:00Z".into(),
                 result,
             })
@@ -165,7 +165,7 @@ fn every_wire_type_matches_its_schema_field_by_field() {
             "SplitHeader",
             serde_json::to_value(SplitHeader {
                 experiment: "e".parse().unwrap(),
-                run: 0,
+                run: RunIndex::new(0),
                 split: SplitName::Train,
                 seed: Seed::new(1),
                 examples: 3,

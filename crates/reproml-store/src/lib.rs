@@ -337,7 +337,7 @@ impl Store {
             params![
                 id.as_str(),
                 variant.as_str(),
-                i64::from(run),
+                i64::from(run.get()),
                 result.seed.get() as i64,
                 json,
                 result.final_digest(),
@@ -371,7 +371,7 @@ impl Store {
             "SELECT experiment, variant, run, result, recorded_at FROM runs WHERE experiment = ?1 AND variant = ?2 AND run = ?3",
         )?;
         let mut rows = stmt.query_map(
-            params![id.as_str(), variant.as_str(), i64::from(run)],
+            params![id.as_str(), variant.as_str(), i64::from(run.get())],
             row_to_run,
         )?;
         rows.next().transpose()?.map(decode_run).transpose()
@@ -452,7 +452,9 @@ fn decode_run(
     Ok(RecordedRun {
         experiment: ExperimentId::new(experiment).map_err(|e| corrupt(e.to_string()))?,
         variant: VariantLabel::new(variant).map_err(|e| corrupt(e.to_string()))?,
-        run: RunIndex::try_from(run).map_err(|e| corrupt(e.to_string()))?,
+        run: u32::try_from(run)
+            .map(RunIndex::new)
+            .map_err(|e| corrupt(e.to_string()))?,
         result: serde_json::from_str(&result).map_err(|e| corrupt(e.to_string()))?,
         recorded_at,
     })

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use reproml_core::run::sample_result;
-use reproml_core::{ExperimentId, ExperimentSpec, Seed, VariantLabel};
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
 use reproml_store::{DatasetRecord, Store, StoreError, Written};
 
 fn temp_db(name: &str) -> PathBuf {
@@ -100,39 +100,59 @@ fn results_are_idempotent_and_never_overwritten() {
     let fixed = VariantLabel::new("corrected").unwrap();
     assert_eq!(
         store
-            .record_run(&id, &buggy, 0, &sample_result(Seed::new(9), 0.9, 1))
+            .record_run(
+                &id,
+                &buggy,
+                RunIndex::new(0),
+                &sample_result(Seed::new(9), 0.9, 1)
+            )
             .unwrap()
             .1,
         Written::Created
     );
     assert_eq!(
         store
-            .record_run(&id, &buggy, 0, &sample_result(Seed::new(9), 0.9, 1))
+            .record_run(
+                &id,
+                &buggy,
+                RunIndex::new(0),
+                &sample_result(Seed::new(9), 0.9, 1)
+            )
             .unwrap()
             .1,
         Written::Existing
     );
     assert!(matches!(
-        store.record_run(&id, &buggy, 0, &sample_result(Seed::new(9), 0.8, 1)),
-        Err(StoreError::ResultConflict { run: 0, .. })
+        store.record_run(&id, &buggy, RunIndex::new(0), &sample_result(Seed::new(9), 0.8, 1)),
+        Err(StoreError::ResultConflict { run, .. }) if run.get() == 0
     ));
     store
-        .record_run(&id, &fixed, 0, &sample_result(Seed::new(9), 0.7, 1))
+        .record_run(
+            &id,
+            &fixed,
+            RunIndex::new(0),
+            &sample_result(Seed::new(9), 0.7, 1),
+        )
         .unwrap();
     store
-        .record_run(&id, &buggy, 1, &sample_result(Seed::new(10), 0.6, 1))
+        .record_run(
+            &id,
+            &buggy,
+            RunIndex::new(1),
+            &sample_result(Seed::new(10), 0.6, 1),
+        )
         .unwrap();
     let all = store.runs(&id, None).unwrap();
     assert_eq!(
         all.iter()
-            .map(|r| (r.variant.as_str(), r.run))
+            .map(|r| (r.variant.as_str(), r.run.get()))
             .collect::<Vec<_>>(),
         [("buggy", 0), ("buggy", 1), ("corrected", 0)]
     );
     assert_eq!(store.runs(&id, Some(&fixed)).unwrap().len(), 1);
     assert_eq!(
         store
-            .run(&id, &buggy, 0)
+            .run(&id, &buggy, RunIndex::new(0))
             .unwrap()
             .unwrap()
             .result

@@ -29,7 +29,7 @@ fn splits(spec: &ExperimentSpec, run_seed: Seed) -> (PreparedSplit, PreparedSpli
             &DatasetFacts::of(&data),
             spec,
             (split_seed, run_seed),
-            0,
+            reproml_core::RunIndex::new(0),
             name,
         )
         .unwrap();

@@ -4,8 +4,8 @@ use std::ops::Range;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use reproml_core::VariantLabel;
 use reproml_core::fault::Fault;
+use reproml_core::{RunIndex, VariantLabel};
 use reproml_runner::{VariantPlan, threads_per_run, train_variant};
 
 use crate::connect::{ExperimentArgs, ServerArgs};
@@ -69,7 +69,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let plan = VariantPlan {
         experiment: &experiment,
         variant: &args.variant,
-        runs: args.runs.clone().unwrap_or(0..experiment.spec.runs),
+        runs: {
+            let r = args.runs.clone().unwrap_or(0..experiment.spec.runs);
+            RunIndex::new(r.start)..RunIndex::new(r.end)
+        },
         jobs: args.jobs,
         threads: threads_per_run(args.jobs, args.threads),
         fault: &args.fault,

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use reproml_core::{ExperimentId, SeedPolicy, seed};
+use reproml_core::{ExperimentId, RunIndex, Seed, SeedPolicy, seed};
 use serde::Serialize;
 
 /// Arguments of `reproml seeds`.
@@ -35,8 +35,8 @@ struct SeedList<'a> {
 
 #[derive(Serialize)]
 struct RunSeed {
-    run: u32,
-    seed: reproml_core::Seed,
+    run: RunIndex,
+    seed: Seed,
 }
 
 fn parse_policy(s: &str) -> Result<SeedPolicy, String> {
@@ -49,7 +49,7 @@ fn parse_policy(s: &str) -> Result<SeedPolicy, String> {
 
 /// Runs `reproml seeds`.
 pub fn run(args: &SeedsArgs) -> Result<()> {
-    let runs = (0..args.runs)
+    let runs = RunIndex::first(args.runs)
         .map(|run| RunSeed {
             run,
             seed: seed::run_seed(args.master_seed, &args.experiment, args.policy, run),

@@ -18,7 +18,7 @@ pub struct VerifyArgs {
     #[command(flatten)]
     experiment: ExperimentArgs,
     /// The run to train twice.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = RunIndex::new(0))]
     run: RunIndex,
     /// Inject a defect in both trainings (see `reproml run --help`).
     #[arg(long, default_value = "none")]
