@@ -397,3 +397,38 @@ fn bugs_label_and_status_show_the_funnel_and_agreement() {
     assert!(out.contains("analysed       1"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn read_only_commands_never_create_a_database() {
+    let dir = std::env::temp_dir().join(format!("reproml-readonly-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("typo.db");
+    let db_arg = db.to_str().unwrap();
+    let study = repo_root().join("examples/studies/calibration.toml");
+    let study_arg = study.to_str().unwrap();
+    let corpus = dir.join("corpus.json");
+    std::fs::write(&corpus, "[]").unwrap();
+    let corpus_arg = corpus.to_str().unwrap();
+    let out_dir = dir.join("r");
+    let commands: [&[&str]; 5] = [
+        &["compare", "--db", db_arg],
+        &["report", "--db", db_arg, "--out", out_dir.to_str().unwrap()],
+        &["data", "list", "--db", db_arg],
+        &["study", "status", study_arg, "--embedded", "--db", db_arg],
+        &[
+            "bugs", "status", "--corpus", corpus_arg, "--study", study_arg, "--db", db_arg,
+        ],
+    ];
+    for args in commands {
+        let out = reproml(args);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains("there is no database") && err.contains("typo.db"),
+            "{args:?}: {err}"
+        );
+        assert!(!db.exists(), "{args:?} created {}", db.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

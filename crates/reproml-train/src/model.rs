@@ -5,7 +5,7 @@
 //! that initialisation, the optimiser and the trajectory digest all see the
 //! same fixed order of named parameters. To add a model, build a
 //! [`Network`] with [`NetworkBuilder`] and register a constructor in a
-//! [`ModelRegistry`](crate::models::ModelRegistry) (see `docs/training.md`, "Adding a model").
+//! `ModelRegistry` (in `models.rs`; see `docs/training.md`, "Adding a model").
 
 use reproml_core::stream::RandomStream;
 use reproml_data::ImageShape;
