@@ -13,12 +13,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use reproml_client::Client;
+use reproml_client::{Client, Experiment};
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentSpec, RunIndex, Seed, SplitSeed, VariantLabel};
 use reproml_data::serve::{DatasetFacts, encode_split, served_split};
 use reproml_data::wire::decode;
 use reproml_data::{ImageShape, generate};
+use reproml_runner::run::train_run;
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 use reproml_train::{Fault, ModelRegistry, PreparedSplit, RunSettings, train, with_threads};
 
@@ -87,36 +88,13 @@ fn throughput_child(model: &str, threads: usize) {
     println!("{:.1} {:.2}", f64::from(n) / secs, secs);
 }
 
-/// One run through the whole harness, as `reproml run` does it.
-fn harness_run(
-    client: &Client,
-    id: &reproml_core::ExperimentId,
-    variant: &VariantLabel,
-    run: RunIndex,
-    s: &ExperimentSpec,
-) {
-    let seed = client.seed(id, run).unwrap().seed;
-    let train_split = client.split(id, run, SplitName::Train, seed).unwrap();
-    let test_split = client.split(id, run, SplitName::Test, seed).unwrap();
-    let network = ModelRegistry::default()
-        .build(s.model.as_str(), train_split.header.shape, 10)
-        .unwrap();
-    let settings = RunSettings {
-        spec: s,
-        seed,
-        classes: 10,
-        fault: Fault::None,
-    };
-    let trained = train(
-        &network,
-        &PreparedSplit::new(&train_split),
-        &PreparedSplit::new(&test_split),
-        &settings,
-        &mut |_| {},
-    )
-    .unwrap();
+/// One run through the whole harness, as `reproml run` does it: the
+/// runner's own `train_run` (seed, verified splits, training), then the
+/// result posted.
+fn harness_run(client: &Client, experiment: &Experiment, variant: &VariantLabel, run: RunIndex) {
+    let trained = train_run(client, experiment, run, &Fault::None, &mut |_| {}).unwrap();
     client
-        .post_result(id, variant, run, &trained.result)
+        .post_result(&experiment.spec.id, variant, run, &trained.result)
         .unwrap();
 }
 
@@ -142,7 +120,7 @@ fn parallel_child(jobs: u32) {
     let (server, dir) = start_server(&format!("parallel{jobs}"));
     let client = Client::new(&server.url(), None);
     let s = spec(DIGITS_LENET);
-    let id = client.create_experiment(&s).unwrap().0.spec.id;
+    let experiment = client.create_experiment(&s).unwrap().0;
     let variant: VariantLabel = "v".parse().unwrap();
     let next = std::sync::atomic::AtomicU32::new(0);
     let start = Instant::now();
@@ -156,7 +134,7 @@ fn parallel_child(jobs: u32) {
                         break;
                     }
                     with_threads(1, || {
-                        harness_run(&client, &id, &variant, RunIndex::new(run), &s)
+                        harness_run(&client, &experiment, &variant, RunIndex::new(run))
                     });
                 }
             });
@@ -205,7 +183,8 @@ fn main() {
     let (server, dir) = start_server("overhead");
     let client = Client::new(&server.url(), None);
     let s = spec(DIGITS_LENET);
-    let id = client.create_experiment(&s).unwrap().0.spec.id;
+    let experiment = client.create_experiment(&s).unwrap().0;
+    let id = experiment.spec.id.clone();
     let (mut bare, mut harness) = (Duration::ZERO, Duration::ZERO);
     for run in RunIndex::first(8) {
         // Bare loop: the same run's data, fetched and prepared beforehand.
@@ -242,7 +221,7 @@ fn main() {
         let time_harness = || {
             let t = Instant::now();
             with_threads(1, || {
-                harness_run(&client, &id, &"v".parse().unwrap(), run, &s)
+                harness_run(&client, &experiment, &"v".parse().unwrap(), run)
             });
             t.elapsed()
         };
