@@ -4,6 +4,8 @@
 //! field against them.
 //!
 //! Serde only: no I/O, no HTTP. A change here is a change of the protocol.
+//! Answers are read leniently (a newer server may add fields); what a
+//! client sends is checked strictly by the server.
 
 pub mod problem;
 pub mod runs_csv;
@@ -65,7 +67,6 @@ impl Experiment {
 
 /// `GET /v1/experiments/{id}/runs/{run}/seed`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RunSeed {
     /// The experiment.
     pub experiment: ExperimentId,
@@ -97,7 +98,6 @@ pub struct RecordedRun {
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Health {
     /// Always `ok` when the server answers.
     pub status: String,
@@ -109,7 +109,6 @@ pub struct Health {
 
 /// Channels, height and width of every image of a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ImageShape {
     /// Colour channels (1 or 3).
     pub channels: u32,
@@ -131,7 +130,6 @@ impl ImageShape {
 /// `(byte / max_value − mean) / std` to the model. Each data set uses its
 /// own statistics (the original tool applied MNIST's to CIFAR-10).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Normalization {
     /// Largest pixel value of the format (16 for digits, 255 otherwise).
     pub max_value: u8,
@@ -164,7 +162,6 @@ impl SplitOrder {
 
 /// What a split stream says about itself before its records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SplitHeader {
     /// Experiment identifier.
     pub experiment: ExperimentId,

@@ -20,6 +20,15 @@ macro_rules! problem_codes {
             /// Every known code, in the order of `docs/protocol.md`.
             pub const ALL: &'static [ProblemCode] = &[$(ProblemCode::$variant,)*];
 
+            /// The code named `text`; [`ProblemCode::Unknown`] for a code this
+            /// version does not know.
+            pub fn parse(text: &str) -> ProblemCode {
+                match text {
+                    $($code => ProblemCode::$variant,)*
+                    _ => ProblemCode::Unknown,
+                }
+            }
+
             /// The code as sent, e.g. `seed_mismatch`.
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -147,6 +156,11 @@ mod tests {
         }
         let future: ProblemCode = serde_json::from_str("\"quota_exceeded\"").unwrap();
         assert_eq!(future, ProblemCode::Unknown);
+        assert_eq!(
+            ProblemCode::parse("seed_mismatch"),
+            ProblemCode::SeedMismatch
+        );
+        assert_eq!(ProblemCode::parse("quota_exceeded"), ProblemCode::Unknown);
     }
 
     #[test]

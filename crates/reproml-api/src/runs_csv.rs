@@ -98,8 +98,25 @@ pub fn write(rows: &[RunsCsvRow]) -> Result<String, RunsCsvError> {
         .has_headers(false)
         .from_writer(Vec::new());
     w.write_record(COLUMNS).map_err(fail)?;
-    for row in rows {
-        w.serialize(row).map_err(fail)?;
+    for r in rows {
+        // Written field by field with Rust's shortest round-trip `Display`
+        // (`1`, `0.000001`), as the export always was; serde's writer would
+        // switch to `1.0` and `1e-6`.
+        w.write_record([
+            r.experiment.as_str(),
+            r.variant.as_str(),
+            &r.run.to_string(),
+            &r.seed.to_string(),
+            r.seed_policy.as_str(),
+            &r.accuracy.to_string(),
+            &r.precision.to_string(),
+            &r.recall.to_string(),
+            &r.f1.to_string(),
+            &r.final_digest,
+            &r.artifact,
+            &r.recorded_at,
+        ])
+        .map_err(fail)?;
     }
     let bytes = w.into_inner().map_err(|e| RunsCsvError {
         origin: "runs CSV".into(),
@@ -162,6 +179,21 @@ mod tests {
         let back = read(text.as_bytes(), "t.csv").unwrap();
         assert_eq!(back, rows);
         assert_eq!(back[0].accuracy.to_bits(), rows[0].accuracy.to_bits());
+    }
+
+    #[test]
+    fn numbers_are_written_as_the_export_always_wrote_them() {
+        let mut row = RunsCsvRow::new(&recorded(RunIndex::new(3), 1.0), SeedPolicy::Fixed);
+        row.precision = 0.0;
+        row.recall = 1e-6;
+        row.f1 = 0.983_187_717_309_673_9;
+        let text = write(&[row]).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        assert!(
+            line.starts_with("e,buggy,3,10,fixed,1,0,0.000001,0.9831877173096739,"),
+            "{line}"
+        );
+        assert!(line.contains(r#","torch, ""1.13""","#), "{line}");
     }
 
     #[test]

@@ -56,11 +56,8 @@ impl ServerArgs {
     /// database must exist already: commands that only read never leave
     /// an empty database behind a typo.
     pub fn connect_existing(&self) -> Result<Connection> {
-        if self.server.is_none() && !self.db.is_file() {
-            bail!(
-                "there is no database {}; give the right --db, or --server URL to read from a running server",
-                self.db.display()
-            );
+        if self.server.is_none() {
+            crate::files::existing_database(&self.db)?;
         }
         self.connect()
     }

@@ -58,3 +58,15 @@ pub fn load_study(path: &Path) -> Result<Study> {
     let text = read_text_file(path, 1 << 20, "study file")?;
     Ok(Study::from_toml(&text, &path.display().to_string())?)
 }
+
+/// Checks that the database of a command that only reads exists: such a
+/// command must never leave an empty database behind a typo.
+pub fn existing_database(path: &Path) -> Result<()> {
+    if !path.is_file() {
+        bail!(
+            "there is no database {}; give the right --db, or --server URL to read from a running server",
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -19,7 +19,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use reproml_api::{Health, Problem, ProblemCode};
+use reproml_api::{Health, ProblemCode};
 use reproml_core::run::RunResult;
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
@@ -47,12 +47,15 @@ pub enum ClientError {
         message: String,
     },
     /// The server answered with a problem.
-    #[error("{status} {code}: {detail}")]
+    #[error("{status} {name}: {detail}")]
     Problem {
         /// HTTP status.
         status: u16,
-        /// The problem's stable code.
+        /// The problem's stable code ([`ProblemCode::Unknown`] for one this
+        /// client does not know).
         code: ProblemCode,
+        /// The code as the server sent it.
+        name: String,
         /// The server's explanation.
         detail: String,
     },
@@ -345,11 +348,20 @@ fn read_limited(url: &str, reader: impl Read, limit: u64) -> Result<Vec<u8>, Cli
     Ok(bytes)
 }
 
+/// What the client needs of a problem object; other fields are optional,
+/// so that any RFC 9457 body with a `code` is understood.
+#[derive(serde::Deserialize)]
+struct ProblemBody {
+    code: String,
+    detail: String,
+}
+
 fn problem(url: &str, status: u16, body: &[u8]) -> ClientError {
-    match serde_json::from_slice::<Problem>(body) {
+    match serde_json::from_slice::<ProblemBody>(body) {
         Ok(p) => ClientError::Problem {
             status,
-            code: p.code,
+            code: ProblemCode::parse(&p.code),
+            name: p.code,
             detail: p.detail,
         },
         Err(_) => ClientError::Protocol {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Metric;
 use crate::seed::Seed;
 
 /// Longest text value accepted in a result (fingerprint values, artifact fields).
@@ -70,15 +71,21 @@ pub struct RunResult {
 }
 
 impl Scores {
+    /// The value of `metric`.
+    pub fn get(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Accuracy => self.accuracy,
+            Metric::Precision => self.precision,
+            Metric::Recall => self.recall,
+            Metric::F1 => self.f1,
+        }
+    }
+
     fn problems(&self, at: &str, out: &mut Vec<String>) {
-        for (name, v) in [
-            ("accuracy", self.accuracy),
-            ("precision", self.precision),
-            ("recall", self.recall),
-            ("f1", self.f1),
-        ] {
+        for metric in Metric::ALL {
+            let v = self.get(metric);
             if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
-                out.push(format!("{at}.{name} must be a number in [0, 1], got {v}"));
+                out.push(format!("{at}.{metric} must be a number in [0, 1], got {v}"));
             }
         }
     }

@@ -132,7 +132,10 @@ impl SplitFractions {
             }
         }
         let sum = self.train + self.test + self.validation;
-        if out.is_empty() && (sum - 1.0).abs() > FRACTION_SUM_TOLERANCE {
+        let all_in_unit = [self.train, self.test, self.validation]
+            .into_iter()
+            .all(unit);
+        if all_in_unit && (sum - 1.0).abs() > FRACTION_SUM_TOLERANCE {
             out.push((
                 "",
                 format!(

@@ -1,32 +1,17 @@
 //! The report on a small fixture: rows, † marks, verdicts, files, images.
 #![allow(clippy::unwrap_used)]
 
-use reproml_core::SeedPolicy;
 use reproml_report::{
     CompareOptions, RunRow, Verdict, compare, to_csv, to_markdown, verdict_lines, write_report,
 };
 
+/// The runs of `fixtures/runs.csv`, read as `compare --csv` reads an export.
 fn fixture() -> Vec<RunRow> {
     let text = include_str!("fixtures/runs.csv");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(header[..4], ["experiment", "variant", "run", "seed"]);
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            RunRow {
-                experiment: f[0].into(),
-                variant: f[1].into(),
-                run: f[2].parse().unwrap(),
-                seed: f[3].parse().unwrap(),
-                seed_policy: SeedPolicy::PerRun,
-                accuracy: f[5].parse().unwrap(),
-                precision: f[6].parse().unwrap(),
-                recall: f[7].parse().unwrap(),
-                f1: f[8].parse().unwrap(),
-                final_digest: f[9].into(),
-            }
-        })
+    reproml_api::runs_csv::read(text.as_bytes(), "fixtures/runs.csv")
+        .unwrap()
+        .into_iter()
+        .map(RunRow::from)
         .collect()
 }
 

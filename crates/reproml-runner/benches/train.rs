@@ -7,7 +7,8 @@
 //! 2. Harness overhead: a run through the whole harness (seed and splits
 //!    from a server, every checksum verified, normalisation, training,
 //!    result posted) against the bare training loop on the same data.
-//! 3. Parallel runs: wall time of 4 runs with 2 jobs against 1 job.
+//! 3. Parallel runs: wall time of 4 runs with 2 jobs against 1 job, through
+//!    the runner's worker pool.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -20,6 +21,7 @@ use reproml_data::serve::{DatasetFacts, encode_split, served_split};
 use reproml_data::wire::decode;
 use reproml_data::{ImageShape, generate};
 use reproml_runner::run::train_run;
+use reproml_runner::{VariantPlan, train_variant};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 use reproml_train::{Fault, ModelRegistry, PreparedSplit, RunSettings, train, with_threads};
 
@@ -122,25 +124,19 @@ fn parallel_child(jobs: u32) {
     let s = spec(DIGITS_LENET);
     let experiment = client.create_experiment(&s).unwrap().0;
     let variant: VariantLabel = "v".parse().unwrap();
-    let next = std::sync::atomic::AtomicU32::new(0);
+    // The runner's own pool, as `reproml run --jobs N --threads 1` uses it.
+    let plan = VariantPlan {
+        experiment: &experiment,
+        variant: &variant,
+        runs: RunIndex::new(0)..RunIndex::new(4),
+        jobs,
+        threads: 1,
+        fault: &Fault::None,
+    };
     let start = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                let client = Client::new(&server.url(), None);
-                loop {
-                    let run = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if run >= 4 {
-                        break;
-                    }
-                    with_threads(1, || {
-                        harness_run(&client, &experiment, &variant, RunIndex::new(run))
-                    });
-                }
-            });
-        }
-    });
+    let outcome = train_variant(&client, &plan, &reproml_runner::quiet()).unwrap();
     println!("{:.3}", start.elapsed().as_secs_f64());
+    assert_eq!(outcome.recorded.len(), 4);
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
 }

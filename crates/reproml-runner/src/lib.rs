@@ -162,7 +162,7 @@ pub enum RunnerError {
     #[error(transparent)]
     Train(#[from] TrainError),
     /// The experiment is not on the server and no spec was given.
-    #[error("experiment {0} does not exist; give its spec (--spec FILE) to create it")]
+    #[error("experiment {0} does not exist; give --spec FILE to create it")]
     ExperimentMissing(ExperimentId),
     /// The spec given describes another experiment.
     #[error("{origin} describes experiment {found}, not {wanted}")]
@@ -174,6 +174,9 @@ pub enum RunnerError {
         /// The experiment asked for.
         wanted: ExperimentId,
     },
+    /// A plan with no workers would train nothing and report success.
+    #[error("at least one job is needed to train runs (got --jobs 0)")]
+    NoWorkers,
     /// Runs outside the experiment were asked for.
     #[error("experiment {experiment} has runs 0..{runs}; {start}..{end} is out of range")]
     RunsOutOfRange {
@@ -190,7 +193,7 @@ pub enum RunnerError {
     #[error("no experiment {0} on the server")]
     NoSuchExperiment(String),
     /// A study's experiment could not be created.
-    #[error("cannot create the experiment of bug {bug}: {source}")]
+    #[error("cannot create the experiment of bug {bug}")]
     CreateExperiment {
         /// The bug.
         bug: String,
@@ -202,7 +205,7 @@ pub enum RunnerError {
     #[error(transparent)]
     Study(#[from] reproml_study::StudyError),
     /// A `command` artifact could not be started.
-    #[error("cannot start {line:?}: {source}")]
+    #[error("cannot start {line:?}")]
     Command {
         /// The command line.
         line: String,
@@ -219,6 +222,8 @@ pub enum RunnerError {
 }
 
 /// `error` and its causes, joined by `: ` (what a person needs to act).
+/// Errors here name their cause as `source`, not in their own text, so
+/// that a chain is printed once.
 pub fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

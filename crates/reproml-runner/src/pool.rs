@@ -75,6 +75,9 @@ pub fn train_variant(
 ) -> Result<VariantOutcome, RunnerError> {
     let spec = &plan.experiment.spec;
     let id = &spec.id;
+    if plan.jobs == 0 {
+        return Err(RunnerError::NoWorkers);
+    }
     if plan.runs.end.get() > spec.runs {
         return Err(RunnerError::RunsOutOfRange {
             experiment: id.clone(),

@@ -148,12 +148,14 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         state.clone(),
         routes::authenticate,
     ))
-    .layer(axum::middleware::from_fn(log::log_request))
     .layer(DefaultBodyLimit::max(limits.max_body_bytes))
     .layer(TimeoutLayer::with_status_code(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         limits.request_timeout,
     ))
+    // Outermost, so that answers from the layers above (a 503 after the
+    // handling limit) are logged and carry their request id too.
+    .layer(axum::middleware::from_fn(log::log_request))
     .with_state(state)
 }
 

@@ -62,7 +62,9 @@ impl AppState {
         f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let state = self.clone();
-        tokio::task::spawn_blocking(move || f(&mut state.lock_store()))
+        // The blocking thread logs under the request's span (its id).
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&mut state.lock_store())))
             .await
             .map_err(ApiError::internal)?
     }
@@ -81,7 +83,9 @@ impl AppState {
         }
         let state = self.clone();
         let name = name.to_owned();
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _request = span.enter();
             let record = state.lock_store().dataset(&name)?;
             let dataset = match &record {
                 Some(r) => reproml_data::load(r.format, Path::new(&r.path)),

@@ -49,6 +49,29 @@ fn flatten(doc: &Value, schema: &Value) -> (Vec<(String, Value)>, BTreeSet<Strin
     (props, required)
 }
 
+/// Checks a value's JSON type and, where the schema lists them, that it is
+/// one of the allowed values.
+fn check_value(schema: &Value, value: &Value, path: &str) {
+    if let Some(kind) = schema.get("type").and_then(Value::as_str) {
+        let ok = match kind {
+            "integer" => value.is_u64() || value.is_i64(),
+            "number" => value.is_number(),
+            "string" => value.is_string(),
+            "boolean" => value.is_boolean(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            other => panic!("{path}: unknown schema type {other}"),
+        };
+        assert!(ok, "{path}: documented as {kind}, sent as {value}");
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        assert!(
+            allowed.contains(value),
+            "{path}: {value} is not one of {allowed:?}"
+        );
+    }
+}
+
 /// Checks `value` against `schema` at `path`, recursing into objects.
 /// With `exact`, every documented property must be present too (samples
 /// are built with every optional field set).
@@ -84,9 +107,11 @@ fn check(doc: &Value, schema: &Value, value: &Value, path: &str, exact: bool) {
     }
     for (key, sub) in &props {
         if let Some(v) = object.get(key) {
+            check_value(sub, v, &format!("{path}.{key}"));
             check(doc, sub, v, &format!("{path}.{key}"), exact);
             if let (Some(items), Some(list)) = (sub.get("items"), v.as_array()) {
                 for (i, item) in list.iter().enumerate() {
+                    check_value(items, item, &format!("{path}.{key}[{i}]"));
                     check(doc, items, item, &format!("{path}.{key}[{i}]"), exact);
                 }
             }

@@ -22,9 +22,6 @@ pub enum StoreError {
     /// SQLite failed (disk full, corrupt file, locked, …).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A database that must exist does not.
-    #[error("there is no database {0}; give the path of an existing one with --db")]
-    Missing(PathBuf),
     /// The database was made by a newer ReproduceML.
     #[error(
         "the database {path} has schema version {found}, newer than this reproml knows ({known}); use a newer reproml"
@@ -198,15 +195,6 @@ impl Store {
             path: path.to_owned(),
             master_seed,
         })
-    }
-
-    /// Opens the database at `path`, which must exist: for commands that
-    /// only read, so that a wrong path never leaves an empty database.
-    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
-        if !path.is_file() {
-            return Err(StoreError::Missing(path.to_owned()));
-        }
-        Self::open(path, None)
     }
 
     /// The database file.

@@ -16,7 +16,7 @@ pub const MAX_FILE_BYTES: u64 = 32 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// The file system refused.
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,

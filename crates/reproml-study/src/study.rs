@@ -157,7 +157,7 @@ impl Study {
         table.insert("runs".into(), toml::Value::Integer(i64::from(self.runs)));
         let spec: ExperimentSpec = table
             .try_into()
-            .map_err(|e: toml::de::Error| fail(format!("[base]: {}", e.message())))?;
+            .map_err(|e: toml::de::Error| fail(format!("[base]: {}", e.to_string().trim())))?;
         spec.validate().map_err(|violations| {
             fail(
                 violations
@@ -219,6 +219,9 @@ mod tests {
         );
         let unknown = STUDY.replace("kind = \"builtin\" }", "kind = \"docker\" }");
         assert!(Study::from_toml(&unknown, "s").is_err());
+        let wrong_type = STUDY.replace("epochs = 2", "epochs = \"two\"");
+        let err = Study::from_toml(&wrong_type, "s").unwrap_err().to_string();
+        assert!(err.contains("epochs"), "{err}");
         let bad_fault = STUDY.replace("momentum-ignored", "gremlins");
         assert!(
             Study::from_toml(&bad_fault, "s")

@@ -214,6 +214,12 @@ fn collect(
     out: &std::path::Path,
     files: &[PathBuf],
 ) -> Result<()> {
+    if !matches!(
+        out.extension().and_then(|e| e.to_str()),
+        Some("csv" | "json")
+    ) {
+        bail!("--out must end in .csv or .json, got {}", out.display());
+    }
     let mut corpus: Vec<BugRecord> = Vec::new();
     for file in files {
         let text = crate::files::read_text_file(file, MAX_NOTES_BYTES, "release-notes file")?;

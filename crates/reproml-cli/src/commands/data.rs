@@ -76,7 +76,8 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             Ok(())
         }
         DataCommand::List { db } => {
-            let store = Store::open_existing(&db)?;
+            crate::files::existing_database(&db)?;
+            let store = Store::open(&db, None)?;
             for d in store.datasets()? {
                 println!(
                     "{}\t{}\t{}\t{} examples\t{} classes\t{}",

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use reproml_api::ProblemCode;
 use reproml_report::{Verdict, write_report};
+use reproml_runner::RunnerError;
 use reproml_runner::demo::{COMPARISONS, DemoData, DemoSize, compare_all};
 use reproml_runner::results::recorded_rows;
 
@@ -39,7 +41,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
     epochs: u32,
     /// Runs trained in parallel (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
 }
 
@@ -74,8 +76,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
     let connection = ServerArgs::embedded(db.clone(), Some(2026)).connect()?;
     let client = &connection.client;
-    let failures = reproml_runner::demo::train(client, &size, &Bars::new(false))
-        .with_context(|| format!("the demo stopped; delete {} to start afresh", db.display()))?;
+    let failures = reproml_runner::demo::train(client, &size, &Bars::new(false)).map_err(|e| {
+        // An earlier demo with other --runs or --epochs holds the same
+        // experiments with other attributes.
+        let conflict = matches!(&e, RunnerError::Client(c)
+            if c.code() == Some(ProblemCode::ExperimentConflict));
+        let e = anyhow::Error::from(e);
+        if conflict {
+            e.context(format!("delete {} to start afresh", db.display()))
+        } else {
+            e
+        }
+    })?;
     if failures > 0 {
         bail!("{failures} run(s) failed; run the demo again to retry them");
     }

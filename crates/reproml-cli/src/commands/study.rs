@@ -32,7 +32,7 @@ pub struct StudyRunArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// Runs trained in parallel (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
     /// Folder for the report (default: `<study name>-report`).
     #[arg(long)]
