@@ -5,6 +5,7 @@
 
 use std::io::Read;
 
+use reproml_core::metrics::Metric;
 use reproml_core::{ExperimentId, RunIndex, Seed, SeedPolicy, VariantLabel};
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +27,10 @@ pub const COLUMNS: [&str; 12] = [
     "recorded_at",
 ];
 
-/// One line of the export.
+/// One recorded run in brief: a line of the export, and what a
+/// comparison of variants reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunsCsvRow {
+pub struct RunSummary {
     /// The experiment.
     pub experiment: ExperimentId,
     /// The variant.
@@ -57,8 +59,18 @@ pub struct RunsCsvRow {
     pub recorded_at: String,
 }
 
-impl RunsCsvRow {
-    /// The line of a recorded run of an experiment with `policy`.
+impl RunSummary {
+    /// The value of `metric`.
+    pub fn metric(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Accuracy => self.accuracy,
+            Metric::Precision => self.precision,
+            Metric::Recall => self.recall,
+            Metric::F1 => self.f1,
+        }
+    }
+
+    /// The summary of a recorded run of an experiment with `policy`.
     pub fn new(run: &RecordedRun, policy: SeedPolicy) -> Self {
         let m = &run.result.metrics;
         Self {
@@ -89,7 +101,7 @@ pub struct RunsCsvError {
 }
 
 /// The export of `rows`, with its header line even when there are none.
-pub fn write(rows: &[RunsCsvRow]) -> Result<String, RunsCsvError> {
+pub fn write(rows: &[RunSummary]) -> Result<String, RunsCsvError> {
     let fail = |e: csv::Error| RunsCsvError {
         origin: "runs CSV".into(),
         message: e.to_string(),
@@ -130,10 +142,10 @@ pub fn write(rows: &[RunsCsvRow]) -> Result<String, RunsCsvError> {
 
 /// Reads an export; `origin` names it in errors. Columns other than
 /// [`COLUMNS`] are ignored; `artifact` and `recorded_at` may be missing.
-pub fn read(reader: impl Read, origin: &str) -> Result<Vec<RunsCsvRow>, RunsCsvError> {
+pub fn read(reader: impl Read, origin: &str) -> Result<Vec<RunSummary>, RunsCsvError> {
     let mut reader = csv::Reader::from_reader(reader);
     reader
-        .deserialize::<RunsCsvRow>()
+        .deserialize::<RunSummary>()
         .enumerate()
         .map(|(i, row)| {
             row.map_err(|e| RunsCsvError {
@@ -170,9 +182,9 @@ mod tests {
 
     #[test]
     fn rows_survive_a_round_trip_bit_for_bit() {
-        let rows: Vec<RunsCsvRow> = [(0, 0.983_187_717_309_673_9), (1, 0.1 + 0.2)]
+        let rows: Vec<RunSummary> = [(0, 0.983_187_717_309_673_9), (1, 0.1 + 0.2)]
             .into_iter()
-            .map(|(r, a)| RunsCsvRow::new(&recorded(RunIndex::new(r), a), SeedPolicy::PerRun))
+            .map(|(r, a)| RunSummary::new(&recorded(RunIndex::new(r), a), SeedPolicy::PerRun))
             .collect();
         let text = write(&rows).unwrap();
         assert!(text.starts_with(&COLUMNS.join(",")), "{text}");
@@ -183,7 +195,7 @@ mod tests {
 
     #[test]
     fn numbers_are_written_as_the_export_always_wrote_them() {
-        let mut row = RunsCsvRow::new(&recorded(RunIndex::new(3), 1.0), SeedPolicy::Fixed);
+        let mut row = RunSummary::new(&recorded(RunIndex::new(3), 1.0), SeedPolicy::Fixed);
         row.precision = 0.0;
         row.recall = 1e-6;
         row.f1 = 0.983_187_717_309_673_9;

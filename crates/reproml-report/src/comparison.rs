@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use reproml_api::runs_csv::RunsCsvRow;
+pub use reproml_api::runs_csv::RunSummary;
 use reproml_core::metrics::Metric;
-use reproml_core::{RunIndex, Seed, SeedPolicy};
+use reproml_core::{RunIndex, SeedPolicy};
 use reproml_stats::{
     CliffMagnitude, Descriptives, MannWhitneyOptions, WilcoxonOptions, benjamini_hochberg,
     cliffs_delta, cliffs_magnitude, describe, holm, mann_whitney_u, vargha_delaney_a12, wilcoxon,
@@ -13,61 +13,6 @@ use serde::{Deserialize, Serialize};
 
 /// The metrics every run reports, in report order.
 pub const METRICS: [Metric; 4] = Metric::ALL;
-
-/// One recorded run: the columns of the server's CSV export that a
-/// comparison needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRow {
-    /// Experiment identifier.
-    pub experiment: String,
-    /// Variant label.
-    pub variant: String,
-    /// Run index.
-    pub run: RunIndex,
-    /// The run's seed.
-    pub seed: Seed,
-    /// The experiment's seed policy.
-    pub seed_policy: SeedPolicy,
-    /// Test accuracy.
-    pub accuracy: f64,
-    /// Macro precision.
-    pub precision: f64,
-    /// Macro recall.
-    pub recall: f64,
-    /// Macro F1.
-    pub f1: f64,
-    /// Final trajectory digest.
-    pub final_digest: String,
-}
-
-impl RunRow {
-    /// The value of `metric`.
-    pub fn metric(&self, metric: Metric) -> f64 {
-        match metric {
-            Metric::Accuracy => self.accuracy,
-            Metric::Precision => self.precision,
-            Metric::Recall => self.recall,
-            Metric::F1 => self.f1,
-        }
-    }
-}
-
-impl From<RunsCsvRow> for RunRow {
-    fn from(r: RunsCsvRow) -> Self {
-        Self {
-            experiment: r.experiment.to_string(),
-            variant: r.variant.to_string(),
-            run: r.run,
-            seed: r.seed,
-            seed_policy: r.seed_policy,
-            accuracy: r.accuracy,
-            precision: r.precision,
-            recall: r.recall,
-            f1: r.f1,
-            final_digest: r.final_digest,
-        }
-    }
-}
 
 /// How to compare.
 #[derive(Debug, Clone, Default)]
@@ -188,7 +133,7 @@ pub struct Report {
 
 fn pick_variants(
     experiment: &str,
-    runs: &BTreeMap<String, Vec<&RunRow>>,
+    runs: &BTreeMap<String, Vec<&RunSummary>>,
     opts: &CompareOptions,
 ) -> Result<(String, String), ReportError> {
     let fail = |problem: String| ReportError::Variants {
@@ -223,17 +168,17 @@ fn pick_variants(
 }
 
 /// Compares the variants of every experiment in `rows`.
-pub fn compare(rows: &[RunRow], opts: &CompareOptions) -> Result<Report, ReportError> {
+pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, ReportError> {
     if rows.is_empty() {
         return Err(ReportError::NoRuns);
     }
     let alpha = opts.alpha.unwrap_or(0.05);
-    let mut by_experiment: BTreeMap<&str, BTreeMap<String, Vec<&RunRow>>> = BTreeMap::new();
+    let mut by_experiment: BTreeMap<&str, BTreeMap<String, Vec<&RunSummary>>> = BTreeMap::new();
     for r in rows {
         by_experiment
-            .entry(&r.experiment)
+            .entry(r.experiment.as_str())
             .or_default()
-            .entry(r.variant.clone())
+            .entry(r.variant.to_string())
             .or_default()
             .push(r);
     }
@@ -249,14 +194,15 @@ pub fn compare(rows: &[RunRow], opts: &CompareOptions) -> Result<Report, ReportE
         } else {
             base_all.len().min(treat_all.len())
         };
-        let base: Vec<&RunRow> = base_all.iter().take(n).copied().collect();
-        let treat: Vec<&RunRow> = treat_all.iter().take(n).copied().collect();
+        let base: Vec<&RunSummary> = base_all.iter().take(n).copied().collect();
+        let treat: Vec<&RunSummary> = treat_all.iter().take(n).copied().collect();
         let expected = opts.expected_runs.get(experiment).map(|&e| e as usize);
         let incomplete = base_all.len() != treat_all.len()
             || expected.is_some_and(|e| base_all.len() < e || treat_all.len() < e);
         let seed_policy = base[0].seed_policy;
-        let treat_by_run: BTreeMap<RunIndex, &RunRow> = treat.iter().map(|r| (r.run, *r)).collect();
-        let paired: Vec<(&RunRow, &RunRow)> = base
+        let treat_by_run: BTreeMap<RunIndex, &RunSummary> =
+            treat.iter().map(|r| (r.run, *r)).collect();
+        let paired: Vec<(&RunSummary, &RunSummary)> = base
             .iter()
             .filter_map(|b| treat_by_run.get(&b.run).map(|t| (*b, *t)))
             .collect();

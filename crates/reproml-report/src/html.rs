@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::comparison::{Report, RunRow};
+use crate::comparison::{Report, RunSummary};
 use crate::plot::{plot_dispersion, plot_experiment};
 use crate::table::{to_csv, to_markdown, verdict_lines};
 
@@ -21,7 +21,7 @@ fn escape(s: &str) -> String {
 pub fn write_report(
     dir: &Path,
     report: &Report,
-    rows: &[RunRow],
+    rows: &[RunSummary],
     title: &str,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
@@ -34,9 +34,9 @@ pub fn write_report(
     )?;
     let mut figures = Vec::new();
     for e in &report.experiments {
-        let mine: Vec<RunRow> = rows
+        let mine: Vec<RunSummary> = rows
             .iter()
-            .filter(|r| r.experiment == e.experiment)
+            .filter(|r| r.experiment.as_str() == e.experiment)
             .cloned()
             .collect();
         let stem = dir.join(&e.experiment);

@@ -9,8 +9,8 @@ mod plot;
 mod table;
 
 pub use comparison::{
-    CompareOptions, ExperimentComparison, METRICS, MetricComparison, Report, ReportError, RunRow,
-    Verdict, compare,
+    CompareOptions, ExperimentComparison, METRICS, MetricComparison, Report, ReportError,
+    RunSummary, Verdict, compare,
 };
 pub use html::write_report;
 pub use plot::{PlotError, plot_dispersion, plot_experiment};

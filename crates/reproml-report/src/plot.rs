@@ -9,7 +9,7 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::comparison::{METRICS, Report, RunRow};
+use crate::comparison::{METRICS, Report, RunSummary};
 
 /// Why a figure could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +121,7 @@ fn render(path: &Path, size: (u32, u32), panels: &Panels) -> Result<(), PlotErro
 /// written to `path` with extensions `.svg` and `.png`.
 pub fn plot_experiment(
     path: &Path,
-    rows: &[RunRow],
+    rows: &[RunSummary],
     baseline: &str,
     treatment: &str,
 ) -> Result<(), PlotError> {
@@ -134,7 +134,7 @@ pub fn plot_experiment(
                     (
                         v.to_string(),
                         rows.iter()
-                            .filter(|r| r.variant == *v)
+                            .filter(|r| r.variant.as_str() == *v)
                             .map(|r| r.metric(metric))
                             .collect(),
                     )

@@ -2,17 +2,13 @@
 #![allow(clippy::unwrap_used)]
 
 use reproml_report::{
-    CompareOptions, RunRow, Verdict, compare, to_csv, to_markdown, verdict_lines, write_report,
+    CompareOptions, RunSummary, Verdict, compare, to_csv, to_markdown, verdict_lines, write_report,
 };
 
 /// The runs of `fixtures/runs.csv`, read as `compare --csv` reads an export.
-fn fixture() -> Vec<RunRow> {
+fn fixture() -> Vec<RunSummary> {
     let text = include_str!("fixtures/runs.csv");
-    reproml_api::runs_csv::read(text.as_bytes(), "fixtures/runs.csv")
-        .unwrap()
-        .into_iter()
-        .map(RunRow::from)
-        .collect()
+    reproml_api::runs_csv::read(text.as_bytes(), "fixtures/runs.csv").unwrap()
 }
 
 #[test]

@@ -8,7 +8,7 @@ use reproml_core::fault::Fault;
 use reproml_core::spec::SplitRule;
 use reproml_core::split::SubsetLimits;
 use reproml_core::{ExperimentSpec, RunIndex, VariantLabel};
-use reproml_report::{CompareOptions, Report, RunRow, compare};
+use reproml_report::{CompareOptions, Report, RunSummary, compare};
 
 use crate::pool::{VariantPlan, threads_per_run, train_variant};
 use crate::{Event, Observer, RunnerError};
@@ -167,7 +167,7 @@ pub fn train(
 /// baseline/treatment so that one `compare` adjusts every p-value together,
 /// then given back their names.
 pub fn compare_all(
-    rows: &[RunRow],
+    rows: &[RunSummary],
     planned_runs: BTreeMap<String, u32>,
 ) -> Result<Report, RunnerError> {
     let names = |id: &str| {
@@ -176,17 +176,18 @@ pub fn compare_all(
             .find(|c| c.experiment == id)
             .map(|c| (c.baseline.0, c.treatment))
     };
-    let renamed: Vec<RunRow> = rows
+    let renamed: Vec<RunSummary> = rows
         .iter()
         .filter_map(|r| {
-            let (baseline, treatment) = names(&r.experiment)?;
+            let (baseline, treatment) = names(r.experiment.as_str())?;
             let variant = match r.variant.as_str() {
                 v if v == baseline => "baseline",
                 v if v == treatment => "treatment",
                 _ => return None,
             };
-            Some(RunRow {
-                variant: variant.into(),
+            Some(RunSummary {
+                variant: VariantLabel::new(variant)
+                    .unwrap_or_else(|_| unreachable!("{variant} is a label")),
                 ..r.clone()
             })
         })

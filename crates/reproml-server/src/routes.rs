@@ -5,7 +5,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use reproml_api::runs_csv::{self, RunsCsvRow};
+use reproml_api::runs_csv::{self, RunSummary};
 use reproml_api::{Experiment, Health, ProblemCode, RecordedRun, RunSeed};
 use reproml_core::run::RunResult;
 use reproml_core::split::SplitName;
@@ -321,9 +321,9 @@ pub(crate) async fn list_runs(
     match query.format.as_deref() {
         None | Some("json") => Ok(axum::Json::<Vec<RecordedRun>>(runs).into_response()),
         Some("csv") => {
-            let rows: Vec<RunsCsvRow> = runs
+            let rows: Vec<RunSummary> = runs
                 .iter()
-                .map(|r| RunsCsvRow::new(r, e.spec.seed_policy))
+                .map(|r| RunSummary::new(r, e.spec.seed_policy))
                 .collect();
             let text = runs_csv::write(&rows).map_err(ApiError::internal)?;
             Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response())

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use reproml_api::runs_csv;
-use reproml_report::{CompareOptions, Report, RunRow, compare, to_csv, write_report};
-use reproml_runner::results::recorded_rows;
+use reproml_report::{CompareOptions, Report, RunSummary, compare, to_csv, write_report};
+use reproml_runner::results::{recorded_rows, selected};
 
 /// Where the runs come from and how to compare them.
 #[derive(Debug, Args)]
@@ -72,15 +72,17 @@ pub struct ReportArgs {
     title: String,
 }
 
-fn read_csv(path: &PathBuf) -> Result<Vec<RunRow>> {
+fn read_csv(path: &PathBuf) -> Result<Vec<RunSummary>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let rows = runs_csv::read(std::io::BufReader::new(file), &path.display().to_string())?;
-    Ok(rows.into_iter().map(RunRow::from).collect())
+    Ok(runs_csv::read(
+        std::io::BufReader::new(file),
+        &path.display().to_string(),
+    )?)
 }
 
 impl Source {
-    fn load(&self) -> Result<(Report, Vec<RunRow>)> {
+    fn load(&self) -> Result<(Report, Vec<RunSummary>)> {
         let (mut rows, expected) = if !self.csv.is_empty() {
             let mut rows = Vec::new();
             for path in &self.csv {
@@ -104,11 +106,11 @@ impl Source {
         };
         if !self.csv.is_empty() {
             rows.retain(|r| {
-                (self.experiments.is_empty() || self.experiments.contains(&r.experiment))
-                    && self
-                        .prefix
-                        .as_deref()
-                        .is_none_or(|p| r.experiment.starts_with(p))
+                selected(
+                    r.experiment.as_str(),
+                    &self.experiments,
+                    self.prefix.as_deref(),
+                )
             });
         }
         if rows.is_empty() {
