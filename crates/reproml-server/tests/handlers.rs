@@ -279,3 +279,51 @@ async fn a_token_guards_everything_but_health_and_every_answer_has_a_request_id(
     let later: u64 = headers[REQUEST_ID].to_str().unwrap().parse().unwrap();
     assert!(later > first, "ids grow: {first} then {later}");
 }
+
+#[tokio::test]
+async fn numbers_come_back_bit_for_bit() {
+    let app = app("floats", None);
+    send(&app, "POST", "/v1/experiments", Some(spec(1)), None).await;
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/runs/0/seed", None, None).await;
+    let seed: RunSeed = serde_json::from_slice(&body).unwrap();
+    // Values whose shortest decimal needs all 17 digits: a parser that
+    // is off by one ulp returns another double.
+    let tricky = [0.983_187_717_309_673_9, 0.1 + 0.2, 2.0 / 3.0, 1e-300];
+    let mut result = sample_result(seed.seed, 0.5, 1);
+    result.metrics.accuracy = tricky[0];
+    result.metrics.precision = tricky[1];
+    result.metrics.recall = tricky[2];
+    result.epochs[0].loss = tricky[3];
+    let path = "/v1/experiments/e1/variants/v/runs/0";
+    let body = serde_json::to_vec(&result).unwrap();
+    let request = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/runs", None, None).await;
+    let runs: Vec<RecordedRun> = serde_json::from_slice(&body).unwrap();
+    let m = &runs[0].result.metrics;
+    let back = [
+        m.accuracy,
+        m.precision,
+        m.recall,
+        runs[0].result.epochs[0].loss,
+    ];
+    for (sent, got) in tricky.iter().zip(back) {
+        assert_eq!(sent.to_bits(), got.to_bits(), "sent {sent:?}, got {got:?}");
+    }
+    // Posting the same result again is recognised as the same.
+    let (status, _, _) = send(
+        &app,
+        "POST",
+        path,
+        Some(serde_json::to_value(&result).unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
