@@ -81,6 +81,8 @@ problem_codes! {
     ResultConflict = ("result_conflict", 409),
     /// The seed sent is not the run's.
     SeedMismatch = ("seed_mismatch", 409),
+    /// The result comes from another artifact than the variant's runs.
+    ArtifactConflict = ("artifact_conflict", 409),
     /// A registered data set's files changed since they were imported.
     DatasetChanged = ("dataset_changed", 409),
     /// The body is over the limit.

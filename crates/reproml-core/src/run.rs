@@ -54,6 +54,22 @@ pub struct Artifact {
     pub details: BTreeMap<String, String>,
 }
 
+impl Artifact {
+    /// `kind=…, key=value, …`: what tells two artifacts apart, for messages.
+    ///
+    /// ```
+    /// use reproml_core::run::Artifact;
+    /// let a = Artifact { kind: "builtin".into(), name: "x".into(), details: [("fault".into(), "none".into())].into() };
+    /// assert_eq!(a.describe(), "kind=builtin, fault=none");
+    /// ```
+    pub fn describe(&self) -> String {
+        std::iter::once(format!("kind={}", self.kind))
+            .chain(self.details.iter().map(|(k, v)| format!("{k}={v}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Everything a run reports, as posted to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -15,6 +15,7 @@ pub mod run;
 pub mod study;
 
 use reproml_client::ClientError;
+use reproml_core::run::Artifact;
 use reproml_core::{ExperimentId, RunIndex, VariantLabel};
 use reproml_train::{EpochProgress, TrainError};
 
@@ -188,6 +189,23 @@ pub enum RunnerError {
         start: RunIndex,
         /// One past the last run asked for.
         end: RunIndex,
+    },
+    /// The runs would be trained by another artifact than the variant's.
+    #[error(
+        "variant {variant} of {experiment} was trained by {} ({}), but these runs would be trained by {} ({}). \
+         A variant is one artifact: use another variant name for this one (e.g. --variant {variant}-2), \
+         or the variant's own settings to complete it",
+        recorded.name, recorded.describe(), given.name, given.describe()
+    )]
+    ArtifactConflict {
+        /// The experiment.
+        experiment: ExperimentId,
+        /// The variant.
+        variant: VariantLabel,
+        /// The variant's artifact.
+        recorded: Box<Artifact>,
+        /// The artifact these runs would have.
+        given: Box<Artifact>,
     },
     /// An experiment asked for is not on the server.
     #[error("no experiment {0} on the server")]

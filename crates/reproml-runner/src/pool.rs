@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::ops::Range;
 use std::sync::Mutex;
 
-use reproml_client::{Client, Experiment};
+use reproml_client::{Client, Experiment, RecordedRun};
 use reproml_core::fault::Fault;
 use reproml_core::{RunIndex, VariantLabel};
 
@@ -56,14 +56,39 @@ pub fn missing_runs(
     variant: &VariantLabel,
     wanted: Range<RunIndex>,
 ) -> Result<Vec<RunIndex>, RunnerError> {
-    let done: BTreeSet<RunIndex> = client
-        .runs(&experiment.spec.id, Some(variant))?
-        .into_iter()
-        .map(|r| r.run)
-        .collect();
-    Ok(RunIndex::span(wanted)
+    let recorded = client.runs(&experiment.spec.id, Some(variant))?;
+    Ok(missing_of(&recorded, wanted))
+}
+
+fn missing_of(recorded: &[RecordedRun], wanted: Range<RunIndex>) -> Vec<RunIndex> {
+    let done: BTreeSet<RunIndex> = recorded.iter().map(|r| r.run).collect();
+    RunIndex::span(wanted)
         .filter(|r| !done.contains(r))
-        .collect())
+        .collect()
+}
+
+/// Refuses to train runs whose artifact is not the variant's: the server
+/// would refuse each result (`artifact_conflict`) after its training, so
+/// the check comes first.
+fn check_artifact(
+    experiment: &Experiment,
+    variant: &VariantLabel,
+    recorded: &[RecordedRun],
+    fault: &Fault,
+) -> Result<(), RunnerError> {
+    let Some(first) = recorded.first() else {
+        return Ok(());
+    };
+    let ours = reproml_train::builtin_artifact(experiment.spec.model.as_str(), fault);
+    if first.result.artifact == ours {
+        return Ok(());
+    }
+    Err(RunnerError::ArtifactConflict {
+        experiment: experiment.spec.id.clone(),
+        variant: variant.clone(),
+        recorded: Box::new(first.result.artifact.clone()),
+        given: Box::new(ours),
+    })
 }
 
 /// Trains the missing runs of `plan` with `plan.jobs` workers, posting
@@ -86,8 +111,9 @@ pub fn train_variant(
             end: plan.runs.end,
         });
     }
-    let todo: VecDeque<RunIndex> =
-        missing_runs(client, plan.experiment, plan.variant, plan.runs.clone())?.into();
+    let recorded = client.runs(id, Some(plan.variant))?;
+    check_artifact(plan.experiment, plan.variant, &recorded, plan.fault)?;
+    let todo: VecDeque<RunIndex> = missing_of(&recorded, plan.runs.clone()).into();
     let skipped = RunIndex::span(plan.runs.clone()).count() - todo.len();
     if skipped > 0 {
         observer.event(Event::Skipped {

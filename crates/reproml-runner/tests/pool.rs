@@ -173,3 +173,44 @@ fn a_missing_experiment_asks_for_its_spec() {
         "other.toml describes experiment other, not nowhere"
     );
 }
+
+#[test]
+fn a_variant_is_never_trained_by_a_second_artifact() {
+    let f = fixture("artifact");
+    let client = Client::new(&f.server.url(), None);
+    let e = experiment(&client);
+    let variant: VariantLabel = "buggy".parse().unwrap();
+    let faulty: Fault = "momentum-ignored".parse().unwrap();
+    let plan = VariantPlan {
+        experiment: &e,
+        variant: &variant,
+        runs: runs(0..1),
+        jobs: 1,
+        threads: 1,
+        fault: &faulty,
+    };
+    let quiet = reproml_runner::quiet();
+    train_variant(&client, &plan, &quiet).unwrap();
+    // The rest of the variant without the fault: refused before training.
+    let clean = VariantPlan {
+        runs: runs(1..4),
+        fault: &Fault::None,
+        ..plan
+    };
+    let err = train_variant(&client, &clean, &quiet).unwrap_err();
+    assert!(matches!(err, RunnerError::ArtifactConflict { .. }), "{err}");
+    assert!(err.to_string().contains("--variant buggy-2"), "{err}");
+    assert_eq!(client.runs(&e.spec.id, Some(&variant)).unwrap().len(), 1);
+    // With the variant's own fault it goes on.
+    let same = VariantPlan {
+        runs: runs(1..2),
+        ..plan
+    };
+    assert_eq!(
+        train_variant(&client, &same, &quiet)
+            .unwrap()
+            .recorded
+            .len(),
+        1
+    );
+}

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reproml_api::{Problem, ProblemCode};
 use reproml_store::StoreError;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// A problem to report to the client.
 #[derive(Debug)]
@@ -86,6 +86,16 @@ impl From<StoreError> for ApiError {
             }
             StoreError::ResultConflict { .. } => {
                 ApiError::new(ProblemCode::ResultConflict, e.to_string())
+            }
+            StoreError::ArtifactConflict {
+                ref recorded,
+                ref given,
+                ..
+            } => {
+                let (recorded, given) = (json!(recorded), json!(given));
+                ApiError::new(ProblemCode::ArtifactConflict, e.to_string())
+                    .with("recorded_artifact", recorded)
+                    .with("given_artifact", given)
             }
             other => ApiError::internal(other),
         }

@@ -327,3 +327,37 @@ async fn numbers_come_back_bit_for_bit() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_variant_refuses_results_of_another_artifact() {
+    let app = app("artifact", None);
+    send(&app, "POST", "/v1/experiments", Some(spec(1)), None).await;
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1", None, None).await;
+    let e: Experiment = serde_json::from_slice(&body).unwrap();
+    let with = |run: usize, name: &str| {
+        let mut r = sample_result(e.seeds[run], 0.5, 1);
+        r.artifact.name = name.into();
+        serde_json::to_value(r).unwrap()
+    };
+    let (status, _, _) = send(
+        &app,
+        "POST",
+        "/v1/experiments/e1/variants/v/runs/0",
+        Some(with(0, "torch-1.13.1")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, headers, body) = send(
+        &app,
+        "POST",
+        "/v1/experiments/e1/variants/v/runs/1",
+        Some(with(1, "torch-2.15.0")),
+        None,
+    )
+    .await;
+    let p = problem(status, &headers, &body);
+    assert_eq!(p.code, ProblemCode::ArtifactConflict);
+    assert_eq!(p.extra["recorded_artifact"]["name"], "torch-1.13.1");
+    assert_eq!(p.extra["given_artifact"]["name"], "torch-2.15.0");
+}

@@ -215,6 +215,9 @@ fn every_wire_type_matches_its_schema_field_by_field() {
             p.extra
                 .insert("differences".into(), json!(["epochs: 1 → 2"]));
             p.extra.insert("violations".into(), json!(["x"]));
+            let artifact = json!({"kind": "builtin", "name": "a", "details": {"fault": "none"}});
+            p.extra.insert("recorded_artifact".into(), artifact.clone());
+            p.extra.insert("given_artifact".into(), artifact);
             serde_json::to_value(p).unwrap()
         }),
     ];

@@ -10,7 +10,7 @@ mod migrations;
 use std::path::{Path, PathBuf};
 
 use reproml_api::{Experiment, RecordedRun};
-use reproml_core::run::RunResult;
+use reproml_core::run::{Artifact, RunResult};
 use reproml_core::seed::{SEED_MASK, experiment_seeds};
 use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -63,6 +63,22 @@ pub enum StoreError {
         variant: VariantLabel,
         /// The run.
         run: RunIndex,
+    },
+    /// The result comes from another artifact than the variant's runs.
+    #[error(
+        "variant {variant} of experiment {id} was trained by {} ({}); this result comes from {} ({}). \
+         A variant is one artifact: record other artifacts under another variant",
+        recorded.name, recorded.describe(), given.name, given.describe()
+    )]
+    ArtifactConflict {
+        /// The experiment.
+        id: ExperimentId,
+        /// The variant.
+        variant: VariantLabel,
+        /// The variant's artifact.
+        recorded: Box<Artifact>,
+        /// The artifact of the refused result.
+        given: Box<Artifact>,
     },
     /// Stored JSON could not be read back (a bug or a hand-edited database).
     #[error("stored record is unreadable: {0}")]
@@ -316,6 +332,18 @@ impl Store {
                 run,
             });
         }
+        // A variant is one artifact: the first result recorded fixes it,
+        // so a variant can never mix, say, runs with and without a fault.
+        if let Some(recorded) = self.variant_artifact(id, variant)?
+            && recorded != result.artifact
+        {
+            return Err(StoreError::ArtifactConflict {
+                id: id.clone(),
+                variant: variant.clone(),
+                recorded: Box::new(recorded),
+                given: Box::new(result.artifact.clone()),
+            });
+        }
         let json = serde_json::to_string(result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let recorded_at = now();
         let m = &result.metrics;
@@ -346,6 +374,27 @@ impl Store {
             },
             Written::Created,
         ))
+    }
+
+    /// The artifact that trained `variant` of experiment `id`: the one of
+    /// its first recorded run, which every later run must share.
+    pub fn variant_artifact(
+        &self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+    ) -> Result<Option<Artifact>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT result FROM runs WHERE experiment = ?1 AND variant = ?2 ORDER BY rowid LIMIT 1",
+        )?;
+        let json: Option<String> = stmt
+            .query_row(params![id.as_str(), variant.as_str()], |r| r.get(0))
+            .optional()?;
+        json.map(|j| {
+            serde_json::from_str::<RunResult>(&j)
+                .map(|r| r.artifact)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .transpose()
     }
 
     /// One run's stored result.

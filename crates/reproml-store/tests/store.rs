@@ -195,3 +195,56 @@ fn a_database_from_a_newer_version_is_refused() {
     assert!(err.to_string().contains("schema version 99"), "{err}");
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
+
+#[test]
+fn a_variant_keeps_the_artifact_of_its_first_run() {
+    let dir = std::env::temp_dir().join(format!("reproml-store-artifact-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut store = Store::open(&dir.join("a.db"), Some(1)).unwrap();
+    let spec = ExperimentSpec::from_toml(
+        "id = \"a\"\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 1\nruns = 3\n",
+        "t",
+    )
+    .unwrap();
+    let (e, _) = store.create_experiment(&spec).unwrap();
+    let buggy = VariantLabel::new("buggy").unwrap();
+    let faulty = |run: u32, fault: &str| {
+        let mut r = sample_result(e.seeds[run as usize], 0.5, 1);
+        r.artifact.details.insert("fault".into(), fault.into());
+        r
+    };
+    assert_eq!(store.variant_artifact(&e.spec.id, &buggy).unwrap(), None);
+    store
+        .record_run(
+            &e.spec.id,
+            &buggy,
+            RunIndex::new(0),
+            &faulty(0, "momentum-ignored"),
+        )
+        .unwrap();
+    store
+        .record_run(
+            &e.spec.id,
+            &buggy,
+            RunIndex::new(1),
+            &faulty(1, "momentum-ignored"),
+        )
+        .unwrap();
+    let err = store
+        .record_run(&e.spec.id, &buggy, RunIndex::new(2), &faulty(2, "none"))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ArtifactConflict { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("fault=momentum-ignored") && text.contains("fault=none"),
+        "{text}"
+    );
+    assert_eq!(store.runs(&e.spec.id, Some(&buggy)).unwrap().len(), 2);
+    // Another variant may have another artifact.
+    let corrected = VariantLabel::new("corrected").unwrap();
+    store
+        .record_run(&e.spec.id, &corrected, RunIndex::new(2), &faulty(2, "none"))
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

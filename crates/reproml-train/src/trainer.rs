@@ -318,6 +318,28 @@ impl<'a> Sgd<'a> {
     }
 }
 
+/// The artifact this engine records for runs of `model` with `fault`:
+/// known before training, so that a runner can check it against the
+/// variant's before spending any time.
+pub fn builtin_artifact(model: &str, fault: &Fault) -> Artifact {
+    artifact_on(device().1, model, fault)
+}
+
+fn artifact_on(backend: &str, model: &str, fault: &Fault) -> Artifact {
+    Artifact {
+        kind: "builtin".into(),
+        name: format!(
+            "reproml-{}-burn-{}-{backend}",
+            env!("CARGO_PKG_VERSION"),
+            fingerprint::BURN_VERSION
+        ),
+        details: BTreeMap::from([
+            ("model".to_owned(), model.to_owned()),
+            ("fault".to_owned(), fault.to_string()),
+        ]),
+    }
+}
+
 /// The finished run: the result the server records (metrics of the last
 /// epoch, fingerprint, artifact) and the digests for `verify`.
 fn assemble(
@@ -331,25 +353,13 @@ fn assemble(
         .last()
         .map(|e| e.test)
         .ok_or(TrainError::Data("no epochs".into()))?;
-    let details = BTreeMap::from([
-        ("model".to_owned(), network.name.clone()),
-        ("fault".to_owned(), settings.fault.to_string()),
-    ]);
     Ok(Trained {
         result: RunResult {
             seed: settings.seed,
             metrics,
             epochs,
             fingerprint: fingerprint::fingerprint(backend, &settings.fault),
-            artifact: Artifact {
-                kind: "builtin".into(),
-                name: format!(
-                    "reproml-{}-burn-{}-{backend}",
-                    env!("CARGO_PKG_VERSION"),
-                    fingerprint::BURN_VERSION
-                ),
-                details,
-            },
+            artifact: artifact_on(backend, &network.name, &settings.fault),
         },
         snapshots,
         param_names: network.params.iter().map(|p| p.name.clone()).collect(),
