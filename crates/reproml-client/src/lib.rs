@@ -242,10 +242,10 @@ impl Client {
         &self,
         id: &ExperimentId,
         run: RunIndex,
-        split: SplitName,
+        split_name: SplitName,
         seed: Seed,
     ) -> Result<SplitData, ClientError> {
-        let path = format!("/v1/experiments/{id}/runs/{run}/data/{split}?seed={seed}");
+        let path = format!("/v1/experiments/{id}/runs/{run}/data/{split_name}?seed={seed}");
         let (url, mut response) = self.call("GET", &path, None)?;
         let status = response.status().as_u16();
         if status >= 400 {
@@ -265,6 +265,9 @@ impl Client {
                 source: WireError::Malformed("bytes after the trailer".into()),
             });
         }
+        // Every checksum held; the header must also be the split asked for.
+        wire::check_request(&split.header, id, run, split_name, seed)
+            .map_err(|source| ClientError::Corrupt { url, source })?;
         Ok(split)
     }
 

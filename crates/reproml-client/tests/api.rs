@@ -530,9 +530,9 @@ fn a_token_is_required_when_configured() {
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
 
-#[test]
-fn a_corrupted_chunk_is_detected() {
-    use reproml_data::wire::{ChunkEncoder, SplitHeader, encode_header};
+/// A small valid split stream of run 0, split train, seed 1.
+fn small_stream() -> Vec<u8> {
+    use reproml_data::wire::{ChunkEncoder, SplitHeader, SplitOrder, encode_header};
     let header = SplitHeader {
         experiment: "e".parse().unwrap(),
         run: RunIndex::new(0),
@@ -551,16 +551,19 @@ fn a_corrupted_chunk_is_detected() {
             std: vec![0.2],
         },
         dataset_digest: "0".repeat(64),
-        order: reproml_data::wire::SplitOrder::Index,
+        order: SplitOrder::Epoch0,
     };
     let mut body = encode_header(&header);
     let mut enc = ChunkEncoder::new();
     let pixels = [1u8, 2, 3, 4];
     body.extend(enc.chunk((0..3).map(|i| (i, 1, &pixels[..]))));
     body.extend(enc.finish());
-    let flip = body.len() - 40; // inside the last record
-    body[flip] ^= 0x10;
-    // A one-shot fake server that answers with the corrupted stream.
+    body
+}
+
+/// A one-shot fake server that answers any request with `body` as a split
+/// stream; returns its URL and the thread to join.
+fn serve_once(body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let fake = std::thread::spawn(move || {
@@ -574,7 +577,16 @@ fn a_corrupted_chunk_is_detected() {
         conn.write_all(head.as_bytes()).unwrap();
         conn.write_all(&body).unwrap();
     });
-    let client = Client::new(&format!("http://{addr}"), None).with_retries(0);
+    (format!("http://{addr}"), fake)
+}
+
+#[test]
+fn a_corrupted_chunk_is_detected() {
+    let mut body = small_stream();
+    let flip = body.len() - 40; // inside the last record
+    body[flip] ^= 0x10;
+    let (url, fake) = serve_once(body);
+    let client = Client::new(&url, None).with_retries(0);
     let err = client
         .split(
             &"e".parse().unwrap(),
@@ -586,6 +598,37 @@ fn a_corrupted_chunk_is_detected() {
     assert!(matches!(err, ClientError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("checksum mismatch"), "{err}");
     fake.join().unwrap();
+}
+
+#[test]
+fn a_valid_stream_of_another_run_is_refused() {
+    // Every checksum holds, but the header is run 0's and run 1 was asked
+    // for (a confused proxy or cache): it must not be trained on.
+    let (url, fake) = serve_once(small_stream());
+    let err = Client::new(&url, None)
+        .with_retries(0)
+        .split(
+            &"e".parse().unwrap(),
+            RunIndex::new(1),
+            SplitName::Train,
+            Seed::new(1),
+        )
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Corrupt { .. }), "{err}");
+    let text = with_causes(&err);
+    assert!(text.contains("run 0 (asked: 1)"), "{text}");
+    fake.join().unwrap();
+}
+
+/// The error with its causes (what the CLI prints).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 #[test]

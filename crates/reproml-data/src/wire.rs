@@ -154,6 +154,9 @@ pub enum WireError {
     /// The whole-split SHA-256 does not match.
     #[error("checksum mismatch for the whole split: the data was corrupted; fetch it again")]
     SplitChecksum,
+    /// The header is well-formed but is not the split that was asked for.
+    #[error("the split stream is not the one asked for: {0}")]
+    Mismatch(String),
     /// The stream ended early or holds more or fewer records than announced.
     #[error("truncated or malformed split stream: {0}")]
     Malformed(String),
@@ -195,6 +198,7 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
     read(reader, &mut json, "header")?;
     let header: SplitHeader =
         serde_json::from_slice(&json).map_err(|e| WireError::BadHeader(e.to_string()))?;
+    check_header(&header)?;
     let size = header.shape.pixels();
     let record_size = 5 + size;
     let examples = header.examples as usize;
@@ -250,7 +254,92 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
             records.len() / record_size
         )));
     }
-    Ok(DecodedSplit { header, records })
+    let split = DecodedSplit { header, records };
+    if let Some(k) = (0..split.len()).find(|&k| u32::from(split.label(k)) >= split.header.classes) {
+        return Err(WireError::Malformed(format!(
+            "record {k} has label {}, but the header says {} classes",
+            split.label(k),
+            split.header.classes
+        )));
+    }
+    Ok(split)
+}
+
+/// What a header must say about itself for its records to be usable: a
+/// real image shape, a class count labels fit in, one finite mean and one
+/// positive standard deviation per channel, the order its split is served
+/// in. A reader that trusted less would index out of bounds or divide by
+/// zero on a corrupted header.
+pub fn check_header(h: &SplitHeader) -> Result<(), WireError> {
+    let bad = |m: String| Err(WireError::BadHeader(m));
+    let s = h.shape;
+    if s.channels == 0 || s.height == 0 || s.width == 0 {
+        return bad(format!(
+            "images of {}×{}×{} have no pixels",
+            s.channels, s.height, s.width
+        ));
+    }
+    if !(1..=256).contains(&h.classes) {
+        return bad(format!(
+            "{} classes; labels are bytes, so 1 to 256",
+            h.classes
+        ));
+    }
+    let n = &h.normalization;
+    let channels = s.channels as usize;
+    if n.mean.len() != channels || n.std.len() != channels {
+        return bad(format!(
+            "{} channels but {} means and {} standard deviations",
+            channels,
+            n.mean.len(),
+            n.std.len()
+        ));
+    }
+    if n.max_value == 0
+        || !n.mean.iter().all(|m| m.is_finite())
+        || !n.std.iter().all(|d| d.is_finite() && *d > 0.0)
+    {
+        return bad("the normalisation is not usable (zero maximum, or a mean or standard deviation that is not a positive finite number)".into());
+    }
+    if h.order != SplitOrder::of(h.split) {
+        return bad(format!(
+            "the {} split is never served in {:?} order",
+            h.split, h.order
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `header` is the split that was asked for: the experiment,
+/// run, split and seed of the request.
+pub fn check_request(
+    header: &SplitHeader,
+    experiment: &reproml_core::ExperimentId,
+    run: reproml_core::RunIndex,
+    split: reproml_core::split::SplitName,
+    seed: reproml_core::Seed,
+) -> Result<(), WireError> {
+    let mut wrong = Vec::new();
+    if header.experiment != *experiment {
+        wrong.push(format!(
+            "experiment {} (asked: {experiment})",
+            header.experiment
+        ));
+    }
+    if header.run != run {
+        wrong.push(format!("run {} (asked: {run})", header.run));
+    }
+    if header.split != split {
+        wrong.push(format!("split {} (asked: {split})", header.split));
+    }
+    if header.seed != seed {
+        wrong.push(format!("seed {} (asked: {seed})", header.seed));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(WireError::Mismatch(wrong.join(", ")))
+    }
 }
 
 fn u32_le(b: &[u8]) -> u32 {
@@ -261,12 +350,13 @@ fn u32_le(b: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use reproml_api::{ImageShape, Normalization};
+    use reproml_core::split::SplitName;
 
     fn stream(records: &[(u32, u8, Vec<u8>)], chunk: usize) -> Vec<u8> {
         let header = SplitHeader {
             experiment: "e".parse().unwrap(),
             run: reproml_core::RunIndex::new(0),
-            split: reproml_core::split::SplitName::Train,
+            split: reproml_core::split::SplitName::Test,
             seed: reproml_core::Seed::new(1),
             examples: records.len() as u32,
             shape: ImageShape {
@@ -319,6 +409,58 @@ mod tests {
                 .len();
         let bytes = stream(&sample(), records_per_chunk(2));
         assert_eq!(encoded_len(header_len, 7, 2), bytes.len() as u64);
+    }
+
+    #[test]
+    fn headers_that_records_cannot_live_with_are_refused() {
+        let good = decode(&stream(&sample(), 3)).unwrap();
+        let mut cases: Vec<(&str, SplitHeader)> = Vec::new();
+        let mut h = good.header.clone();
+        h.classes = 0;
+        cases.push(("classes", h));
+        let mut h = good.header.clone();
+        h.shape.width = 0;
+        cases.push(("no pixels", h));
+        let mut h = good.header.clone();
+        h.normalization.std = vec![0.5, 0.5];
+        cases.push(("channels", h));
+        let mut h = good.header.clone();
+        h.normalization.std = vec![0.0];
+        cases.push(("normalisation", h));
+        let mut h = good.header.clone();
+        h.order = SplitOrder::Epoch0;
+        cases.push(("order", h));
+        for (what, header) in cases {
+            let err = check_header(&header).unwrap_err().to_string();
+            assert!(err.starts_with("bad split header"), "{what}: {err}");
+        }
+        // Labels at or above the class count are refused while decoding.
+        let mut labels = sample();
+        labels[4].1 = 2;
+        assert!(matches!(
+            decode(&stream(&labels, 3)),
+            Err(WireError::Malformed(m)) if m.contains("label 2")
+        ));
+    }
+
+    #[test]
+    fn a_header_for_another_request_is_a_mismatch() {
+        let h = decode(&stream(&sample(), 3)).unwrap().header;
+        let id = "e".parse().unwrap();
+        let (run, seed) = (reproml_core::RunIndex::new(0), reproml_core::Seed::new(1));
+        assert!(check_request(&h, &id, run, SplitName::Test, seed).is_ok());
+        let err = check_request(
+            &h,
+            &id,
+            reproml_core::RunIndex::new(3),
+            SplitName::Test,
+            seed,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("run 0 (asked: 3)"), "{err}");
+        assert!(check_request(&h, &id, run, SplitName::Train, seed).is_err());
+        assert!(check_request(&h, &id, run, SplitName::Test, reproml_core::Seed::new(2)).is_err());
     }
 
     #[test]

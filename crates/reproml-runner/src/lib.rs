@@ -207,6 +207,18 @@ pub enum RunnerError {
         /// The artifact these runs would have.
         given: Box<Artifact>,
     },
+    /// A run's train and test splits describe different data.
+    #[error(
+        "the train and test splits of run {run} of {experiment} describe different data \
+         (data set digest, image shape, classes or normalisation); nothing was trained. \
+         Is something between this client and the server altering answers?"
+    )]
+    InconsistentSplits {
+        /// The experiment.
+        experiment: ExperimentId,
+        /// The run.
+        run: RunIndex,
+    },
     /// An experiment asked for is not on the server.
     #[error("no experiment {0} on the server")]
     NoSuchExperiment(String),

@@ -50,6 +50,15 @@ pub fn train_run(
     let seed = client.seed(id, run)?.seed;
     let train = client.split(id, run, SplitName::Train, seed)?;
     let test = client.split(id, run, SplitName::Test, seed)?;
+    let (a, b) = (&train.header, &test.header);
+    if (&a.dataset_digest, a.shape, a.classes, &a.normalization)
+        != (&b.dataset_digest, b.shape, b.classes, &b.normalization)
+    {
+        return Err(RunnerError::InconsistentSplits {
+            experiment: id.clone(),
+            run,
+        });
+    }
     let network = ModelRegistry::default()
         .build(
             experiment.spec.model.as_str(),
