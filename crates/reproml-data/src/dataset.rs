@@ -112,6 +112,13 @@ impl Dataset {
         if self.labels.is_empty() {
             return fail("the data set has no examples".into());
         }
+        let shape = self.shape;
+        if shape.channels == 0 || shape.height == 0 || shape.width == 0 {
+            return fail(format!(
+                "its images are {}×{}×{}: an image needs at least one pixel; is this the right file?",
+                shape.channels, shape.height, shape.width
+            ));
+        }
         if self.pixels.len() != self.labels.len() * self.shape.pixels() {
             return fail(format!(
                 "{} pixel bytes for {} examples of {} bytes each",
@@ -186,5 +193,10 @@ mod tests {
         let mut short = tiny();
         short.pixels.pop();
         assert!(short.checked("x").is_err());
+        let mut empty_images = tiny();
+        empty_images.shape.width = 0;
+        empty_images.pixels.clear();
+        let err = empty_images.checked("x").unwrap_err().to_string();
+        assert!(err.contains("at least one pixel"), "{err}");
     }
 }

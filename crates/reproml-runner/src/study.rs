@@ -180,7 +180,7 @@ impl CommandSide<'_> {
 
 /// A `command` artifact's line with its placeholders filled in:
 /// `{server}`, `{experiment}`, `{variant}` and `{runs}` (a comma-separated
-/// list of the missing runs).
+/// list of the missing runs), in one pass, every value quoted for `sh`.
 ///
 /// ```
 /// use reproml_core::RunIndex;
@@ -192,7 +192,7 @@ impl CommandSide<'_> {
 ///     &"buggy".parse().unwrap(),
 ///     &[0, 2, 3].map(RunIndex::new),
 /// );
-/// assert_eq!(line, "client --url http://127.0.0.1:7878 -e s-b1 -v buggy -r 0,2,3");
+/// assert_eq!(line, "client --url 'http://127.0.0.1:7878' -e 's-b1' -v 'buggy' -r '0,2,3'");
 /// ```
 pub fn command_line(
     template: &str,
@@ -206,11 +206,15 @@ pub fn command_line(
         .map(RunIndex::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    template
-        .replace("{server}", server)
-        .replace("{experiment}", experiment.as_str())
-        .replace("{variant}", variant.as_str())
-        .replace("{runs}", &list)
+    reproml_study::template::fill(
+        template,
+        &[
+            ("server", server),
+            ("experiment", experiment.as_str()),
+            ("variant", variant.as_str()),
+            ("runs", &list),
+        ],
+    )
 }
 
 /// How far one bug of a study is.

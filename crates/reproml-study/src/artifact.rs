@@ -13,7 +13,8 @@
 //! ```
 //!
 //! `{src}` is the worktree, `{rev}` the revision, `{out}` the folder the
-//! build must put its output in. A failed build is recorded and skipped.
+//! build must put its output in, filled in one pass and single-quoted for
+//! the shell (`template::fill`). A failed build is recorded and skipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,9 +96,10 @@ impl Recipe {
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._-/~^".contains(c))
         };
-        if !safe(&recipe.name) || recipe.name.contains('/') {
+        // The name is a folder under --dir: an identifier, so never `..`.
+        if reproml_core::Name::new(recipe.name.as_str()).is_err() {
             return Err(ArtifactError::Recipe(format!(
-                "{origin}: name {:?} must be letters, digits, '.', '_', '-'",
+                "{origin}: name {:?} must be letters, digits, '.', '_', '-', starting with a letter or digit",
                 recipe.name
             )));
         }
@@ -144,11 +146,6 @@ fn version(tool: &str, arg: &str) -> Option<String> {
     })
     .into_owned();
     text.lines().next().map(str::to_owned)
-}
-
-/// Single-quotes a path for `sh`.
-fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
 fn digest_dir(dir: &Path) -> std::io::Result<String> {
@@ -246,11 +243,14 @@ pub fn build(recipe: &Recipe, dir: &Path) -> Result<Vec<Provenance>, ArtifactErr
         )?;
         let _ = std::fs::remove_dir_all(&output);
         std::fs::create_dir_all(&output).map_err(io(format!("create {}", output.display())))?;
-        let command = recipe
-            .command
-            .replace("{src}", &shell_quote(&src))
-            .replace("{rev}", &commit)
-            .replace("{out}", &shell_quote(&output));
+        let command = crate::template::fill(
+            &recipe.command,
+            &[
+                ("src", &src.display().to_string()),
+                ("rev", &commit),
+                ("out", &output.display().to_string()),
+            ],
+        );
         let log_file =
             std::fs::File::create(&log).map_err(io(format!("create {}", log.display())))?;
         let log_err = log_file

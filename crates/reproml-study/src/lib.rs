@@ -8,6 +8,7 @@ pub mod corpus;
 pub mod files;
 pub mod labels;
 pub mod study;
+pub mod template;
 
 pub use corpus::{BugRecord, CorpusError, NotesFormat, number_corpus, parse_release_notes};
 pub use labels::{Decision, Label, accepted, agreement, disagreements};

@@ -114,6 +114,17 @@ impl Study {
             origin: origin.into(),
             message: e.message().to_owned(),
         })?;
+        // The name prefixes experiment identifiers and names the report's
+        // folder: an identifier, so never a path.
+        if reproml_core::Name::new(study.name.as_str()).is_err() {
+            return Err(StudyError::Syntax {
+                origin: origin.into(),
+                message: format!(
+                    "name {:?} must be letters, digits, '.', '_', '-', starting with a letter or digit",
+                    study.name
+                ),
+            });
+        }
         if study.bugs.is_empty() {
             return Err(StudyError::Syntax {
                 origin: origin.into(),
@@ -222,6 +233,13 @@ mod tests {
         let wrong_type = STUDY.replace("epochs = 2", "epochs = \"two\"");
         let err = Study::from_toml(&wrong_type, "s").unwrap_err().to_string();
         assert!(err.contains("epochs"), "{err}");
+        let escape = STUDY.replace("name = \"cal\"", "name = \"../x\"");
+        assert!(
+            Study::from_toml(&escape, "s")
+                .unwrap_err()
+                .to_string()
+                .contains("name \"../x\"")
+        );
         let bad_fault = STUDY.replace("momentum-ignored", "gremlins");
         assert!(
             Study::from_toml(&bad_fault, "s")

@@ -137,3 +137,37 @@ fn bad_recipes_are_refused() {
     assert!(Recipe::from_toml(&base.replace("name = \"x\"", "name = \"../x\""), "r").is_err());
     assert!(Recipe::from_toml(&format!("{base}surprise = 1\n"), "r").is_err());
 }
+
+#[test]
+fn names_and_folders_cannot_escape() {
+    let root = std::env::temp_dir().join(format!("reproml-artifact-esc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let repo = root.join("repo");
+    let (buggy, _) = repository(&repo);
+    let recipe = |name: &str, command: &str| {
+        Recipe::from_toml(
+            &format!(
+                "name = \"{name}\"\nrepository = \"{}\"\nbuggy = \"{buggy}\"\ncorrected = \"HEAD\"\ncommand = \"{command}\"\n",
+                repo.display()
+            ),
+            "recipe.toml",
+        )
+    };
+    // A recipe named `..` would build into, and clear, the parent of --dir.
+    for name in ["..", ".", "a/b", ""] {
+        assert!(recipe(name, "true {out}").is_err(), "{name:?}");
+    }
+    // A --dir whose name holds `{out}` and a space: substituted once, one word.
+    let dir = root.join("odd {out} dir");
+    let r = recipe(
+        "esc",
+        "cp data.txt {out}/ && printf %s {src} > {out}/src.txt",
+    )
+    .unwrap();
+    let built = build(&r, &dir).unwrap();
+    assert!(built.iter().all(|p| p.succeeded), "{built:?}");
+    let src = std::fs::read_to_string(built[0].out.join("src.txt")).unwrap();
+    assert!(src.contains("odd {out} dir"), "{src}");
+    assert!(src.ends_with("src"), "the worktree path, unexpanded: {src}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
