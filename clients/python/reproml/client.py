@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 import time
 import urllib.error
@@ -77,6 +78,53 @@ def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
     return bytes(data)
 
 
+def _check_header(header: Any) -> None:
+    """The header must describe records a model can use (docs/protocol.md
+    section 8): the v1 checksums do not cover it, so nothing is taken on
+    trust that could index out of range or divide by zero."""
+    def bad(why: str) -> CorruptStream:
+        return CorruptStream(f"bad split header: {why}")
+
+    def whole(value: Any, low: int, high: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    if not isinstance(header, dict):
+        raise bad("not a JSON object")
+    for key in ("experiment", "run", "split", "seed", "examples", "shape", "classes",
+                "normalization", "dataset_digest", "order"):
+        if key not in header:
+            raise bad(f"no {key!r}")
+    shape = header["shape"]
+    if not isinstance(shape, dict) or not all(whole(shape.get(k), 1, 1 << 16) for k in ("channels", "height", "width")):
+        raise bad(f"shape {shape!r} is not three positive whole numbers")
+    if not whole(header["classes"], 1, 256):
+        raise bad(f"{header['classes']!r} classes; labels are bytes, so 1 to 256")
+    if not whole(header["examples"], 0, 1 << 32) or not whole(header["run"], 0, (1 << 32) - 1):
+        raise bad("examples or run is not a whole number in range")
+    n = header["normalization"]
+    channels = shape["channels"]
+    try:
+        means, stds, top = list(n["mean"]), list(n["std"]), n["max_value"]
+        usable = (len(means) == channels and len(stds) == channels and whole(top, 1, 255)
+                  and all(isinstance(m, (int, float)) and math.isfinite(m) for m in means)
+                  and all(isinstance(d, (int, float)) and math.isfinite(d) and d > 0 for d in stds))
+    except (KeyError, TypeError):
+        usable = False
+    if not usable:
+        raise bad("the normalisation is not one finite mean and one positive standard deviation per channel")
+    expected_order = {"train": "epoch-0", "test": "index", "validation": "index"}.get(header["split"])
+    if header["order"] != expected_order:
+        raise bad(f"split {header['split']!r} is not served in order {header['order']!r}")
+
+
+def check_request(header: Dict[str, Any], experiment: str, run: int, split: str, seed: int) -> None:
+    """The stream must be the split that was asked for."""
+    asked = {"experiment": experiment, "run": int(run), "split": split, "seed": int(seed)}
+    wrong = [f"{k} {header.get(k)!r} (asked: {v!r})" for k, v in asked.items() if header.get(k) != v]
+    if wrong:
+        raise CorruptStream("the split stream is not the one asked for: " + ", ".join(wrong))
+
+
 def decode_split(stream: BinaryIO) -> Split:
     """Reads and verifies a split stream (docs/protocol.md section 8)."""
     if _read_exact(stream, 8, "magic") != MAGIC:
@@ -88,6 +136,7 @@ def decode_split(stream: BinaryIO) -> Split:
         header = json.loads(_read_exact(stream, length, "header"))
     except ValueError as e:
         raise CorruptStream(f"bad split header: {e}") from None
+    _check_header(header)
     s = header["shape"]
     record_size = 5 + s["channels"] * s["height"] * s["width"]
     records = bytearray()
@@ -112,6 +161,9 @@ def decode_split(stream: BinaryIO) -> Split:
         raise CorruptStream(f"{len(records) // record_size} records, {header['examples']} announced")
     if stream.read(1):
         raise CorruptStream("bytes after the trailer")
+    labels = records[4::record_size]
+    if labels and max(labels) >= header["classes"]:
+        raise CorruptStream(f"a record has label {max(labels)}, but the header says {header['classes']} classes")
     return Split(header=header, records=bytes(records))
 
 
@@ -175,7 +227,9 @@ class Client:
         """The verified split (train, test or validation) of a run."""
         path = f"/v1/experiments/{urllib.parse.quote(experiment)}/runs/{int(run)}/data/{split}?seed={int(seed)}"
         with self._open("GET", path) as response:
-            return decode_split(response)
+            data = decode_split(response)
+        check_request(data.header, experiment, run, split, seed)
+        return data
 
     def post_result(self, experiment: str, variant: str, run: int, result: Dict[str, Any]) -> Dict[str, Any]:
         """POST a run's result; a retry of the same result is accepted."""

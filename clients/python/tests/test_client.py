@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pathlib
+import struct
 import subprocess
 import urllib.request
 
@@ -80,6 +81,50 @@ def test_a_corrupted_stream_raises(server):
         decode_split(io.BytesIO(bytes(raw)))
     with pytest.raises(CorruptStream):
         decode_split(io.BytesIO(bytes(raw[: len(raw) // 2])))
+
+
+def _with_header(raw, change):
+    """The stream `raw` with its JSON header changed by `change` (checksums
+    untouched: version 1 does not cover the header)."""
+    (length,) = struct.unpack("<I", raw[8:12])
+    header = json.loads(raw[12 : 12 + length])
+    change(header)
+    encoded = json.dumps(header).encode()
+    return bytes(raw[:8]) + struct.pack("<I", len(encoded)) + encoded + bytes(raw[12 + length :])
+
+
+def test_a_header_that_does_not_fit_its_records_raises(server):
+    client = Client(server)
+    client.create_experiment(SPEC)
+    seed = client.seed("py", 0)["seed"]
+    url = f"{server}/v1/experiments/py/runs/0/data/test?seed={seed}"
+    raw = urllib.request.urlopen(url).read()
+    changes = [
+        lambda h: h["shape"].pop("width"),  # was a bare KeyError('width')
+        lambda h: h.update(classes=1),  # labels above the class count
+        lambda h: h.update(classes="1 "),
+        lambda h: h["normalization"].update(std=[0.0]),
+        lambda h: h["normalization"].update(mean=[0.1, 0.2]),
+        lambda h: h.update(order="epoch-0"),
+        lambda h: h.pop("dataset_digest"),
+    ]
+    for change in changes:
+        with pytest.raises(CorruptStream):
+            decode_split(io.BytesIO(_with_header(raw, change)))
+
+
+def test_a_stream_of_another_run_raises(server):
+    from reproml.client import check_request
+
+    client = Client(server)
+    client.create_experiment(SPEC)
+    seed = client.seed("py", 0)["seed"]
+    data = client.split("py", 0, "test", seed)
+    check_request(data.header, "py", 0, "test", seed)
+    with pytest.raises(CorruptStream, match="run 0"):
+        check_request(data.header, "py", 1, "test", seed)
+    with pytest.raises(CorruptStream, match="split"):
+        check_request(data.header, "py", 0, "train", seed)
 
 
 def fake_result(seed, accuracy):
