@@ -167,11 +167,22 @@ def decode_split(stream: BinaryIO) -> Split:
     return Split(header=header, records=bytes(records))
 
 
+def _retry_after(header: Optional[str], attempt: int) -> float:
+    """Seconds to wait before the next try: the server's Retry-After (at
+    most a minute), else the backoff."""
+    try:
+        return min(60.0, float(int(header))) if header is not None else 0.1 * 2**attempt
+    except ValueError:
+        return 0.1 * 2**attempt
+
+
 class Client:
     """A client of one ReproduceML server.
 
-    Connection failures are retried with exponential backoff (100 ms,
-    200 ms, ...); answers from the server, problems included, are not.
+    Connection failures and `503 Service Unavailable` answers are retried
+    with exponential backoff (100 ms, 200 ms, ..., or the server's
+    Retry-After); every call is idempotent, so this is safe. Other
+    answers, problems included, are not retried.
     """
 
     def __init__(self, base: str, token: Optional[str] = None, retries: int = 5, timeout: float = 600.0) -> None:
@@ -192,6 +203,9 @@ class Client:
             try:
                 return urllib.request.urlopen(request, timeout=self.timeout)
             except urllib.error.HTTPError as e:
+                if e.code == 503 and attempt < self.retries:
+                    time.sleep(_retry_after(e.headers.get("Retry-After"), attempt))
+                    continue
                 try:
                     problem = json.loads(e.read())
                     raise ProblemError(e.code, problem["code"], problem["detail"]) from None

@@ -164,3 +164,38 @@ def test_python_results_show_up_in_compare_next_to_rust_results(server):
     experiment = report["experiments"][0]
     assert (experiment["baseline"], experiment["treatment"], experiment["n"]) == ("python", "rust", 3)
     assert experiment["metrics"][0]["baseline"]["mean"] == pytest.approx(0.51)
+
+
+def test_a_busy_server_is_asked_again():
+    """503 twice, then an answer: the client waits as asked and goes on."""
+    import http.server
+    import threading
+
+    answers = [(503, b'{"code":"internal","detail":"busy"}'), (503, b'{"code":"internal","detail":"busy"}'),
+               (200, b'{"status":"ok","version":"0","api":"v1"}')]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            status, body = answers.pop(0)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_port}"
+        assert Client(url, retries=2).health()["status"] == "ok"
+        answers.append((503, b'{"code":"internal","detail":"busy"}'))
+        with pytest.raises(ProblemError) as error:
+            Client(url, retries=0).health()
+        assert error.value.status == 503
+    finally:
+        httpd.shutdown()

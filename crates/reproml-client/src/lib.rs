@@ -124,8 +124,9 @@ impl Client {
         }
     }
 
-    /// Sets how many times a connection failure is retried (default 5,
-    /// waiting 100 ms, 200 ms, 400 ms, … between tries).
+    /// Sets how many times a connection failure or a `503 Service
+    /// Unavailable` is retried (default 5, waiting 100 ms, 200 ms, 400 ms,
+    /// … between tries, or what the server's `Retry-After` asks).
     pub fn with_retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
@@ -162,9 +163,16 @@ impl Client {
                 }
             };
             match result {
+                // A busy or overloaded server asks to be tried again: every
+                // call of this API is idempotent (a result or experiment
+                // posted twice is recognised), so retrying is safe.
+                Ok(response) if response.status().as_u16() == 503 && attempt < self.retries => {
+                    std::thread::sleep(retry_after(&response).unwrap_or(backoff(attempt)));
+                    attempt += 1;
+                }
                 Ok(response) => return Ok((url, response)),
                 Err(e) if attempt < self.retries && is_transient(&e) => {
-                    std::thread::sleep(Duration::from_millis(100 << attempt.min(6)));
+                    std::thread::sleep(backoff(attempt));
                     attempt += 1;
                 }
                 Err(e) => {
@@ -321,6 +329,24 @@ impl Client {
             message: e.to_string(),
         })
     }
+}
+
+/// 100 ms, 200 ms, 400 ms, … (at most 6.4 s) before try `attempt + 1`.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100 << attempt.min(6))
+}
+
+/// A 503's `Retry-After` in seconds, capped at a minute.
+fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    let secs: u64 = response
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs.min(60)))
 }
 
 fn is_transient(e: &ureq::Error) -> bool {

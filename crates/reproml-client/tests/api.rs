@@ -631,6 +631,54 @@ fn with_causes(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// A fake server answering one connection after another with `answers`
+/// (status line and body); returns its URL and the thread to join.
+fn answer_in_turn(
+    answers: Vec<(&'static str, &'static str)>,
+) -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        for (status, body) in answers {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nRetry-After: 0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            conn.write_all(head.as_bytes()).unwrap();
+            conn.write_all(body.as_bytes()).unwrap();
+        }
+    });
+    (format!("http://{addr}"), fake)
+}
+
+const BUSY: (&str, &str) = (
+    "503 Service Unavailable",
+    r#"{"code":"internal","detail":"busy"}"#,
+);
+const HEALTHY: (&str, &str) = ("200 OK", r#"{"status":"ok","version":"0","api":"v1"}"#);
+
+#[test]
+fn a_busy_server_is_asked_again() {
+    let (url, fake) = answer_in_turn(vec![BUSY, BUSY, HEALTHY]);
+    let health = Client::new(&url, None).with_retries(2).health().unwrap();
+    assert_eq!(health.status, "ok");
+    fake.join().unwrap();
+    // Without retries left the 503 is reported as it is.
+    let (url, fake) = answer_in_turn(vec![BUSY]);
+    let err = Client::new(&url, None)
+        .with_retries(0)
+        .health()
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Problem { status: 503, .. }),
+        "{err}"
+    );
+    fake.join().unwrap();
+}
+
 #[test]
 fn an_unreachable_server_is_retried_then_reported() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
