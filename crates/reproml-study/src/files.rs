@@ -1,6 +1,7 @@
-//! The study's files on disk: the corpus (`bugs collect`), the labels
-//! (`bugs label`, JSON Lines, one decision a line, fsynced) and the
-//! artifact builds' provenance (`artifact build`).
+//! The study's files: the corpus (`bugs collect`), the labels (`bugs
+//! label`, JSON Lines, one decision a line, fsynced) and the artifact
+//! builds' provenance (`artifact build`). Reading is parsing text the
+//! caller read (the CLI bounds every file it reads); writing is here.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -8,9 +9,6 @@ use std::path::{Path, PathBuf};
 
 use crate::artifact::Provenance;
 use crate::{BugRecord, Label};
-
-/// Largest corpus or labels file read: anything larger is the wrong file.
-pub const MAX_FILE_BYTES: u64 = 32 << 20;
 
 /// A study file that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -45,21 +43,11 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileE
     }
 }
 
-fn read_bounded(path: &Path) -> Result<String, FileError> {
-    let size = std::fs::metadata(path).map_err(io("read", path))?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(FileError::Content {
-            path: path.display().to_string(),
-            message: format!("{size} bytes is more than {MAX_FILE_BYTES}; is this the right file?"),
-        });
-    }
-    std::fs::read_to_string(path).map_err(io("read", path))
-}
-
-/// Reads a corpus written as JSON by `reproml bugs collect`.
-pub fn read_corpus(path: &Path) -> Result<Vec<BugRecord>, FileError> {
-    serde_json::from_str(&read_bounded(path)?).map_err(|e| FileError::Content {
-        path: path.display().to_string(),
+/// Parses a corpus written as JSON by `reproml bugs collect`; `origin`
+/// names it in errors.
+pub fn parse_corpus(text: &str, origin: &str) -> Result<Vec<BugRecord>, FileError> {
+    serde_json::from_str(text).map_err(|e| FileError::Content {
+        path: origin.to_owned(),
         message: format!("not a corpus written by `reproml bugs collect --out FILE.json` ({e})"),
     })
 }
@@ -122,18 +110,15 @@ fn csv_writer(path: &Path) -> Result<csv::Writer<std::fs::File>, FileError> {
     Ok(csv::Writer::from_writer(file))
 }
 
-/// Reads a labels file; a missing file holds no labels yet.
-pub fn read_labels(path: &Path) -> Result<Vec<Label>, FileError> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    read_bounded(path)?
-        .lines()
+/// Parses a labels file (JSON Lines, blank lines ignored); `origin` names
+/// it in errors.
+pub fn parse_labels(text: &str, origin: &str) -> Result<Vec<Label>, FileError> {
+    text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|e| FileError::Content {
-                path: format!("{}:{}", path.display(), i + 1),
+                path: format!("{origin}:{}", i + 1),
                 message: format!("not a label ({e})"),
             })
         })

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Subcommand, ValueEnum};
 use reproml_runner::study::progress;
-use reproml_study::files::{append_label, built_bugs, read_corpus, read_labels, write_corpus};
+use reproml_study::files::{append_label, built_bugs, parse_corpus, parse_labels, write_corpus};
 use reproml_study::{
     BugRecord, Decision, Label, NotesFormat, accepted, agreement, disagreements, number_corpus,
     parse_release_notes,
@@ -108,8 +108,22 @@ fn analysed(study: &std::path::Path, server: &crate::connect::ServerArgs) -> Res
         .count())
 }
 
-/// Largest release-notes file read.
+/// Largest release-notes, corpus or labels file read.
 const MAX_NOTES_BYTES: u64 = 32 << 20;
+
+fn read_corpus(path: &std::path::Path) -> Result<Vec<BugRecord>> {
+    let text = crate::files::read_text_file(path, MAX_NOTES_BYTES, "corpus file")?;
+    Ok(parse_corpus(&text, &path.display().to_string())?)
+}
+
+/// The labels so far; a labels file not written yet holds none.
+fn read_labels(path: &std::path::Path) -> Result<Vec<Label>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = crate::files::read_text_file(path, MAX_NOTES_BYTES, "labels file")?;
+    Ok(parse_labels(&text, &path.display().to_string())?)
+}
 
 /// Runs a `reproml bugs` subcommand.
 pub fn run(cmd: BugsCommand) -> Result<()> {
