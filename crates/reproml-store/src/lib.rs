@@ -383,18 +383,17 @@ impl Store {
         id: &ExperimentId,
         variant: &VariantLabel,
     ) -> Result<Option<Artifact>, StoreError> {
+        // Only the artifact, not the whole result with its epochs: this
+        // runs before every write of a result.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT result FROM runs WHERE experiment = ?1 AND variant = ?2 ORDER BY rowid LIMIT 1",
+            "SELECT json_extract(result, '$.artifact') FROM runs
+             WHERE experiment = ?1 AND variant = ?2 ORDER BY rowid LIMIT 1",
         )?;
         let json: Option<String> = stmt
             .query_row(params![id.as_str(), variant.as_str()], |r| r.get(0))
             .optional()?;
-        json.map(|j| {
-            serde_json::from_str::<RunResult>(&j)
-                .map(|r| r.artifact)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
-        })
-        .transpose()
+        json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
     }
 
     /// One run's stored result.
