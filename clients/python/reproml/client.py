@@ -17,7 +17,11 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Dict, List, Optional
 
-MAGIC = b"RPMLSPL1"
+#: Version 2 (the split checksum covers the header too) is what this client
+#: asks for; version 1 is still decoded, for old servers.
+MAGIC_V1 = b"RPMLSPL1"
+MAGIC = MAGIC_V2 = b"RPMLSPL2"
+MEDIA_TYPE = "application/vnd.reproml.split.v2"
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -45,6 +49,7 @@ class Split:
 
     header: Dict[str, Any]
     records: bytes
+    version: int = 2
 
     @property
     def record_size(self) -> int:
@@ -80,8 +85,9 @@ def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
 
 def _check_header(header: Any) -> None:
     """The header must describe records a model can use (docs/protocol.md
-    section 8): the v1 checksums do not cover it, so nothing is taken on
-    trust that could index out of range or divide by zero."""
+    section 8). Version 2's split checksum covers it, but that is checked
+    only after the records: nothing is taken on trust before then that
+    could index out of range or divide by zero."""
     def bad(why: str) -> CorruptStream:
         return CorruptStream(f"bad split header: {why}")
 
@@ -127,20 +133,25 @@ def check_request(header: Dict[str, Any], experiment: str, run: int, split: str,
 
 def decode_split(stream: BinaryIO) -> Split:
     """Reads and verifies a split stream (docs/protocol.md section 8)."""
-    if _read_exact(stream, 8, "magic") != MAGIC:
+    magic = _read_exact(stream, 8, "magic")
+    if magic not in (MAGIC_V1, MAGIC_V2):
         raise CorruptStream("not a ReproduceML split stream (bad magic bytes)")
-    (length,) = struct.unpack("<I", _read_exact(stream, 4, "header length"))
+    word = _read_exact(stream, 4, "header length")
+    (length,) = struct.unpack("<I", word)
     if length > MAX_HEADER_BYTES:
         raise CorruptStream(f"a {length}-byte header is longer than {MAX_HEADER_BYTES}")
+    raw = _read_exact(stream, length, "header")
+    whole = hashlib.sha256()
+    if magic == MAGIC_V2:
+        whole.update(magic + word + raw)
     try:
-        header = json.loads(_read_exact(stream, length, "header"))
+        header = json.loads(raw)
     except ValueError as e:
         raise CorruptStream(f"bad split header: {e}") from None
     _check_header(header)
     s = header["shape"]
     record_size = 5 + s["channels"] * s["height"] * s["width"]
     records = bytearray()
-    whole = hashlib.sha256()
     chunk = 0
     while True:
         (count,) = struct.unpack("<I", _read_exact(stream, 4, "chunk length"))
@@ -164,7 +175,7 @@ def decode_split(stream: BinaryIO) -> Split:
     labels = records[4::record_size]
     if labels and max(labels) >= header["classes"]:
         raise CorruptStream(f"a record has label {max(labels)}, but the header says {header['classes']} classes")
-    return Split(header=header, records=bytes(records))
+    return Split(header=header, records=bytes(records), version=2 if magic == MAGIC_V2 else 1)
 
 
 def _retry_after(header: Optional[str], attempt: int) -> float:
@@ -191,9 +202,9 @@ class Client:
         self.retries = retries
         self.timeout = timeout
 
-    def _open(self, method: str, path: str, body: Optional[Any] = None) -> Any:
+    def _open(self, method: str, path: str, body: Optional[Any] = None, accept: str = "application/json") -> Any:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if data is not None:
             headers["Content-Type"] = "application/json"
         if self.token:
@@ -240,8 +251,10 @@ class Client:
     def split(self, experiment: str, run: int, split: str, seed: int) -> Split:
         """The verified split (train, test or validation) of a run."""
         path = f"/v1/experiments/{urllib.parse.quote(experiment)}/runs/{int(run)}/data/{split}?seed={int(seed)}"
-        with self._open("GET", path) as response:
+        with self._open("GET", path, accept=MEDIA_TYPE) as response:
             data = decode_split(response)
+        if data.version != 2:
+            raise CorruptStream("a version-1 split stream (header not under the checksum), but version 2 was asked for")
         check_request(data.header, experiment, run, split, seed)
         return data
 

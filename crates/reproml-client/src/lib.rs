@@ -143,19 +143,29 @@ impl Client {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(String, ureq::http::Response<ureq::Body>), ClientError> {
+        self.call_accepting(method, path, body, "application/json")
+    }
+
+    fn call_accepting(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        accept: &str,
+    ) -> Result<(String, ureq::http::Response<ureq::Body>), ClientError> {
         let url = format!("{}{path}", self.base);
         let mut attempt = 0;
         loop {
             let result = match (method, body) {
                 ("POST", Some(body)) => {
-                    let mut req = self.agent.post(&url);
+                    let mut req = self.agent.post(&url).header("Accept", accept);
                     if let Some(t) = &self.token {
                         req = req.header("Authorization", &format!("Bearer {t}"));
                     }
                     req.send_json(body)
                 }
                 _ => {
-                    let mut req = self.agent.get(&url);
+                    let mut req = self.agent.get(&url).header("Accept", accept);
                     if let Some(t) = &self.token {
                         req = req.header("Authorization", &format!("Bearer {t}"));
                     }
@@ -254,7 +264,8 @@ impl Client {
         seed: Seed,
     ) -> Result<SplitData, ClientError> {
         let path = format!("/v1/experiments/{id}/runs/{run}/data/{split_name}?seed={seed}");
-        let (url, mut response) = self.call("GET", &path, None)?;
+        let (url, mut response) =
+            self.call_accepting("GET", &path, None, wire::CURRENT.media_type())?;
         let status = response.status().as_u16();
         if status >= 400 {
             let bytes = read_limited(&url, response.body_mut().as_reader(), MAX_JSON_BYTES)?;
@@ -271,6 +282,18 @@ impl Client {
             return Err(ClientError::Corrupt {
                 url,
                 source: WireError::Malformed("bytes after the trailer".into()),
+            });
+        }
+        // A version-1 stream leaves its header unprotected: not accepted
+        // from a server that was asked for the current version.
+        if split.version != wire::CURRENT {
+            return Err(ClientError::Corrupt {
+                url,
+                source: WireError::Mismatch(format!(
+                    "a {:?} stream, but {:?} was asked for",
+                    split.version,
+                    wire::CURRENT
+                )),
             });
         }
         // Every checksum held; the header must also be the split asked for.

@@ -532,7 +532,7 @@ fn a_token_is_required_when_configured() {
 
 /// A small valid split stream of run 0, split train, seed 1.
 fn small_stream() -> Vec<u8> {
-    use reproml_data::wire::{ChunkEncoder, SplitHeader, SplitOrder, encode_header};
+    use reproml_data::wire::{self, SplitHeader, SplitOrder};
     let header = SplitHeader {
         experiment: "e".parse().unwrap(),
         run: RunIndex::new(0),
@@ -553,8 +553,7 @@ fn small_stream() -> Vec<u8> {
         dataset_digest: "0".repeat(64),
         order: SplitOrder::Epoch0,
     };
-    let mut body = encode_header(&header);
-    let mut enc = ChunkEncoder::new();
+    let (mut body, mut enc) = wire::begin(&header, wire::CURRENT);
     let pixels = [1u8, 2, 3, 4];
     body.extend(enc.chunk((0..3).map(|i| (i, 1, &pixels[..]))));
     body.extend(enc.finish());

@@ -6,7 +6,7 @@ use reproml_core::split::{Split, SplitError, SplitName, SubsetLimits, epoch_orde
 use reproml_core::{ExperimentSpec, RunIndex, Seed, SplitSeed};
 
 use crate::Dataset;
-use crate::wire::{ChunkEncoder, SplitHeader, SplitOrder, encode_header, records_per_chunk};
+use crate::wire::{self, ChunkEncoder, SplitHeader, SplitOrder, Version, records_per_chunk};
 
 /// Why a split cannot be served.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -112,12 +112,13 @@ fn membership(
 }
 
 /// The chunks of a split stream after its header, one at a time, then the
-/// trailer: what the server sends.
+/// trailer: what the server sends (`encoder` from [`wire::begin`]).
 pub fn encode_records<'a>(
     data: &'a Dataset,
     indices: &'a [u32],
+    encoder: ChunkEncoder,
 ) -> impl Iterator<Item = Vec<u8>> + 'a {
-    let mut encoder = Some(ChunkEncoder::new());
+    let mut encoder = Some(encoder);
     let mut chunks = indices.chunks(records_per_chunk(data.shape.pixels()));
     std::iter::from_fn(move || match chunks.next() {
         Some(part) => {
@@ -131,9 +132,14 @@ pub fn encode_records<'a>(
 }
 
 /// A whole split stream in memory.
-pub fn encode_split(data: &Dataset, header: &SplitHeader, indices: &[u32]) -> Vec<u8> {
-    let mut out = encode_header(header);
-    for chunk in encode_records(data, indices) {
+pub fn encode_split(
+    data: &Dataset,
+    header: &SplitHeader,
+    indices: &[u32],
+    version: Version,
+) -> Vec<u8> {
+    let (mut out, encoder) = wire::begin(header, version);
+    for chunk in encode_records(data, indices, encoder) {
         out.extend(chunk);
     }
     out

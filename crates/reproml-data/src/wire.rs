@@ -1,8 +1,13 @@
 //! The binary stream in which the server serves a split (documented in
 //! `docs/protocol.md`, "Split stream"): a JSON header, then chunks of
 //! records each followed by its SHA-256, then a trailer with the SHA-256 of
-//! the chunk checksums in order (which pins the whole split without hashing
-//! it twice). The reader verifies every checksum and fails loudly.
+//! the header bytes and the chunk checksums in order (which pins the whole
+//! split, header included, without hashing the records twice). The reader
+//! verifies every checksum and fails loudly.
+//!
+//! Version 1 left the header outside the split checksum; it stays
+//! readable, and the server still sends it to a client that asks for it
+//! by media type, but clients of this workspace ask for version 2.
 
 use std::io::Read;
 
@@ -10,10 +15,53 @@ use sha2::{Digest, Sha256};
 
 pub use reproml_api::{SplitHeader, SplitOrder};
 
-/// The 8 bytes every split stream starts with.
-pub const MAGIC: &[u8; 8] = b"RPMLSPL1";
-/// Media type of a split stream.
-pub const MEDIA_TYPE: &str = "application/vnd.reproml.split.v1";
+/// A version of the split stream format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// The split checksum covers the chunk checksums only.
+    V1,
+    /// The split checksum also covers the magic, header length and header.
+    V2,
+}
+
+impl Version {
+    /// The 8 bytes a stream of this version starts with.
+    pub fn magic(self) -> &'static [u8; 8] {
+        match self {
+            Self::V1 => b"RPMLSPL1",
+            Self::V2 => b"RPMLSPL2",
+        }
+    }
+
+    /// Its media type, for `Content-Type` and `Accept`.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::V1 => "application/vnd.reproml.split.v1",
+            Self::V2 => "application/vnd.reproml.split.v2",
+        }
+    }
+
+    /// The version a server sends for an `Accept` header: version 1 only
+    /// to a client that names it and not version 2 (an old client), else
+    /// the current one.
+    pub fn for_accept(accept: Option<&str>) -> Self {
+        match accept {
+            Some(a) if a.contains(Self::V1.media_type()) && !a.contains(Self::V2.media_type()) => {
+                Self::V1
+            }
+            _ => Self::V2,
+        }
+    }
+
+    fn from_magic(magic: &[u8; 8]) -> Option<Self> {
+        [Self::V1, Self::V2]
+            .into_iter()
+            .find(|v| v.magic() == magic)
+    }
+}
+
+/// The version this crate writes unless told otherwise.
+pub const CURRENT: Version = Version::V2;
 /// Largest header accepted by a reader.
 pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
 /// Records are grouped into chunks of about this many bytes.
@@ -25,6 +73,8 @@ pub const TARGET_CHUNK_BYTES: usize = 1 << 20;
 pub struct DecodedSplit {
     /// What the stream says about itself.
     pub header: SplitHeader,
+    /// The format version it came in.
+    pub version: Version,
     /// Every record: `u32` index, label byte, pixels.
     records: Vec<u8>,
 }
@@ -70,14 +120,19 @@ impl DecodedSplit {
     }
 }
 
-/// The header bytes: magic, header length, header JSON.
-pub fn encode_header(header: &SplitHeader) -> Vec<u8> {
+/// Starts a split stream: its first bytes (magic, header length, header
+/// JSON) and the encoder of the chunks that follow them.
+pub fn begin(header: &SplitHeader, version: Version) -> (Vec<u8>, ChunkEncoder) {
     let json = serde_json::to_vec(header).expect("a split header always serialises");
-    let mut out = Vec::with_capacity(12 + json.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    out.extend_from_slice(&json);
-    out
+    let mut head = Vec::with_capacity(12 + json.len());
+    head.extend_from_slice(version.magic());
+    head.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    head.extend_from_slice(&json);
+    let mut whole = Sha256::new();
+    if version == Version::V2 {
+        whole.update(&head);
+    }
+    (head, ChunkEncoder { whole })
 }
 
 /// Records per chunk for images of `pixels` bytes.
@@ -94,18 +149,13 @@ pub fn encoded_len(header_len: usize, examples: usize, pixels: usize) -> u64 {
     header_len as u64 + chunks * (4 + 32) + examples as u64 * (5 + pixels) as u64 + 4 + 32
 }
 
-/// Builds a split stream chunk by chunk, keeping the running digest.
-#[derive(Default)]
+/// Builds a split stream chunk by chunk, keeping the running digest
+/// (made by [`begin`]).
 pub struct ChunkEncoder {
     whole: Sha256,
 }
 
 impl ChunkEncoder {
-    /// A new encoder for one split.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// One chunk: record count, records (`u32` index, label, pixels), SHA-256.
     pub fn chunk<'a>(
         &mut self,
@@ -126,7 +176,7 @@ impl ChunkEncoder {
         out
     }
 
-    /// The trailer: a zero count, then the SHA-256 of the chunk checksums.
+    /// The trailer: a zero count, then the split checksum.
     pub fn finish(self) -> Vec<u8> {
         let mut out = vec![0, 0, 0, 0];
         out.extend_from_slice(&self.whole.finalize());
@@ -137,7 +187,7 @@ impl ChunkEncoder {
 /// Why a split stream was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
-    /// The stream does not start with [`MAGIC`].
+    /// The stream does not start with the magic of a known version.
     #[error("not a ReproduceML split stream (bad magic bytes)")]
     BadMagic,
     /// The header is too long or not valid JSON.
@@ -184,9 +234,7 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
     let mut word = [0u8; 4];
     let mut magic = [0u8; 8];
     read(reader, &mut magic, "magic")?;
-    if &magic != MAGIC {
-        return Err(WireError::BadMagic);
-    }
+    let version = Version::from_magic(&magic).ok_or(WireError::BadMagic)?;
     read(reader, &mut word, "header length")?;
     let len = u32::from_le_bytes(word);
     if len > MAX_HEADER_BYTES {
@@ -196,6 +244,14 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
     }
     let mut json = vec![0u8; len as usize];
     read(reader, &mut json, "header")?;
+    let mut whole = Sha256::new();
+    if version == Version::V2 {
+        whole.update(magic);
+        whole.update(word);
+        whole.update(&json);
+    }
+    // A header damaged in transit is caught here or, at the latest, by the
+    // split checksum; either way before any record is used.
     let header: SplitHeader =
         serde_json::from_slice(&json).map_err(|e| WireError::BadHeader(e.to_string()))?;
     check_header(&header)?;
@@ -211,7 +267,6 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
         )));
     }
     let mut records = Vec::with_capacity(examples * record_size);
-    let mut whole = Sha256::new();
     let mut expected = [0u8; 32];
     for chunk in 0.. {
         read(reader, &mut word, "chunk length")?;
@@ -254,7 +309,11 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
             records.len() / record_size
         )));
     }
-    let split = DecodedSplit { header, records };
+    let split = DecodedSplit {
+        header,
+        version,
+        records,
+    };
     if let Some(k) = (0..split.len()).find(|&k| u32::from(split.label(k)) >= split.header.classes) {
         return Err(WireError::Malformed(format!(
             "record {k} has label {}, but the header says {} classes",
@@ -353,6 +412,10 @@ mod tests {
     use reproml_core::split::SplitName;
 
     fn stream(records: &[(u32, u8, Vec<u8>)], chunk: usize) -> Vec<u8> {
+        stream_in(CURRENT, records, chunk)
+    }
+
+    fn stream_in(version: Version, records: &[(u32, u8, Vec<u8>)], chunk: usize) -> Vec<u8> {
         let header = SplitHeader {
             experiment: "e".parse().unwrap(),
             run: reproml_core::RunIndex::new(0),
@@ -373,8 +436,7 @@ mod tests {
             dataset_digest: "0".repeat(64),
             order: SplitOrder::Index,
         };
-        let mut out = encode_header(&header);
-        let mut enc = ChunkEncoder::new();
+        let (mut out, mut enc) = begin(&header, version);
         for part in records.chunks(chunk) {
             out.extend(enc.chunk(part.iter().map(|(i, l, p)| (*i, *l, p.as_slice()))));
         }
@@ -464,11 +526,39 @@ mod tests {
     }
 
     #[test]
+    fn version_1_stays_readable_and_version_2_is_sent_unless_asked() {
+        let v1 = decode(&stream_in(Version::V1, &sample(), 3)).unwrap();
+        let v2 = decode(&stream(&sample(), 3)).unwrap();
+        assert_eq!((v1.version, v2.version), (Version::V1, Version::V2));
+        assert_eq!((v1.header, v1.records), (v2.header, v2.records));
+        let v1_type = Version::V1.media_type();
+        assert_eq!(Version::for_accept(Some(v1_type)), Version::V1);
+        assert_eq!(Version::for_accept(None), Version::V2);
+        assert_eq!(Version::for_accept(Some("*/*")), Version::V2);
+        let both = format!("{}, {v1_type}", Version::V2.media_type());
+        assert_eq!(Version::for_accept(Some(&both)), Version::V2);
+    }
+
+    #[test]
     fn every_corruption_is_detected() {
+        // Version 2 protects every byte, the header's included, against
+        // any change of one byte (all 255 of them at every offset).
         let good = stream(&sample(), 3);
-        let header_len = 12 + u32_le(&good[8..12]) as usize;
-        for i in header_len..good.len() {
-            let mut bad = good.clone();
+        for i in 0..good.len() {
+            for flip in 1..=255u8 {
+                let mut bad = good.clone();
+                bad[i] ^= flip;
+                assert!(
+                    decode(&bad).is_err(),
+                    "changing byte {i} by {flip:#04x} went unnoticed"
+                );
+            }
+        }
+        // Version 1 leaves its header to the reader's own checks.
+        let v1 = stream_in(Version::V1, &sample(), 3);
+        let header_len = 12 + u32_le(&v1[8..12]) as usize;
+        for i in header_len..v1.len() {
+            let mut bad = v1.clone();
             bad[i] ^= 0x01;
             assert!(decode(&bad).is_err(), "flipping byte {i} went unnoticed");
         }

@@ -18,7 +18,7 @@ use reproml_client::{Client, Experiment};
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentSpec, RunIndex, Seed, SplitSeed, VariantLabel};
 use reproml_data::serve::{DatasetFacts, encode_split, served_split};
-use reproml_data::wire::decode;
+use reproml_data::wire::{self, decode};
 use reproml_data::{ImageShape, generate};
 use reproml_runner::run::train_run;
 use reproml_runner::{VariantPlan, train_variant};
@@ -47,7 +47,7 @@ fn generated_splits(
             name,
         )
         .unwrap();
-        PreparedSplit::new(&decode(&encode_split(&data, &header, &indices)).unwrap())
+        PreparedSplit::new(&decode(&encode_split(&data, &header, &indices, wire::CURRENT)).unwrap())
     };
     (prepare(SplitName::Train), prepare(SplitName::Test))
 }

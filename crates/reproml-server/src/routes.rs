@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use reproml_api::runs_csv::{self, RunSummary};
@@ -203,7 +203,13 @@ pub(crate) async fn get_split(
     State(state): State<AppState>,
     Path((id, run, split)): Path<(String, String, String)>,
     ApiQuery(query): ApiQuery<DataQuery>,
+    request_headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let version = wire::Version::for_accept(
+        request_headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
     let e = load_experiment(&state, experiment_id(&id)?).await?;
     let (run, seed) = run_index(&run, &e)?;
     let split_name: SplitName = split
@@ -241,14 +247,14 @@ pub(crate) async fn get_split(
         ServeError::Impossible(err) => ApiError::new(ProblemCode::SplitImpossible, err.to_string()),
     })?;
     let shape = loaded.dataset.shape;
-    let head = wire::encode_header(&header);
+    let (head, encoder) = wire::begin(&header, version);
     let length = wire::encoded_len(head.len(), indices.len(), shape.pixels());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         if tx.blocking_send(Ok(head)).is_err() {
             return;
         }
-        for chunk in encode_records(&loaded.dataset, &indices) {
+        for chunk in encode_records(&loaded.dataset, &indices, encoder) {
             if tx.blocking_send(Ok(chunk)).is_err() {
                 return; // the client went away
             }
@@ -259,7 +265,7 @@ pub(crate) async fn get_split(
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(wire::MEDIA_TYPE),
+        HeaderValue::from_static(version.media_type()),
     );
     // Known in advance, so no chunked transfer encoding on top of ours.
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));

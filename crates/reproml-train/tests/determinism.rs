@@ -6,7 +6,7 @@ use reproml_core::Seed;
 use reproml_core::seed::split_seed;
 use reproml_core::split::SplitName;
 use reproml_data::serve::{DatasetFacts, encode_split, served_split};
-use reproml_data::wire::decode;
+use reproml_data::wire::{self, decode};
 use reproml_train::{Fault, ModelRegistry, PreparedSplit, RunSettings, Trained, train};
 
 fn spec(model: &str, epochs: u32) -> ExperimentSpec {
@@ -33,7 +33,7 @@ fn splits(spec: &ExperimentSpec, run_seed: Seed) -> (PreparedSplit, PreparedSpli
             name,
         )
         .unwrap();
-        PreparedSplit::new(&decode(&encode_split(&data, &header, &indices)).unwrap())
+        PreparedSplit::new(&decode(&encode_split(&data, &header, &indices, wire::CURRENT)).unwrap())
     };
     (prepare(SplitName::Train), prepare(SplitName::Test))
 }

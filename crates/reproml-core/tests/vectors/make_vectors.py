@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""Independent implementation of docs/protocol.md sections 1-5, used to make
-the test vectors the Rust tests check (protocol-vectors.json).
+"""Independent implementation of docs/protocol.md sections 1-5 and 8, used to
+make the test vectors the Rust tests check (protocol-vectors.json).
+
+`split_streams` (section 8) holds whole split streams as hex: one per
+version, with the records of `records` ([index, label, pixels]) in chunks
+of `chunk` records; `header` is the JSON object as encoded in the stream.
 
 `dropout_masks` (section 5, "Dropout masks") holds one entry per batch
 stream: {"seed", "epoch", "step", "layers": [{"p", "count", "threshold",
@@ -169,6 +173,24 @@ def dropout_masks(seed, epoch, step, layers):
             "layers": [dropout_layer(stream, p, count) for p, count in layers]}
 
 
+# --- section 8: split streams ---------------------------------------------
+
+def split_stream(version, header, records, chunk):
+    magic = b"RPMLSPL2" if version == 2 else b"RPMLSPL1"
+    head_json = json.dumps(header, separators=(",", ":")).encode()
+    head = magic + struct.pack("<I", len(head_json)) + head_json
+    whole = hashlib.sha256(head if version == 2 else b"")
+    out = bytearray(head)
+    for start in range(0, len(records), chunk):
+        part = records[start : start + chunk]
+        body = b"".join(struct.pack("<I", i) + bytes([label]) + bytes(pixels) for i, label, pixels in part)
+        digest = hashlib.sha256(body).digest()
+        whole.update(digest)
+        out += struct.pack("<I", len(part)) + body + digest
+    out += struct.pack("<I", 0) + whole.digest()
+    return bytes(out)
+
+
 def main():
     _check_rfc8439()
     v = {"note": "made by make_vectors.py from docs/protocol.md; do not edit by hand"}
@@ -223,6 +245,16 @@ def main():
             (2**53 - 1, 5, 17, [(0.1, 16)]),  # 0.1 * 2^32 is not an integer: truncated
             (42, 1, 4, [(0.5, 24), (0.25, 40)]),  # the second layer starts mid-block, at word 24
         ]
+    ]
+    header = {"experiment": "vectors", "run": 2, "split": "test", "seed": 3909427075885411, "examples": 5,
+              "shape": {"channels": 1, "height": 2, "width": 3}, "classes": 3,
+              "normalization": {"max_value": 255, "mean": [0.25], "std": [0.5]},
+              "dataset_digest": hashlib.sha256(b"vectors").hexdigest(), "order": "index"}
+    records = [[i * 2, i % 3, [(7 * i + k) % 256 for k in range(6)]] for i in range(5)]
+    v["split_streams"] = [
+        {"version": version, "chunk": 2, "header": header, "records": records,
+         "stream": split_stream(version, header, records, 2).hex()}
+        for version in (1, 2)
     ]
     json.dump(v, sys.stdout, indent=1)
     sys.stdout.write("\n")
