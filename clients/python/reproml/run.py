@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from . import torch as rtorch
 from .client import Client, Split
+from .metrics import confusion_matrix, metrics_of
 from .models import build
 from .streams import Stream, epoch_order
 
@@ -55,22 +56,7 @@ def digest(model: torch.nn.Module) -> str:
 
 def scores(truth: np.ndarray, predicted: np.ndarray, classes: int) -> Dict[str, float]:
     """Accuracy and macro precision/recall/F1 with scikit-learn's definitions."""
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(matrix, (truth, predicted), 1)
-    tp = np.diag(matrix).astype(np.float64)
-    predicted_n = matrix.sum(axis=0).astype(np.float64)
-    support = matrix.sum(axis=1).astype(np.float64)
-    precision = np.divide(tp, predicted_n, out=np.zeros(classes), where=predicted_n > 0)
-    recall = np.divide(tp, support, out=np.zeros(classes), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(classes), where=denom > 0)
-    present = (predicted_n + support) > 0
-    return {
-        "accuracy": float(tp.sum() / matrix.sum()),
-        "precision": float(precision[present].mean()),
-        "recall": float(recall[present].mean()),
-        "f1": float(f1[present].mean()),
-    }
+    return metrics_of(confusion_matrix(truth.tolist(), predicted.tolist(), classes))
 
 
 def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> Dict:
@@ -109,8 +95,9 @@ def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> D
         with torch.no_grad():
             predicted = torch.cat([model(x_test[i : i + spec["batch"]["test"]]).argmax(1)
                                    for i in range(0, len(x_test), spec["batch"]["test"])])
-        test_scores = scores(y_test.numpy(), predicted.numpy(), train.header["classes"])
-        epochs.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "test": test_scores, "digest": digest(model)})
+        matrix = confusion_matrix(y_test.tolist(), predicted.tolist(), train.header["classes"])
+        epochs.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "test": metrics_of(matrix),
+                       "confusion": matrix, "digest": digest(model)})
     return {
         "seed": seed,
         "metrics": epochs[-1]["test"],

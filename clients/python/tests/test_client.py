@@ -14,6 +14,7 @@ import pytest
 
 from reproml import Client, CorruptStream, ProblemError
 from reproml.client import decode_split
+from reproml.metrics import confusion_matrix, metrics_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 BINARY = os.environ.get("REPROML_BIN", str(ROOT / "target" / "debug" / "reproml"))
@@ -135,12 +136,16 @@ def test_a_stream_of_another_run_raises(server):
 
 
 def fake_result(seed, accuracy):
-    scores = {"accuracy": accuracy, "precision": accuracy, "recall": accuracy, "f1": accuracy}
+    """A result whose 200 test examples of two classes are right with
+    probability `accuracy`."""
+    right = round(accuracy * 100)
+    matrix = [[right, 100 - right], [100 - right, right]]
+    scores = metrics_of(matrix)
     digest = hashlib.sha256(f"{seed}-{accuracy}".encode()).hexdigest()
     return {
         "seed": seed,
         "metrics": scores,
-        "epochs": [{"epoch": 1, "loss": 0.5, "test": scores, "digest": digest}],
+        "epochs": [{"epoch": 1, "loss": 0.5, "test": scores, "confusion": matrix, "digest": digest}],
         "fingerprint": {"client": "python"},
         "artifact": {"kind": "command", "name": "python-test", "details": {}},
     }
@@ -171,6 +176,33 @@ def test_python_results_show_up_in_compare_next_to_rust_results(server):
     experiment = report["experiments"][0]
     assert (experiment["baseline"], experiment["treatment"], experiment["n"]) == ("python", "rust", 3)
     assert experiment["metrics"][0]["baseline"]["mean"] == pytest.approx(0.51)
+
+
+def test_metrics_are_the_servers_to_the_last_bit_and_must_fit_their_matrix(server):
+    """The server derives every stored metric from the matrix; this client's
+    own computation must give the same bits, for any matrix."""
+    import random
+
+    client = Client(server)
+    client.create_experiment(dict(SPEC, runs=20))
+    rng = random.Random(5)
+    for run in range(20):
+        classes = rng.randint(2, 12)
+        truth = [rng.randrange(classes) for _ in range(rng.randint(1, 400))]
+        predicted = [t if rng.random() < 0.7 else rng.randrange(classes) for t in truth]
+        matrix = confusion_matrix(truth, predicted, classes)
+        result = fake_result(client.seed("py", run)["seed"], 0.5)
+        result["metrics"] = result["epochs"][0]["test"] = metrics_of(matrix)
+        result["epochs"][0]["confusion"] = matrix
+        stored = client.post_result("py", "bits", run, result)
+        assert stored["metrics"] == result["metrics"], f"run {run}: {matrix}"
+    # Claimed metrics their matrix does not give are refused.
+    result = fake_result(client.seed("py", 0)["seed"], 0.8)
+    result["metrics"]["f1"] = result["epochs"][0]["test"]["f1"] = 0.7
+    with pytest.raises(ProblemError) as error:
+        client.post_result("py", "wrong", 0, result)
+    assert error.value.code == "invalid_result"
+    assert "the confusion matrix gives 0.8" in error.value.detail
 
 
 def test_a_busy_server_is_asked_again():

@@ -98,6 +98,9 @@ pub enum MetricsError {
     /// There is nothing to measure.
     #[error("the confusion matrix is empty: metrics need at least one example")]
     Empty,
+    /// Rows that do not make a square matrix of 1 to 256 classes.
+    #[error("a confusion matrix must be square with 1 to {MAX_CLASSES} rows: {0}")]
+    NotSquare(String),
     /// Matrices of different shapes cannot be added.
     #[error("cannot add a {right}-class confusion matrix to a {left}-class one")]
     ShapeMismatch {
@@ -108,15 +111,20 @@ pub enum MetricsError {
     },
 }
 
-/// Counts of (true class, predicted class) pairs.
+/// Counts of (true class, predicted class) pairs. On the wire, a list of
+/// rows, one per true class: `[[5, 1], [0, 4]]`.
 ///
 /// ```
 /// use reproml_core::metrics::ConfusionMatrix;
 /// let m = ConfusionMatrix::from_labels(3, &[0, 1, 2, 2], &[0, 2, 2, 2]).unwrap();
 /// let r = m.metrics().unwrap();
 /// assert_eq!(r.accuracy, 0.75);
+/// let rows: Vec<Vec<u64>> = m.clone().into();
+/// assert_eq!(rows, [[1, 0, 0], [0, 0, 1], [0, 0, 2]]);
+/// assert_eq!(ConfusionMatrix::try_from(rows), Ok(m));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Vec<u64>>", into = "Vec<Vec<u64>>")]
 pub struct ConfusionMatrix {
     classes: usize,
     /// Row-major: `counts[truth * classes + prediction]`.
@@ -149,6 +157,47 @@ pub struct ClassificationMetrics {
     pub f1: f64,
     /// Scores of every class `0..classes`, including absent ones (all 0).
     pub per_class: Vec<ClassScores>,
+}
+
+/// Most classes a matrix may have: labels are bytes on the wire.
+pub const MAX_CLASSES: usize = 256;
+
+impl TryFrom<Vec<Vec<u64>>> for ConfusionMatrix {
+    type Error = MetricsError;
+
+    fn try_from(rows: Vec<Vec<u64>>) -> Result<Self, MetricsError> {
+        let classes = rows.len();
+        if !(1..=MAX_CLASSES).contains(&classes) {
+            return Err(MetricsError::NotSquare(format!("{classes} rows")));
+        }
+        if let Some((t, row)) = rows.iter().enumerate().find(|(_, r)| r.len() != classes) {
+            return Err(MetricsError::NotSquare(format!(
+                "row {t} has {} counts, not {classes}",
+                row.len()
+            )));
+        }
+        let counts: Vec<u64> = rows.into_iter().flatten().collect();
+        // Sums of counts must not overflow when metrics are derived.
+        if counts
+            .iter()
+            .try_fold(0u64, |sum, &c| sum.checked_add(c))
+            .is_none()
+        {
+            return Err(MetricsError::NotSquare(
+                "the counts add up to more than 2^64".into(),
+            ));
+        }
+        Ok(Self { classes, counts })
+    }
+}
+
+impl From<ConfusionMatrix> for Vec<Vec<u64>> {
+    fn from(m: ConfusionMatrix) -> Self {
+        m.counts
+            .chunks(m.classes.max(1))
+            .map(<[u64]>::to_vec)
+            .collect()
+    }
 }
 
 impl ConfusionMatrix {

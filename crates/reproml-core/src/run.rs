@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Metric;
+use crate::metrics::{ConfusionMatrix, Metric, MetricsError};
 use crate::seed::Seed;
 
 /// Longest text value accepted in a result (fingerprint values, artifact fields).
@@ -37,6 +37,11 @@ pub struct EpochRecord {
     pub loss: f64,
     /// Metrics on the test split after the epoch.
     pub test: Scores,
+    /// The confusion matrix on the test split the metrics come from. A
+    /// server requires it of every new result and derives `test` from it;
+    /// results recorded before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<ConfusionMatrix>,
     /// Trajectory digest: SHA-256 of every parameter after the epoch, hex.
     pub digest: String,
 }
@@ -86,7 +91,26 @@ pub struct RunResult {
     pub artifact: Artifact,
 }
 
+/// How far a claimed metric may be from the one its confusion matrix
+/// gives: rounding differences between engines, not a different count.
+/// The smallest real difference, one example in 2^32, is far larger.
+pub const METRIC_TOLERANCE: f64 = 1e-9;
+
 impl Scores {
+    /// The canonical metrics of a confusion matrix: those of
+    /// [`ConfusionMatrix::metrics`], the one implementation every stored
+    /// result goes through, so engines that agree on every prediction
+    /// agree on every bit of their metrics.
+    pub fn of(matrix: &ConfusionMatrix) -> Result<Self, MetricsError> {
+        let m = matrix.metrics()?;
+        Ok(Self {
+            accuracy: m.accuracy,
+            precision: m.precision,
+            recall: m.recall,
+            f1: m.f1,
+        })
+    }
+
     /// The value of `metric`.
     pub fn get(&self, metric: Metric) -> f64 {
         match metric {
@@ -119,6 +143,45 @@ impl RunResult {
     /// trained model bit for bit.
     pub fn final_digest(&self) -> Option<&str> {
         self.epochs.last().map(|e| e.digest.as_str())
+    }
+
+    /// Replaces every claimed metric by the one its confusion matrix gives,
+    /// after checking that they agree within [`METRIC_TOLERANCE`]; the
+    /// final `metrics` must be the last epoch's. Every epoch needs a
+    /// matrix, and all of them count the same test examples. Returns every
+    /// problem found.
+    pub fn canonicalize(&mut self) -> Result<(), Vec<String>> {
+        let mut out = Vec::new();
+        let mut first_total = None;
+        for (i, e) in self.epochs.iter_mut().enumerate() {
+            let at = format!("epochs[{i}]");
+            let Some(matrix) = &e.confusion else {
+                out.push(format!(
+                    "{at}.confusion is missing: send the test split's confusion matrix (rows = true class, columns = predicted class)"
+                ));
+                continue;
+            };
+            let total = matrix.total();
+            match *first_total.get_or_insert((total, matrix.classes())) {
+                (t, c) if (t, c) != (total, matrix.classes()) => out.push(format!(
+                    "{at}.confusion counts {total} examples of {} classes, but epochs[0]'s counts {t} of {c}: every epoch is evaluated on the same test split",
+                    matrix.classes()
+                )),
+                _ => {}
+            }
+            match Scores::of(matrix) {
+                Ok(derived) => {
+                    disagreements(&e.test, &derived, &format!("{at}.test"), &mut out);
+                    e.test = derived;
+                }
+                Err(err) => out.push(format!("{at}.confusion: {err}")),
+            }
+        }
+        if let Some(last) = self.epochs.last() {
+            disagreements(&self.metrics, &last.test, "metrics", &mut out);
+            self.metrics = last.test;
+        }
+        if out.is_empty() { Ok(()) } else { Err(out) }
     }
 
     /// Checks a result against an experiment with `epochs` epochs; returns
@@ -174,17 +237,31 @@ impl RunResult {
     }
 }
 
+/// Adds a problem for each metric of `claimed` that is not `derived`.
+fn disagreements(claimed: &Scores, derived: &Scores, at: &str, out: &mut Vec<String>) {
+    for metric in Metric::ALL {
+        let (c, d) = (claimed.get(metric), derived.get(metric));
+        // NaN or infinite claims are refused by `validate`, not here.
+        if c.is_finite() && (c - d).abs() > METRIC_TOLERANCE {
+            out.push(format!(
+                "{at}.{metric} is {c}, but the confusion matrix gives {d}"
+            ));
+        }
+    }
+}
+
 /// A valid result with `epochs` epochs, all metrics equal to `accuracy`
 /// and digests derived from `seed` and the epoch: sample data for tests and
 /// benchmarks of the crates that store and move results.
 #[cfg(any(test, feature = "test-support"))]
 pub fn sample_result(seed: Seed, accuracy: f64, epochs: u32) -> RunResult {
-    let scores = Scores {
-        accuracy,
-        precision: accuracy,
-        recall: accuracy,
-        f1: accuracy,
-    };
+    // Two classes of a million test examples each, each right with
+    // probability `accuracy`: every metric is `accuracy` to 1e-6.
+    let n = 1_000_000u64;
+    let right = (accuracy.clamp(0.0, 1.0) * n as f64).round() as u64;
+    let matrix = ConfusionMatrix::try_from(vec![vec![right, n - right], vec![n - right, right]])
+        .expect("a 2×2 matrix");
+    let scores = Scores::of(&matrix).expect("a non-empty matrix");
     RunResult {
         seed,
         metrics: scores,
@@ -193,6 +270,7 @@ pub fn sample_result(seed: Seed, accuracy: f64, epochs: u32) -> RunResult {
                 epoch,
                 loss: 0.5,
                 test: scores,
+                confusion: Some(matrix.clone()),
                 digest: format!(
                     "{:064x}",
                     seed.get().wrapping_mul(1000).wrapping_add(u64::from(epoch))
@@ -227,5 +305,61 @@ mod tests {
         r.epochs[0].loss = f64::NAN;
         let problems = r.validate(3).unwrap_err();
         assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn claimed_metrics_become_their_matrix_s_to_the_last_bit() {
+        let mut r = sample_result(Seed::new(7), 0.9, 2);
+        let canonical = r.clone();
+        // One ulp off, as another engine's arithmetic may be: accepted,
+        // and replaced by the canonical value.
+        r.epochs[1].test.f1 = f64::from_bits(r.epochs[1].test.f1.to_bits() + 1);
+        r.metrics.f1 = r.epochs[1].test.f1;
+        r.canonicalize().unwrap();
+        assert_eq!(r, canonical);
+        assert_eq!(r.metrics.f1.to_bits(), canonical.metrics.f1.to_bits());
+    }
+
+    #[test]
+    fn metrics_their_matrix_does_not_give_are_refused() {
+        let mut r = sample_result(Seed::new(7), 0.9, 3);
+        r.epochs[0].test.accuracy = 0.8;
+        r.metrics.recall = 0.95;
+        r.epochs[1].confusion = None;
+        r.epochs[2].confusion =
+            Some(ConfusionMatrix::try_from(vec![vec![9, 1], vec![1, 9]]).unwrap());
+        let problems = r.canonicalize().unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(
+            problems[0].contains("epochs[0].test.accuracy is 0.8"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("epochs[1].confusion is missing"),
+            "{problems:?}"
+        );
+        assert!(problems[2].contains("counts 20 examples"), "{problems:?}");
+        assert!(problems[3].starts_with("metrics.recall"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_matrix_travels_as_rows_and_must_be_square() {
+        let r = sample_result(Seed::new(7), 0.75, 1);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["epochs"][0]["confusion"],
+            serde_json::json!([[750000, 250000], [250000, 750000]])
+        );
+        for bad in [
+            "[]",
+            "[[1, 2], [3]]",
+            "[[1, 2, 3]]",
+            "[[18446744073709551615, 1], [0, 0]]",
+        ] {
+            assert!(
+                serde_json::from_str::<ConfusionMatrix>(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -116,7 +116,10 @@ fn offsets_by_part(stream: &[u8]) -> Vec<(&'static str, usize)> {
     let count = u32::from_le_bytes(stream[chunk..chunk + 4].try_into().unwrap()) as usize;
     let records = chunk + 4;
     let record_bytes = stream.len() - records - 32 - 4 - 32;
-    assert!(count > 0 && record_bytes.is_multiple_of(count), "one chunk expected");
+    assert!(
+        count > 0 && record_bytes.is_multiple_of(count),
+        "one chunk expected"
+    );
     let checksum = records + record_bytes;
     let end = checksum + 32;
     let trailer = end + 4;

@@ -275,7 +275,7 @@ pub(crate) async fn get_split(
 pub(crate) async fn post_result(
     State(state): State<AppState>,
     Path((id, variant, run)): Path<(String, String, String)>,
-    ApiJson(result): ApiJson<RunResult>,
+    ApiJson(mut result): ApiJson<RunResult>,
 ) -> ApiResult<Response> {
     let e = load_experiment(&state, experiment_id(&id)?).await?;
     let variant = variant_label(&variant)?;
@@ -289,7 +289,13 @@ pub(crate) async fn post_result(
             ),
         ));
     }
-    if let Err(problems) = result.validate(e.spec.epochs) {
+    // Stored metrics are the ones the confusion matrices give, computed
+    // here by the one implementation: two engines that agree on every
+    // prediction then agree on every bit of every metric.
+    if let Err(problems) = result
+        .validate(e.spec.epochs)
+        .and_then(|()| result.canonicalize())
+    {
         return Err(
             ApiError::new(ProblemCode::InvalidResult, problems.join("; "))
                 .with("violations", problems),

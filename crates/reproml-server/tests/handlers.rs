@@ -8,7 +8,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use reproml_api::{Experiment, Problem, ProblemCode, RecordedRun, RunSeed};
 use reproml_core::Seed;
-use reproml_core::run::sample_result;
+use reproml_core::metrics::ConfusionMatrix;
+use reproml_core::run::{Scores, sample_result};
 use reproml_server::{AppState, Limits, REQUEST_ID, ServerConfig, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -287,12 +288,20 @@ async fn numbers_come_back_bit_for_bit() {
     let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/runs/0/seed", None, None).await;
     let seed: RunSeed = serde_json::from_slice(&body).unwrap();
     // Values whose shortest decimal needs all 17 digits: a parser that
-    // is off by one ulp returns another double.
-    let tricky = [0.983_187_717_309_673_9, 0.1 + 0.2, 2.0 / 3.0, 1e-300];
+    // is off by one ulp returns another double. The metrics are derived
+    // from a matrix chosen to give such values.
+    let matrix =
+        ConfusionMatrix::try_from(vec![vec![1_234_567, 89], vec![101, 7_654_321]]).unwrap();
+    let scores = Scores::of(&matrix).unwrap();
+    let tricky = [scores.accuracy, scores.precision, scores.recall, 0.1 + 0.2];
+    assert!(
+        tricky.iter().all(|v| format!("{v:?}").len() >= 18),
+        "{tricky:?}"
+    );
     let mut result = sample_result(seed.seed, 0.5, 1);
-    result.metrics.accuracy = tricky[0];
-    result.metrics.precision = tricky[1];
-    result.metrics.recall = tricky[2];
+    result.metrics = scores;
+    result.epochs[0].test = scores;
+    result.epochs[0].confusion = Some(matrix);
     result.epochs[0].loss = tricky[3];
     let path = "/v1/experiments/e1/variants/v/runs/0";
     let body = serde_json::to_vec(&result).unwrap();
@@ -360,4 +369,45 @@ async fn a_variant_refuses_results_of_another_artifact() {
     assert_eq!(p.code, ProblemCode::ArtifactConflict);
     assert_eq!(p.extra["recorded_artifact"]["name"], "torch-1.13.1");
     assert_eq!(p.extra["given_artifact"]["name"], "torch-2.15.0");
+}
+
+#[tokio::test]
+async fn metrics_are_derived_from_the_confusion_matrix_or_refused() {
+    let app = app("confusion", None);
+    send(&app, "POST", "/v1/experiments", Some(spec(1)), None).await;
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1", None, None).await;
+    let e: Experiment = serde_json::from_slice(&body).unwrap();
+    let path = "/v1/experiments/e1/variants/v/runs/0";
+    let mut r = sample_result(e.seeds[0], 0.5, 1);
+    r.epochs[0].test.f1 = 0.75;
+    r.metrics.f1 = 0.75;
+    let (status, headers, body) = send(
+        &app,
+        "POST",
+        path,
+        Some(serde_json::to_value(&r).unwrap()),
+        None,
+    )
+    .await;
+    let p = problem(status, &headers, &body);
+    assert_eq!(p.code, ProblemCode::InvalidResult);
+    assert!(
+        p.detail
+            .contains("f1 is 0.75, but the confusion matrix gives 0.5"),
+        "{}",
+        p.detail
+    );
+    r.epochs[0].confusion = None;
+    let (status, headers, body) = send(
+        &app,
+        "POST",
+        path,
+        Some(serde_json::to_value(&r).unwrap()),
+        None,
+    )
+    .await;
+    let p = problem(status, &headers, &body);
+    assert!(p.detail.contains("confusion is missing"), "{}", p.detail);
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/runs", None, None).await;
+    assert_eq!(body, b"[]".as_slice(), "nothing was recorded");
 }

@@ -215,7 +215,7 @@ pub fn train(
             })
             .collect::<Result<Vec<_>, _>>()?;
         let snap = snapshot(&network.params, &values);
-        let scores = evaluate(
+        let (scores, matrix) = evaluate(
             network,
             &params,
             test,
@@ -237,6 +237,7 @@ pub fn train(
             epoch: epoch + 1,
             loss,
             test: scores,
+            confusion: Some(matrix),
             digest: snap.model.clone(),
         });
         snapshots.push(snap);
@@ -374,7 +375,8 @@ fn scalar(t: &Tensor<1>) -> Result<f32, TrainError> {
         .ok_or_else(|| TrainError::Engine("the loss is not a scalar".into()))
 }
 
-/// Accuracy and macro precision/recall/F1 on `test`.
+/// Accuracy and macro precision/recall/F1 on `test`, with the confusion
+/// matrix they come from.
 fn evaluate(
     network: &Network,
     params: &[Tensor<1>],
@@ -382,7 +384,7 @@ fn evaluate(
     batch: usize,
     settings: &RunSettings<'_>,
     device: &Device,
-) -> Result<Scores, TrainError> {
+) -> Result<(Scores, ConfusionMatrix), TrainError> {
     let mut matrix = ConfusionMatrix::new(settings.classes);
     let positions: Vec<usize> = (0..test.len()).collect();
     for chunk in positions.chunks(batch) {
@@ -400,13 +402,6 @@ fn evaluate(
                 .map_err(|e| TrainError::Data(e.to_string()))?;
         }
     }
-    let m = matrix
-        .metrics()
-        .map_err(|e| TrainError::Data(e.to_string()))?;
-    Ok(Scores {
-        accuracy: m.accuracy,
-        precision: m.precision,
-        recall: m.recall,
-        f1: m.f1,
-    })
+    let scores = Scores::of(&matrix).map_err(|e| TrainError::Data(e.to_string()))?;
+    Ok((scores, matrix))
 }
