@@ -85,7 +85,9 @@ problem_codes! {
     ArtifactConflict = ("artifact_conflict", 409),
     /// A registered data set's files changed since they were imported.
     DatasetChanged = ("dataset_changed", 409),
-    /// The body is over the limit.
+    /// The body did not arrive within the body-read limit.
+    BodyTimeout = ("body_timeout", 408),
+    /// The body is over the limit (said as soon as `Content-Length` says so).
     BodyTooLarge = ("body_too_large", 413),
     /// The body is not sent as JSON.
     UnsupportedMediaType = ("unsupported_media_type", 415),
@@ -101,8 +103,13 @@ problem_codes! {
     NoOfficialSplit = ("no_official_split", 422),
     /// The data set is too small for the split.
     SplitImpossible = ("split_impossible", 422),
+    /// An `Expect` other than `100-continue`.
+    ExpectationFailed = ("expectation_failed", 417),
     /// A fault of the server; it goes on serving.
     Internal = ("internal", 500),
+    /// Every connection slot is serving a request, or the database is held
+    /// by another process: try again after `Retry-After` seconds.
+    ServerBusy = ("server_busy", 503),
 }
 
 impl std::fmt::Display for ProblemCode {

@@ -7,9 +7,9 @@
 //! request bodies, connections and handling time, and answers every bad
 //! request with a problem object while it goes on serving everyone else.
 
+mod connections;
 mod error;
 mod extract;
-mod listener;
 mod log;
 mod routes;
 mod state;
@@ -24,7 +24,6 @@ use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
-pub use listener::LimitedListener;
 pub use log::REQUEST_ID;
 pub use state::AppState;
 
@@ -55,8 +54,15 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub struct Limits {
     /// Largest request body (a run result with its epochs): 4 MiB.
     pub max_body_bytes: usize,
-    /// Most connections served at once; further ones wait to be accepted.
+    /// Most connections open at once. When all are open, the one idle the
+    /// longest (no request in progress) is closed for a new one; when all
+    /// are busy, a new one gets `503 server_busy`.
     pub max_connections: usize,
+    /// Longest wait for a complete request head, including the idle time
+    /// between two requests on a kept-alive connection; then it is closed.
+    pub header_timeout: Duration,
+    /// Longest wait for a request body to arrive (`408 body_timeout`).
+    pub body_timeout: Duration,
     /// Longest time a request may take to be handled (a split stream's
     /// body, once started, is not limited).
     pub request_timeout: Duration,
@@ -66,7 +72,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 4 << 20,
-            max_connections: 256,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
         }
     }
@@ -153,6 +161,13 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         limits.request_timeout,
     ))
+    .layer(axum::middleware::from_fn_with_state(
+        extract::BodyRules {
+            max_bytes: limits.max_body_bytes,
+            timeout: limits.body_timeout,
+        },
+        extract::body_rules,
+    ))
     // Outermost, so that answers from the layers above (a 503 after the
     // handling limit) are logged and carry their request id too.
     .layer(axum::middleware::from_fn(log::log_request))
@@ -170,7 +185,11 @@ pub async fn bind(config: &ServerConfig, addr: SocketAddr) -> Result<BoundServer
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;
     Ok(BoundServer {
-        listener: LimitedListener::new(listener, config.limits.max_connections),
+        listener,
+        limits: connections::ConnectionLimits {
+            max_connections: config.limits.max_connections.max(1),
+            header_timeout: config.limits.header_timeout,
+        },
         router: router(state.clone(), &config.limits),
         state,
         addr: local,
@@ -179,7 +198,8 @@ pub async fn bind(config: &ServerConfig, addr: SocketAddr) -> Result<BoundServer
 
 /// A server that is listening.
 pub struct BoundServer {
-    listener: LimitedListener,
+    listener: tokio::net::TcpListener,
+    limits: connections::ConnectionLimits,
     router: Router,
     state: AppState,
     addr: SocketAddr,
@@ -202,9 +222,7 @@ impl BoundServer {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        connections::serve(self.listener, self.router, self.limits, shutdown).await
     }
 }
 
