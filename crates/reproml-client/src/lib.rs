@@ -141,7 +141,7 @@ impl Client {
         &self,
         method: &str,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<&[u8]>,
     ) -> Result<(String, ureq::http::Response<ureq::Body>), ClientError> {
         self.call_accepting(method, path, body, "application/json")
     }
@@ -150,7 +150,7 @@ impl Client {
         &self,
         method: &str,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<&[u8]>,
         accept: &str,
     ) -> Result<(String, ureq::http::Response<ureq::Body>), ClientError> {
         let url = format!("{}{path}", self.base);
@@ -158,11 +158,15 @@ impl Client {
         loop {
             let result = match (method, body) {
                 ("POST", Some(body)) => {
-                    let mut req = self.agent.post(&url).header("Accept", accept);
+                    let mut req = self
+                        .agent
+                        .post(&url)
+                        .header("Accept", accept)
+                        .header("Content-Type", "application/json");
                     if let Some(t) = &self.token {
                         req = req.header("Authorization", &format!("Bearer {t}"));
                     }
-                    req.send_json(body)
+                    req.send(body)
                 }
                 _ => {
                     let mut req = self.agent.get(&url).header("Accept", accept);
@@ -199,7 +203,7 @@ impl Client {
         &self,
         method: &str,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<&[u8]>,
     ) -> Result<(u16, T), ClientError> {
         let (url, mut response) = self.call(method, path, body)?;
         let status = response.status().as_u16();
@@ -226,7 +230,7 @@ impl Client {
         &self,
         spec: &ExperimentSpec,
     ) -> Result<(Experiment, bool), ClientError> {
-        let body = serde_json::to_value(spec).map_err(|e| ClientError::Protocol {
+        let body = serde_json::to_vec(spec).map_err(|e| ClientError::Protocol {
             url: self.base.clone(),
             message: e.to_string(),
         })?;
@@ -311,11 +315,13 @@ impl Client {
         run: RunIndex,
         result: &RunResult,
     ) -> Result<bool, ClientError> {
-        let body = serde_json::to_value(result).map_err(|e| ClientError::Protocol {
+        let body = serde_json::to_vec(result).map_err(|e| ClientError::Protocol {
             url: self.base.clone(),
             message: e.to_string(),
         })?;
-        let (status, _run): (u16, RecordedRun) = self.json(
+        // The answer is the stored run; only whether it was new matters
+        // here, so it is checked to be JSON but not decoded field by field.
+        let (status, serde::de::IgnoredAny) = self.json(
             "POST",
             &format!("/v1/experiments/{id}/variants/{variant}/runs/{run}"),
             Some(&body),

@@ -734,3 +734,60 @@ fn the_openapi_document_lists_exactly_the_routes() {
     }
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
+
+#[test]
+fn a_held_write_lock_gets_503_then_the_retry_succeeds() {
+    let db = temp_db("locked");
+    let server = start(&db, None);
+    let client = Client::new(&server.url(), None);
+    let e = client.create_experiment(&spec("locked", 2)).unwrap().0;
+    let variant: VariantLabel = "v".parse().unwrap();
+    client
+        .post_result(
+            &e.spec.id,
+            &variant,
+            RunIndex::new(0),
+            &sample_result(e.seeds[0], 0.5, 2),
+        )
+        .unwrap();
+
+    // Another process (a backup, the sqlite3 shell) takes the write lock.
+    let other = rusqlite::Connection::open(&db).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let result = sample_result(e.seeds[1], 0.6, 2);
+    let err = Client::new(&server.url(), None)
+        .with_retries(0)
+        .post_result(&e.spec.id, &variant, RunIndex::new(1), &result)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Problem {
+                status: 503,
+                code: ProblemCode::ServerBusy,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Readers do not wait for the lock.
+    let started = std::time::Instant::now();
+    assert_eq!(client.runs(&e.spec.id, None).unwrap().len(), 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+
+    // The lock is let go while the client waits as the 503 asked: the
+    // retry records the run.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        other.execute_batch("COMMIT").unwrap();
+    });
+    assert!(
+        client
+            .post_result(&e.spec.id, &variant, RunIndex::new(1), &result)
+            .unwrap()
+    );
+    release.join().unwrap();
+    assert_eq!(client.runs(&e.spec.id, None).unwrap().len(), 2);
+    drop(server);
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}

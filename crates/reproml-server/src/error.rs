@@ -17,6 +17,8 @@ pub struct ApiError {
     pub detail: String,
     /// More fields for the problem object.
     pub extra: Map<String, Value>,
+    /// Seconds after which to try again (`Retry-After`), for a busy server.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -26,6 +28,20 @@ impl ApiError {
             code,
             detail: detail.into(),
             extra: Map::new(),
+            retry_after: None,
+        }
+    }
+
+    /// The database is held by another process (a backup, `data import`,
+    /// the `sqlite3` shell) beyond the busy timeout: try again shortly.
+    pub(crate) fn busy() -> Self {
+        tracing::warn!("the database is locked by another connection; answering 503");
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                ProblemCode::ServerBusy,
+                "the database is held by another process; try again in a second",
+            )
         }
     }
 
@@ -70,12 +86,20 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_busy() {
+            return ApiError::busy();
+        }
         match e {
             StoreError::ExperimentConflict {
                 ref differences, ..

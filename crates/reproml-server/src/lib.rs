@@ -8,6 +8,7 @@
 //! request with a problem object while it goes on serving everyone else.
 
 mod connections;
+mod db;
 mod error;
 mod extract;
 mod log;
@@ -105,6 +106,9 @@ pub enum ServerError {
     /// The database cannot be opened.
     #[error(transparent)]
     Store(#[from] reproml_store::StoreError),
+    /// A thread the server needs cannot be started.
+    #[error("cannot start the server's database writer thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

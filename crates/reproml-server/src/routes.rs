@@ -1,5 +1,7 @@
 //! The handlers: small functions from typed requests to typed answers.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -54,9 +56,12 @@ fn run_index(raw: &str, experiment: &Experiment) -> ApiResult<(RunIndex, Seed)> 
     Ok((run, seed))
 }
 
-async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<Experiment> {
-    state
-        .with_store(move |store| {
+async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<Arc<Experiment>> {
+    if let Some(e) = state.cached_experiment(&id) {
+        return Ok(e);
+    }
+    let e = state
+        .read(move |store| {
             store.experiment(&id)?.ok_or_else(|| {
                 ApiError::new(
                     ProblemCode::ExperimentNotFound,
@@ -64,7 +69,8 @@ async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<Experi
                 )
             })
         })
-        .await
+        .await?;
+    Ok(state.cache_experiment(e))
 }
 
 /// Requires the bearer token on everything but the health check.
@@ -151,7 +157,7 @@ pub(crate) async fn create_experiment(
         );
     }
     let (stored, written) = state
-        .with_store(move |store| Ok(store.create_experiment(&spec)?))
+        .write(move |store| Ok(store.create_experiment(&spec)?))
         .await?;
     let status = match written {
         Written::Created => StatusCode::CREATED,
@@ -163,7 +169,7 @@ pub(crate) async fn create_experiment(
 pub(crate) async fn list_experiments(
     State(state): State<AppState>,
 ) -> ApiResult<axum::Json<Vec<Experiment>>> {
-    let all = state.with_store(|store| Ok(store.experiments()?)).await?;
+    let all = state.read(|store| Ok(store.experiments()?)).await?;
     Ok(axum::Json(all))
 }
 
@@ -172,7 +178,7 @@ pub(crate) async fn get_experiment(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Experiment>> {
     let e = load_experiment(&state, experiment_id(&id)?).await?;
-    Ok(axum::Json(e))
+    Ok(axum::Json(Experiment::clone(&e)))
 }
 
 pub(crate) async fn get_seed(
@@ -185,7 +191,7 @@ pub(crate) async fn get_seed(
         .split_seed()
         .ok_or_else(|| ApiError::internal(format!("experiment {} has no seeds", e.spec.id)))?;
     Ok(axum::Json(RunSeed {
-        experiment: e.spec.id,
+        experiment: e.spec.id.clone(),
         run,
         seed,
         seed_policy: e.spec.seed_policy,
@@ -301,9 +307,9 @@ pub(crate) async fn post_result(
                 .with("violations", problems),
         );
     }
-    let id = e.spec.id;
+    let id = e.spec.id.clone();
     let (stored, written) = state
-        .with_store(move |store| Ok(store.record_run(&id, &variant, run, &result)?))
+        .write(move |store| Ok(store.record_run(&id, &variant, run, &result)?))
         .await?;
     let status = match written {
         Written::Created => StatusCode::CREATED,
@@ -328,7 +334,7 @@ pub(crate) async fn list_runs(
     let variant = query.variant.as_deref().map(variant_label).transpose()?;
     let e = load_experiment(&state, id.clone()).await?;
     let runs = state
-        .with_store(move |store| Ok(store.runs(&id, variant.as_ref())?))
+        .read(move |store| Ok(store.runs(&id, variant.as_ref())?))
         .await?;
     match query.format.as_deref() {
         None | Some("json") => Ok(axum::Json::<Vec<RecordedRun>>(runs).into_response()),
@@ -348,7 +354,7 @@ pub(crate) async fn list_runs(
 }
 
 pub(crate) async fn list_datasets(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
-    let registered = state.with_store(|store| Ok(store.datasets()?)).await?;
+    let registered = state.read(|store| Ok(store.datasets()?)).await?;
     Ok(axum::Json(
         json!({ "builtin": ["digits", "fashion-mnist"], "registered": registered }),
     ))

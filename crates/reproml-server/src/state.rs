@@ -2,13 +2,15 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use reproml_api::ProblemCode;
+use reproml_api::{Experiment, ProblemCode};
+use reproml_core::ExperimentId;
 use reproml_data::Dataset;
 use reproml_data::serve::DatasetFacts;
 use reproml_store::Store;
 
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::{ServerConfig, ServerError};
 
@@ -21,8 +23,12 @@ pub struct LoadedDataset {
 }
 
 struct Inner {
-    store: Mutex<Store>,
+    db: Db,
+    master_seed: u64,
     datasets: Mutex<HashMap<String, Arc<LoadedDataset>>>,
+    /// Experiments read before: an experiment never changes once created,
+    /// and every request about a run needs its seeds.
+    experiments: Mutex<HashMap<ExperimentId, Arc<Experiment>>>,
     token: Option<String>,
 }
 
@@ -34,39 +40,57 @@ impl AppState {
     /// Opens the database of `config`.
     pub fn open(config: &ServerConfig) -> Result<Self, ServerError> {
         let store = Store::open(&config.db, config.master_seed)?;
+        let master_seed = store.master_seed();
+        let db = Db::new(store).map_err(ServerError::Thread)?;
         Ok(Self(Arc::new(Inner {
-            store: Mutex::new(store),
+            db,
+            master_seed,
             datasets: Mutex::new(HashMap::new()),
+            experiments: Mutex::new(HashMap::new()),
             token: config.token.clone(),
         })))
     }
 
     /// The master seed of the database.
     pub fn master_seed(&self) -> u64 {
-        self.lock_store().master_seed()
+        self.0.master_seed
     }
 
     pub(crate) fn token(&self) -> Option<&str> {
         self.0.token.as_deref()
     }
 
-    fn lock_store(&self) -> MutexGuard<'_, Store> {
-        // A panic while holding the lock cannot leave SQLite half-written
-        // (every write is a transaction), so a poisoned lock is still usable.
-        self.0.store.lock().unwrap_or_else(|p| p.into_inner())
+    /// The experiment `id` if it was read before.
+    pub(crate) fn cached_experiment(&self, id: &ExperimentId) -> Option<Arc<Experiment>> {
+        let cache = self.0.experiments.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(id).cloned()
     }
 
-    /// Runs `f` with the store on a blocking thread.
-    pub(crate) async fn with_store<T: Send + 'static>(
+    /// Remembers `experiment` for later requests.
+    pub(crate) fn cache_experiment(&self, experiment: Experiment) -> Arc<Experiment> {
+        let experiment = Arc::new(experiment);
+        let mut cache = self.0.experiments.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: beyond this many, later ones are simply read again.
+        if cache.len() < 10_000 {
+            cache.insert(experiment.spec.id.clone(), experiment.clone());
+        }
+        experiment
+    }
+
+    /// Runs `read` on a read-only connection: never waits for a writer.
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+        read: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let state = self.clone();
-        // The blocking thread logs under the request's span (its id).
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| f(&mut state.lock_store())))
-            .await
-            .map_err(ApiError::internal)?
+        self.0.db.read(read).await
+    }
+
+    /// Runs `write` in the next group commit; answers after it is durable.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.0.db.write(write).await
     }
 
     /// The data set of a challenge: a registered one (checked against its
@@ -81,12 +105,15 @@ impl AppState {
         {
             return Ok(d.clone());
         }
-        let state = self.clone();
         let name = name.to_owned();
+        let record = {
+            let name = name.clone();
+            self.read(move |store| Ok(store.dataset(&name)?)).await?
+        };
+        let state = self.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _request = span.enter();
-            let record = state.lock_store().dataset(&name)?;
             let dataset = match &record {
                 Some(r) => reproml_data::load(r.format, Path::new(&r.path)),
                 None => reproml_data::builtin(&name),

@@ -1,9 +1,14 @@
 //! Persistence for the server: experiments, their seeds, data sets and run
 //! results, in SQLite. This crate is the one place that owns SQL.
 //!
-//! Durability: WAL journal with `synchronous=FULL`, so a write that
-//! returned has been fsynced and survives `kill -9` or a power cut; every
-//! write is one transaction, so nothing is ever half-written.
+//! Durability: WAL journal with `synchronous=FULL`, so a committed write
+//! has been fsynced and survives `kill -9` or a power cut; every write is
+//! a transaction (or a savepoint inside a group's transaction, see
+//! [`Store::begin_group`]), so nothing is ever half-written.
+//!
+//! Concurrency: one writing [`Store`] per process, and any number of
+//! read-only ones ([`Store::open_reader`]) which, in WAL mode, never wait
+//! for a writer — not even for another process holding the write lock.
 
 mod migrations;
 
@@ -88,6 +93,23 @@ pub enum StoreError {
     Entropy(String),
 }
 
+impl StoreError {
+    /// True when another connection (another process: a backup, the
+    /// `sqlite3` shell) held the database past the busy timeout: worth
+    /// trying again later, not a fault.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+/// How long a connection waits for another one's lock before
+/// [`StoreError::is_busy`].
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A data set registered with `reproml data import`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetRecord {
@@ -163,7 +185,7 @@ impl Store {
     /// match it for an existing one.
     pub fn open(path: &Path, master_seed: Option<u64>) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -213,6 +235,77 @@ impl Store {
         })
     }
 
+    /// A read-only connection to the existing database at `path` (opened
+    /// by [`Store::open`] before): it sees every committed write and never
+    /// waits for a writer.
+    pub fn open_reader(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let seed: String = conn.query_row(
+            "SELECT value FROM meta WHERE key = 'master_seed'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+            master_seed: seed
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("master seed {seed:?}")))?,
+        })
+    }
+
+    /// Starts a group: one transaction, holding the write lock, in which
+    /// several writes run (each through [`Store::isolated`]) and which
+    /// [`Store::commit_group`] makes durable with one fsync. Fails as
+    /// [`StoreError::is_busy`] when another process holds the lock.
+    pub fn begin_group(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Commits the group begun by [`Store::begin_group`]; on failure it is
+    /// rolled back, and none of its writes happened.
+    pub fn commit_group(&mut self) -> Result<(), StoreError> {
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs `write` so that, if it fails, none of its changes stay (a
+    /// savepoint): inside a group, one refused write does not undo the
+    /// others.
+    pub fn isolated<T, E: From<StoreError>>(
+        &mut self,
+        write: impl FnOnce(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn
+            .execute_batch("SAVEPOINT isolated")
+            .map_err(StoreError::from)?;
+        match write(self) {
+            Ok(value) => {
+                self.conn
+                    .execute_batch("RELEASE isolated")
+                    .map_err(StoreError::from)?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO isolated; RELEASE isolated")
+                    .map_err(StoreError::from)?;
+                Err(e)
+            }
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -245,7 +338,8 @@ impl Store {
         let created_at = now();
         let spec_json =
             serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let tx = self.conn.transaction()?;
+        // A savepoint, not a transaction: it nests inside a group.
+        let tx = self.conn.savepoint()?;
         tx.execute(
             "INSERT INTO experiments (id, spec, created_at) VALUES (?1, ?2, ?3)",
             params![spec.id.as_str(), spec_json, created_at],
@@ -334,22 +428,34 @@ impl Store {
         }
         // A variant is one artifact: the first result recorded fixes it,
         // so a variant can never mix, say, runs with and without a fault.
-        if let Some(recorded) = self.variant_artifact(id, variant)?
-            && recorded != result.artifact
-        {
-            return Err(StoreError::ArtifactConflict {
-                id: id.clone(),
-                variant: variant.clone(),
-                recorded: Box::new(recorded),
-                given: Box::new(result.artifact.clone()),
-            });
+        match self.variant_artifact(id, variant)? {
+            Some(recorded) if recorded != result.artifact => {
+                return Err(StoreError::ArtifactConflict {
+                    id: id.clone(),
+                    variant: variant.clone(),
+                    recorded: Box::new(recorded),
+                    given: Box::new(result.artifact.clone()),
+                });
+            }
+            Some(_) => {}
+            None => {
+                let artifact = serde_json::to_string(&result.artifact)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO variants (experiment, variant, artifact) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![id.as_str(), variant.as_str(), artifact])?;
+            }
         }
         let json = serde_json::to_string(result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let recorded_at = now();
         let m = &result.metrics;
-        self.conn.execute(
+        self.conn.prepare_cached(
             "INSERT INTO runs (experiment, variant, run, seed, result, final_digest, accuracy, precision, recall, f1, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(
             params![
                 id.as_str(),
                 variant.as_str(),
@@ -383,11 +489,8 @@ impl Store {
         id: &ExperimentId,
         variant: &VariantLabel,
     ) -> Result<Option<Artifact>, StoreError> {
-        // Only the artifact, not the whole result with its epochs: this
-        // runs before every write of a result.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT json_extract(result, '$.artifact') FROM runs
-             WHERE experiment = ?1 AND variant = ?2 ORDER BY rowid LIMIT 1",
+            "SELECT artifact FROM variants WHERE experiment = ?1 AND variant = ?2",
         )?;
         let json: Option<String> = stmt
             .query_row(params![id.as_str(), variant.as_str()], |r| r.get(0))

@@ -44,6 +44,19 @@ const MIGRATIONS: &[&str] = &[
          examples INTEGER NOT NULL,
          registered_at TEXT NOT NULL
      );",
+    // 2: a variant's artifact in a row of its own, fixed by its first
+    // result; read before every write of a result, so not parsed out of
+    // that result's JSON each time.
+    "CREATE TABLE variants (
+         experiment TEXT NOT NULL REFERENCES experiments(id),
+         variant TEXT NOT NULL,
+         artifact TEXT NOT NULL,
+         PRIMARY KEY (experiment, variant)
+     );
+     INSERT INTO variants (experiment, variant, artifact)
+         SELECT experiment, variant, json_extract(result, '$.artifact') FROM runs AS r
+         WHERE rowid = (SELECT MIN(rowid) FROM runs
+                        WHERE experiment = r.experiment AND variant = r.variant);",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

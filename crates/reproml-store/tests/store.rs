@@ -248,3 +248,83 @@ fn a_variant_keeps_the_artifact_of_its_first_run() {
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_version_1_database_gets_its_variants_artifacts_from_its_first_results() {
+    let db = temp_db("migrate");
+    let id: ExperimentId = "e".parse().unwrap();
+    let variant: VariantLabel = "v".parse().unwrap();
+    let e = {
+        let mut store = Store::open(&db, Some(3)).unwrap();
+        let (e, _) = store.create_experiment(&spec("e", 1)).unwrap();
+        store
+            .record_run(
+                &id,
+                &variant,
+                RunIndex::new(0),
+                &sample_result(e.seeds[0], 0.5, 1),
+            )
+            .unwrap();
+        e
+    };
+    // What version 1 of the schema was: the same, without `variants`.
+    let raw = rusqlite::Connection::open(&db).unwrap();
+    raw.execute_batch("DROP TABLE variants; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(raw);
+    let mut store = Store::open(&db, Some(3)).unwrap();
+    let artifact = sample_result(e.seeds[0], 0.5, 1).artifact;
+    assert_eq!(
+        store.variant_artifact(&id, &variant).unwrap(),
+        Some(artifact)
+    );
+    let mut other = sample_result(e.seeds[1], 0.5, 1);
+    other.artifact.name = "another-build".into();
+    assert!(matches!(
+        store.record_run(&id, &variant, RunIndex::new(1), &other),
+        Err(StoreError::ArtifactConflict { .. })
+    ));
+}
+
+#[test]
+fn a_group_commits_its_writes_together_and_a_refused_one_leaves_no_trace() {
+    let db = temp_db("group");
+    let mut store = Store::open(&db, Some(3)).unwrap();
+    let (e, _) = store.create_experiment(&spec("g", 1)).unwrap();
+    let id = e.spec.id.clone();
+    let variant: VariantLabel = "v".parse().unwrap();
+    let mut foreign = sample_result(e.seeds[1], 0.5, 1);
+    foreign.artifact.name = "another-build".into();
+    store.begin_group().unwrap();
+    let first = store.isolated(|s| {
+        s.record_run(
+            &id,
+            &variant,
+            RunIndex::new(0),
+            &sample_result(e.seeds[0], 0.5, 1),
+        )
+    });
+    let refused = store.isolated(|s| s.record_run(&id, &variant, RunIndex::new(1), &foreign));
+    let third = store.isolated(|s| {
+        s.record_run(
+            &id,
+            &variant,
+            RunIndex::new(2),
+            &sample_result(e.seeds[2], 0.7, 1),
+        )
+    });
+    assert!(first.is_ok() && third.is_ok());
+    assert!(matches!(refused, Err(StoreError::ArtifactConflict { .. })));
+    // Not visible to another connection before the commit...
+    let reader = Store::open_reader(&db).unwrap();
+    assert!(reader.runs(&id, None).unwrap().is_empty());
+    store.commit_group().unwrap();
+    // ...and exactly the two accepted writes after it.
+    let runs: Vec<u32> = reader
+        .runs(&id, None)
+        .unwrap()
+        .iter()
+        .map(|r| r.run.get())
+        .collect();
+    assert_eq!(runs, [0, 2]);
+}
