@@ -1,19 +1,15 @@
-//! Server benchmarks, printed as figures (run: `cargo bench -p reproml-client --bench server`).
-//!
-//! 1. Serving a CIFAR-10-sized split (50,000 × 3×32×32, generated) to one
-//!    client on loopback, verified, against a plain TCP copy of the same
-//!    number of bytes in the same run.
-//! 2. Result ingestion with 16 concurrent clients: results per second and
-//!    p50/p99 latency (every result fsynced before it is acknowledged).
+//! Serving a split, printed as figures (run: `cargo bench -p reproml-client --bench server`):
+//! a CIFAR-10-sized split (50,000 × 3×32×32, generated) to one client on
+//! loopback, verified, against a plain TCP copy of the same number of
+//! bytes in the same run. Result ingestion has its own bench, `ingest`.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use reproml_client::Client;
-use reproml_core::run::sample_result;
 use reproml_core::split::SplitName;
-use reproml_core::{ExperimentSpec, RunIndex, VariantLabel};
+use reproml_core::{ExperimentSpec, RunIndex};
 use reproml_data::{ImageShape, generate};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 use reproml_store::{DatasetRecord, Store};
@@ -145,56 +141,6 @@ fn main() {
         p.as_secs_f64() / s.as_secs_f64()
     );
 
-    println!();
-    println!("## Result ingestion, 16 concurrent clients (each result fsynced before the answer)");
-    let per_client = 60u32;
-    let started = Instant::now();
-    let handles: Vec<_> = (0..16u32)
-        .map(|c| {
-            let url = server.url();
-            let id = id.clone();
-            let seeds = e.seeds.clone();
-            std::thread::spawn(move || {
-                let client = Client::new(&url, None);
-                let variant: VariantLabel = format!("client{c}").parse().unwrap();
-                (0..per_client)
-                    .map(|i| {
-                        let run = c * per_client + i;
-                        let t = Instant::now();
-                        assert!(
-                            client
-                                .post_result(
-                                    &id,
-                                    &variant,
-                                    RunIndex::new(run),
-                                    &sample_result(seeds[run as usize], 0.9, 10)
-                                )
-                                .unwrap()
-                        );
-                        t.elapsed()
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut latencies: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    let wall = started.elapsed();
-    latencies.sort();
-    let pct = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    println!(
-        "results: {}   wall: {:.2} s   throughput: {:.0} results/s",
-        latencies.len(),
-        wall.as_secs_f64(),
-        latencies.len() as f64 / wall.as_secs_f64()
-    );
-    println!(
-        "latency p50: {:.1} ms   p99: {:.1} ms",
-        pct(0.5).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3
-    );
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
