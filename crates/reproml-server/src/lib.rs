@@ -172,6 +172,11 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         },
         extract::body_rules,
     ))
+    // A panic in a handler (a bug) answers `500 internal` and is logged;
+    // its text never reaches the client, and the server goes on.
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        error::panic_response,
+    ))
     // Outermost, so that answers from the layers above (a 503 after the
     // handling limit) are logged and carry their request id too.
     .layer(axum::middleware::from_fn(log::log_request))
