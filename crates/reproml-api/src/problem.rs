@@ -65,8 +65,13 @@ problem_codes! {
     MissingToken = ("missing_token", 401),
     /// The token sent is not the server's.
     BadToken = ("bad_token", 401),
+    /// Deleting is off: the server has no token and was not started with
+    /// `--allow-delete`.
+    DeleteForbidden = ("delete_forbidden", 403),
     /// No such experiment.
     ExperimentNotFound = ("experiment_not_found", 404),
+    /// The experiment has no such variant.
+    VariantNotFound = ("variant_not_found", 404),
     /// The experiment has no such run.
     RunNotFound = ("run_not_found", 404),
     /// No such split.

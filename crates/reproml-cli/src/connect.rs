@@ -62,8 +62,21 @@ impl ServerArgs {
         self.connect()
     }
 
+    /// Connects like [`ServerArgs::connect_existing`], to delete: an
+    /// embedded server then allows it (the user named the database file).
+    pub fn connect_to_delete(&self) -> Result<Connection> {
+        if self.server.is_none() {
+            crate::files::existing_database(&self.db)?;
+        }
+        self.start(true)
+    }
+
     /// Connects, starting the embedded server when asked.
     pub fn connect(&self) -> Result<Connection> {
+        self.start(false)
+    }
+
+    fn start(&self, allow_delete: bool) -> Result<Connection> {
         if let Some(url) = &self.server {
             if !url.starts_with("http://") {
                 bail!("--server must be an http:// URL (got {url:?}); https is not supported yet");
@@ -87,6 +100,7 @@ impl ServerArgs {
             master_seed: self.master_seed,
             token: None,
             limits: Limits::default(),
+            allow_delete,
         })
         .with_context(|| format!("cannot start the embedded server on {}", self.db.display()))?;
         Ok(Connection {

@@ -34,6 +34,9 @@ enum Command {
     Server(commands::server::ServerArgs),
     /// Train an experiment's runs for one variant and record the results.
     Run(commands::run::RunArgs),
+    /// Create, list, show and delete experiments (and variants) on a server.
+    #[command(subcommand)]
+    Experiment(commands::experiment::ExperimentCommand),
     /// Train one run twice and check that every parameter is bit-identical after every epoch.
     Verify(commands::verify::VerifyArgs),
     /// Compare the variants of experiments: tests, effect sizes, corrections, verdicts.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Server(args) => commands::server::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Run(args) => commands::run::run(args),
+        Command::Experiment(cmd) => commands::experiment::run(cmd),
         Command::Compare(args) => commands::compare::run_compare(args),
         Command::Report(args) => commands::compare::run_report(args),
         Command::Verify(args) => commands::verify::run(args),

@@ -432,3 +432,65 @@ fn read_only_commands_never_create_a_database() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn experiments_are_created_listed_shown_and_deleted_without_training() {
+    let dir = std::env::temp_dir().join(format!("reproml-experiment-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("e.db");
+    let db = db.to_str().unwrap();
+    let spec = dir.join("torch.toml");
+    std::fs::write(
+        &spec,
+        "id = \"torch-113\"\nmodel = \"custom:resnet-tiny\"\nchallenge = \"digits\"\nepochs = 2\nruns = 4\n",
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+    let on_db = |args: &[&str]| {
+        let mut all = vec!["experiment"];
+        all.extend_from_slice(&args[..1]);
+        all.extend(["--embedded", "--db", db]);
+        all.extend_from_slice(&args[1..]);
+        reproml(&all)
+    };
+    let out = on_db(&["create", "--spec", spec]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("created experiment torch-113"));
+    let out = on_db(&["list"]);
+    assert!(
+        text(&out.stdout).contains("custom:resnet-tiny"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = on_db(&["show", "torch-113", "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["experiment"]["seeds"].as_array().unwrap().len(), 4);
+
+    // A model no engine knows is refused by `spec check` and at creation.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "id = \"bad\"\nmodel = \"resnet50\"\nchallenge = \"digits\"\nepochs = 1\n",
+    )
+    .unwrap();
+    let out = reproml(&["spec", "check", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("custom:NAME"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = on_db(&["create", "--spec", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+
+    // Deleting says what it would delete, and does it only with --yes.
+    let out = on_db(&["delete", "torch-113"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
+    assert!(text(&on_db(&["list"]).stdout).contains("torch-113"));
+    let out = on_db(&["delete", "torch-113", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&on_db(&["list"]).stdout).contains("no experiments yet"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

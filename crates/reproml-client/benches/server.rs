@@ -84,6 +84,7 @@ fn main() {
         master_seed: Some(1),
         token: None,
         limits: Limits::default(),
+        allow_delete: false,
     })
     .unwrap();
     let client = Client::new(&server.url(), None);

@@ -168,6 +168,13 @@ impl Client {
                     }
                     req.send(body)
                 }
+                ("DELETE", _) => {
+                    let mut req = self.agent.delete(&url).header("Accept", accept);
+                    if let Some(t) = &self.token {
+                        req = req.header("Authorization", &format!("Bearer {t}"));
+                    }
+                    req.call()
+                }
                 _ => {
                     let mut req = self.agent.get(&url).header("Accept", accept);
                     if let Some(t) = &self.token {
@@ -241,6 +248,29 @@ impl Client {
     /// `GET /v1/experiments/{id}`.
     pub fn experiment(&self, id: &ExperimentId) -> Result<Experiment, ClientError> {
         Ok(self.json("GET", &format!("/v1/experiments/{id}"), None)?.1)
+    }
+
+    /// `DELETE /v1/experiments/{id}`: the experiment, its seeds and its
+    /// runs; returns how many runs were deleted.
+    pub fn delete_experiment(&self, id: &ExperimentId) -> Result<u64, ClientError> {
+        let (_, deleted): (u16, Deleted) =
+            self.json("DELETE", &format!("/v1/experiments/{id}"), None)?;
+        Ok(deleted.deleted_runs)
+    }
+
+    /// `DELETE /v1/experiments/{id}/variants/{variant}`: the variant's runs,
+    /// so that its name can be used again; returns how many were deleted.
+    pub fn delete_variant(
+        &self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+    ) -> Result<u64, ClientError> {
+        let (_, deleted): (u16, Deleted) = self.json(
+            "DELETE",
+            &format!("/v1/experiments/{id}/variants/{variant}"),
+            None,
+        )?;
+        Ok(deleted.deleted_runs)
     }
 
     /// `GET /v1/experiments`.
@@ -404,6 +434,12 @@ fn read_limited(url: &str, reader: impl Read, limit: u64) -> Result<Vec<u8>, Cli
         });
     }
     Ok(bytes)
+}
+
+/// What a delete answers with (the rest is for people).
+#[derive(serde::Deserialize)]
+struct Deleted {
+    deleted_runs: u64,
 }
 
 /// What the client needs of a problem object; other fields are optional,

@@ -24,6 +24,7 @@ fn start(db: &Path, token: Option<&str>) -> EmbeddedServer {
         master_seed: Some(42),
         token: token.map(str::to_owned),
         limits: Limits::default(),
+        allow_delete: false,
     })
     .unwrap()
 }

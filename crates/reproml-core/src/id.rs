@@ -71,8 +71,21 @@ fn validate(kind: &'static str, value: &str) -> Result<(), IdentifierError> {
     Ok(())
 }
 
+/// The identifier rule, after an optional `custom:` (a model only an
+/// external client knows).
+fn validate_model(kind: &'static str, value: &str) -> Result<(), IdentifierError> {
+    validate(kind, value.strip_prefix(CUSTOM_PREFIX).unwrap_or(value))
+}
+
+/// What marks a model that only an external client (not this tool's
+/// engines) knows how to train: `custom:my-resnet`.
+pub const CUSTOM_PREFIX: &str = "custom:";
+
 macro_rules! identifier {
     ($(#[$meta:meta])* $name:ident, $kind:literal) => {
+        identifier!($(#[$meta])* $name, $kind, validate);
+    };
+    ($(#[$meta:meta])* $name:ident, $kind:literal, $check:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -85,7 +98,7 @@ macro_rules! identifier {
             /// Checks `value` against the identifier rule and wraps it.
             pub fn new(value: impl Into<String>) -> Result<Self, IdentifierError> {
                 let value = value.into();
-                validate($kind, &value)?;
+                $check($kind, &value)?;
                 Ok(Self(value))
             }
 
@@ -149,11 +162,33 @@ identifier!(
 );
 
 identifier!(
-    /// The name of a model (`lenet5`, `vgg-x`, …) or of a challenge
-    /// (`digits`, `fashion-mnist`, …) as written in a spec.
+    /// The name of a challenge (`digits`, `fashion-mnist`, …) or of
+    /// anything else a user names in a file (a recipe, a study).
     Name,
     "name"
 );
+
+identifier!(
+    /// The name of a model as written in a spec: one the engines know
+    /// (`lenet5`, `vgg-x`, see [`crate::spec::BUILTIN_MODELS`]) or
+    /// `custom:NAME` for one only an external client knows.
+    ///
+    /// ```
+    /// use reproml_core::id::ModelName;
+    /// assert!(ModelName::new("custom:resnet50").unwrap().is_custom());
+    /// assert!(ModelName::new("custom:../x").is_err());
+    /// ```
+    ModelName,
+    "model name",
+    validate_model
+);
+
+impl ModelName {
+    /// True for `custom:NAME`.
+    pub fn is_custom(&self) -> bool {
+        self.0.starts_with(CUSTOM_PREFIX)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ pub mod spec;
 pub mod split;
 pub mod stream;
 
-pub use id::{ExperimentId, IdentifierError, Name, VariantLabel};
+pub use id::{ExperimentId, IdentifierError, ModelName, Name, VariantLabel};
 pub use seed::{RunIndex, Seed, SeedPolicy, SplitSeed};
 pub use spec::ExperimentSpec;
 

@@ -24,7 +24,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{ExperimentId, Name};
+use crate::id::{ExperimentId, ModelName, Name};
 use crate::seed::SeedPolicy;
 use crate::split::{SplitFractions, SubsetLimits};
 
@@ -50,8 +50,8 @@ pub struct ExperimentSpec {
     /// Free text for people: what the experiment is about.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
-    /// Model trained by every run (`lenet5`, `vgg-x`, …).
-    pub model: Name,
+    /// Model trained by every run (`lenet5`, `vgg-x`, …, or `custom:NAME`).
+    pub model: ModelName,
     /// Data set with its split (`digits`, `fashion-mnist`, …).
     pub challenge: Name,
     /// Passes over the training split in each run.
@@ -223,6 +223,53 @@ impl SplitRule {
     }
 }
 
+/// Models this tool's engines train: the Rust engine all of them, the
+/// Python client `mlp`, `lenet5` and `vgg-x` (`reproml-train`'s registry
+/// is tested to hold exactly these).
+pub const BUILTIN_MODELS: &[&str] = &["mlp", "lenet5", "vgg-x", "vgg11", "alexnet"];
+/// Data sets every server knows without an import.
+pub const BUILTIN_CHALLENGES: &[&str] = &["digits", "fashion-mnist"];
+
+impl ExperimentSpec {
+    /// Checks that the model is one the engines know (or `custom:NAME`)
+    /// and the challenge built in or among `registered` data sets: an
+    /// experiment no engine can train is refused when it is created, not
+    /// found out run by run.
+    pub fn check_names(&self, registered: &[&str]) -> Result<(), Vec<Violation>> {
+        let mut problems = Vec::new();
+        if !self.model.is_custom() && !BUILTIN_MODELS.contains(&self.model.as_str()) {
+            problems.push(Violation {
+                key: "model".into(),
+                message: format!(
+                    "{:?} is not a model this tool knows ({}); write a model only your own client trains as \"custom:NAME\"",
+                    self.model.as_str(),
+                    BUILTIN_MODELS.join(", ")
+                ),
+            });
+        }
+        let challenge = self.challenge.as_str();
+        if !BUILTIN_CHALLENGES.contains(&challenge) && !registered.contains(&challenge) {
+            problems.push(Violation {
+                key: "challenge".into(),
+                message: format!(
+                    "{challenge:?} is neither built in ({}) nor an imported data set{}; import it first with `reproml data import`",
+                    BUILTIN_CHALLENGES.join(", "),
+                    if registered.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", registered.join(", "))
+                    }
+                ),
+            });
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
 /// One thing wrong with a spec's values, named by its dotted key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -249,7 +296,7 @@ impl ExperimentSpec {
     /// assert!(spec.validate().is_ok());
     /// assert_eq!(spec.optimizer.lr, 0.01);
     /// ```
-    pub fn new(id: ExperimentId, model: Name, challenge: Name, epochs: u32) -> Self {
+    pub fn new(id: ExperimentId, model: ModelName, challenge: Name, epochs: u32) -> Self {
         Self {
             id,
             description: String::new(),

@@ -110,6 +110,7 @@ fn start_server(name: &str) -> (EmbeddedServer, std::path::PathBuf) {
         master_seed: Some(3),
         token: None,
         limits: Limits::default(),
+        allow_delete: false,
     })
     .unwrap();
     (server, dir)

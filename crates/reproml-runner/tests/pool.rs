@@ -32,6 +32,7 @@ fn fixture(name: &str) -> Fixture {
         master_seed: Some(5),
         token: None,
         limits: Limits::default(),
+        allow_delete: false,
     })
     .unwrap();
     Fixture { server, dir }

@@ -152,6 +152,7 @@ fn every_flipped_byte_is_rejected_and_nothing_is_recorded() {
         master_seed: Some(9),
         token: None,
         limits: Limits::default(),
+        allow_delete: false,
     })
     .unwrap();
     let direct = Client::new(&server.url(), None);

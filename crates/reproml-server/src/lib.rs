@@ -35,6 +35,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/experiments"),
     ("POST", "/v1/experiments"),
     ("GET", "/v1/experiments/{id}"),
+    ("DELETE", "/v1/experiments/{id}"),
+    ("DELETE", "/v1/experiments/{id}/variants/{variant}"),
     ("GET", "/v1/experiments/{id}/runs"),
     ("GET", "/v1/experiments/{id}/runs/{run}/seed"),
     ("GET", "/v1/experiments/{id}/runs/{run}/data/{split}"),
@@ -92,6 +94,9 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Request and connection bounds.
     pub limits: Limits,
+    /// Lets a server without a token delete experiments and variants (a
+    /// server with a token lets whoever holds the token delete).
+    pub allow_delete: bool,
 }
 
 /// Why a server cannot start.
@@ -137,7 +142,14 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             "/v1/experiments",
             get(routes::list_experiments).post(routes::create_experiment),
         )
-        .route("/v1/experiments/{id}", get(routes::get_experiment))
+        .route(
+            "/v1/experiments/{id}",
+            get(routes::get_experiment).delete(routes::delete_experiment),
+        )
+        .route(
+            "/v1/experiments/{id}/variants/{variant}",
+            axum::routing::delete(routes::delete_variant),
+        )
         .route("/v1/experiments/{id}/runs", get(routes::list_runs))
         .route(
             "/v1/experiments/{id}/runs/{run}/seed",

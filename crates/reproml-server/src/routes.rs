@@ -156,6 +156,22 @@ pub(crate) async fn create_experiment(
             ApiError::new(ProblemCode::InvalidSpec, list.join("; ")).with("violations", list)
         );
     }
+    let registered = state
+        .read(|store| {
+            Ok(store
+                .datasets()?
+                .into_iter()
+                .map(|d| d.name)
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let names: Vec<&str> = registered.iter().map(String::as_str).collect();
+    if let Err(violations) = spec.check_names(&names) {
+        let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        return Err(
+            ApiError::new(ProblemCode::InvalidSpec, list.join("; ")).with("violations", list)
+        );
+    }
     let (stored, written) = state
         .write(move |store| Ok(store.create_experiment(&spec)?))
         .await?;
@@ -164,6 +180,70 @@ pub(crate) async fn create_experiment(
         Written::Existing => StatusCode::OK,
     };
     Ok((status, axum::Json(stored)).into_response())
+}
+
+fn check_may_delete(state: &AppState) -> ApiResult<()> {
+    if state.may_delete() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ProblemCode::DeleteForbidden,
+            "deleting is off on a server without a token; restart it with --token-file (and send the token) or with --allow-delete",
+        ))
+    }
+}
+
+/// `DELETE /v1/experiments/{id}`: the experiment, its seeds and every run.
+pub(crate) async fn delete_experiment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    check_may_delete(&state)?;
+    let id = experiment_id(&id)?;
+    let deleted = {
+        let id = id.clone();
+        state
+            .write(move |store| Ok(store.delete_experiment(&id)?))
+            .await?
+    };
+    state.forget_experiment(&id);
+    let runs = deleted.ok_or_else(|| {
+        ApiError::new(
+            ProblemCode::ExperimentNotFound,
+            format!("no experiment {id}"),
+        )
+    })?;
+    tracing::warn!(experiment = %id, runs, "experiment deleted");
+    Ok(axum::Json(json!({ "experiment": id, "deleted_runs": runs })).into_response())
+}
+
+/// `DELETE /v1/experiments/{id}/variants/{variant}`: the variant's runs, so
+/// that its name can be used again.
+pub(crate) async fn delete_variant(
+    State(state): State<AppState>,
+    Path((id, variant)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    check_may_delete(&state)?;
+    let e = load_experiment(&state, experiment_id(&id)?).await?;
+    let variant = variant_label(&variant)?;
+    let id = e.spec.id.clone();
+    let deleted = {
+        let (id, variant) = (id.clone(), variant.clone());
+        state
+            .write(move |store| Ok(store.delete_variant(&id, &variant)?))
+            .await?
+    };
+    let runs = deleted.ok_or_else(|| {
+        ApiError::new(
+            ProblemCode::VariantNotFound,
+            format!("experiment {id} has no variant {variant}"),
+        )
+    })?;
+    tracing::warn!(experiment = %id, %variant, runs, "variant deleted");
+    Ok(
+        axum::Json(json!({ "experiment": id, "variant": variant, "deleted_runs": runs }))
+            .into_response(),
+    )
 }
 
 pub(crate) async fn list_experiments(
@@ -356,6 +436,6 @@ pub(crate) async fn list_runs(
 pub(crate) async fn list_datasets(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let registered = state.read(|store| Ok(store.datasets()?)).await?;
     Ok(axum::Json(
-        json!({ "builtin": ["digits", "fashion-mnist"], "registered": registered }),
+        json!({ "builtin": reproml_core::spec::BUILTIN_CHALLENGES, "registered": registered }),
     ))
 }

@@ -30,6 +30,7 @@ struct Inner {
     /// and every request about a run needs its seeds.
     experiments: Mutex<HashMap<ExperimentId, Arc<Experiment>>>,
     token: Option<String>,
+    allow_delete: bool,
 }
 
 /// Shared state; cheap to clone.
@@ -48,6 +49,7 @@ impl AppState {
             datasets: Mutex::new(HashMap::new()),
             experiments: Mutex::new(HashMap::new()),
             token: config.token.clone(),
+            allow_delete: config.allow_delete,
         })))
     }
 
@@ -58,6 +60,18 @@ impl AppState {
 
     pub(crate) fn token(&self) -> Option<&str> {
         self.0.token.as_deref()
+    }
+
+    /// Whether a delete is allowed: behind a token (checked before the
+    /// handler), or on a server started with `--allow-delete`.
+    pub(crate) fn may_delete(&self) -> bool {
+        self.0.token.is_some() || self.0.allow_delete
+    }
+
+    /// Forgets a deleted experiment.
+    pub(crate) fn forget_experiment(&self, id: &ExperimentId) {
+        let mut cache = self.0.experiments.lock().unwrap_or_else(|p| p.into_inner());
+        cache.remove(id);
     }
 
     /// The experiment `id` if it was read before.

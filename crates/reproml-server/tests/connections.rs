@@ -20,6 +20,7 @@ fn server(name: &str, limits: Limits) -> (EmbeddedServer, std::path::PathBuf) {
         master_seed: Some(1),
         token: Some(TOKEN.into()),
         limits,
+        allow_delete: false,
     })
     .unwrap();
     (server, dir)

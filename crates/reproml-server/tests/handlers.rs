@@ -26,6 +26,10 @@ impl Drop for App {
 }
 
 fn app(name: &str, token: Option<&str>) -> App {
+    app_with(name, token, false)
+}
+
+fn app_with(name: &str, token: Option<&str>, allow_delete: bool) -> App {
     let dir = std::env::temp_dir().join(format!("reproml-handlers-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -34,6 +38,7 @@ fn app(name: &str, token: Option<&str>) -> App {
         master_seed: Some(42),
         token: token.map(str::to_owned),
         limits: Limits::default(),
+        allow_delete,
     };
     let state = AppState::open(&config).unwrap();
     App {
@@ -410,4 +415,115 @@ async fn metrics_are_derived_from_the_confusion_matrix_or_refused() {
     assert!(p.detail.contains("confusion is missing"), "{}", p.detail);
     let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/runs", None, None).await;
     assert_eq!(body, b"[]".as_slice(), "nothing was recorded");
+}
+
+#[tokio::test]
+async fn experiments_no_engine_can_train_are_refused_at_creation() {
+    let app = app("names", None);
+    let create = |model: &str, challenge: &str| json!({"id": "n", "model": model, "challenge": challenge, "epochs": 1});
+    let (status, headers, body) = send(
+        &app,
+        "POST",
+        "/v1/experiments",
+        Some(create("resnet50", "digits")),
+        None,
+    )
+    .await;
+    let p = problem(status, &headers, &body);
+    assert_eq!(p.code, ProblemCode::InvalidSpec);
+    assert!(p.detail.contains("custom:NAME"), "{}", p.detail);
+    let (status, headers, body) = send(
+        &app,
+        "POST",
+        "/v1/experiments",
+        Some(create("mlp", "imagenet")),
+        None,
+    )
+    .await;
+    let p = problem(status, &headers, &body);
+    assert!(p.detail.contains("reproml data import"), "{}", p.detail);
+    // A model only an external client knows is said so explicitly.
+    let (status, _, _) = send(
+        &app,
+        "POST",
+        "/v1/experiments",
+        Some(create("custom:resnet50", "digits")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn deleting_needs_a_token_or_allow_delete_and_frees_the_names() {
+    // Loopback without a token: deleting is off.
+    let app = app("nodelete", None);
+    send(&app, "POST", "/v1/experiments", Some(spec(1)), None).await;
+    let (status, headers, body) = send(&app, "DELETE", "/v1/experiments/e1", None, None).await;
+    assert_eq!(
+        problem(status, &headers, &body).code,
+        ProblemCode::DeleteForbidden
+    );
+
+    // With a token, only with the token.
+    let token = "the-token-of-this-test";
+    let app = app_with("delete", Some(token), false);
+    send(&app, "POST", "/v1/experiments", Some(spec(1)), Some(token)).await;
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1", None, Some(token)).await;
+    let e: Experiment = serde_json::from_slice(&body).unwrap();
+    let post = |run: usize, name: &str| {
+        let mut r = sample_result(e.seeds[run], 0.5, 1);
+        r.artifact.name = name.into();
+        serde_json::to_value(r).unwrap()
+    };
+    let path = |run: usize| format!("/v1/experiments/e1/variants/Corrected/runs/{run}");
+    let (status, _, _) = send(&app, "POST", &path(0), Some(post(0, "a")), Some(token)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, _) = send(&app, "DELETE", "/v1/experiments/e1", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A typo variant goes, and its name takes another artifact afterwards.
+    let (status, _, body) = send(
+        &app,
+        "DELETE",
+        "/v1/experiments/e1/variants/Corrected",
+        None,
+        Some(token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["deleted_runs"],
+        1
+    );
+    let (status, _, _) = send(&app, "POST", &path(0), Some(post(0, "b")), Some(token)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, headers, body) = send(
+        &app,
+        "DELETE",
+        "/v1/experiments/e1/variants/nothing",
+        None,
+        Some(token),
+    )
+    .await;
+    assert_eq!(
+        problem(status, &headers, &body).code,
+        ProblemCode::VariantNotFound
+    );
+
+    // The whole experiment goes; the same identifier then takes another spec.
+    let (status, _, _) = send(&app, "DELETE", "/v1/experiments/e1", None, Some(token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(&app, "GET", "/v1/experiments/e1", None, Some(token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = send(&app, "POST", "/v1/experiments", Some(spec(3)), Some(token)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, _) = send(&app, "DELETE", "/v1/experiments/zz", None, Some(token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // --allow-delete opens it on a server without a token.
+    let app = app_with("allowdelete", None, true);
+    send(&app, "POST", "/v1/experiments", Some(spec(1)), None).await;
+    let (status, _, _) = send(&app, "DELETE", "/v1/experiments/e1", None, None).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -482,6 +482,51 @@ impl Store {
         ))
     }
 
+    /// Deletes experiment `id` with its seeds, variants and runs; the
+    /// number of runs deleted, or `None` when there was no such experiment.
+    pub fn delete_experiment(&mut self, id: &ExperimentId) -> Result<Option<usize>, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let runs = tx.execute(
+            "DELETE FROM runs WHERE experiment = ?1",
+            params![id.as_str()],
+        )?;
+        tx.execute(
+            "DELETE FROM variants WHERE experiment = ?1",
+            params![id.as_str()],
+        )?;
+        tx.execute(
+            "DELETE FROM seeds WHERE experiment = ?1",
+            params![id.as_str()],
+        )?;
+        let found = tx.execute(
+            "DELETE FROM experiments WHERE id = ?1",
+            params![id.as_str()],
+        )?;
+        tx.commit()?;
+        Ok((found > 0).then_some(runs))
+    }
+
+    /// Deletes `variant` of experiment `id` with its runs, so that the name
+    /// can be used again (with another artifact); the number of runs
+    /// deleted, or `None` when the variant had none.
+    pub fn delete_variant(
+        &mut self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+    ) -> Result<Option<usize>, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let runs = tx.execute(
+            "DELETE FROM runs WHERE experiment = ?1 AND variant = ?2",
+            params![id.as_str(), variant.as_str()],
+        )?;
+        let found = tx.execute(
+            "DELETE FROM variants WHERE experiment = ?1 AND variant = ?2",
+            params![id.as_str(), variant.as_str()],
+        )?;
+        tx.commit()?;
+        Ok((found > 0 || runs > 0).then_some(runs))
+    }
+
     /// The artifact that trained `variant` of experiment `id`: the one of
     /// its first recorded run, which every later run must share.
     pub fn variant_artifact(

@@ -164,6 +164,18 @@ impl ModelRegistry {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_registry_holds_exactly_the_models_a_server_accepts() {
+        let mut names = ModelRegistry::default().names();
+        names.sort();
+        let mut accepted: Vec<_> = reproml_core::spec::BUILTIN_MODELS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        accepted.sort();
+        assert_eq!(names, accepted);
+    }
+
     fn shape(c: u32, h: u32, w: u32) -> ImageShape {
         ImageShape {
             channels: c,

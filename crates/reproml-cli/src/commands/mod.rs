@@ -7,6 +7,7 @@ pub mod bugs;
 pub mod compare;
 pub mod data;
 pub mod demo;
+pub mod experiment;
 pub mod run;
 pub mod seeds;
 pub mod server;

@@ -25,6 +25,10 @@ pub struct ServerArgs {
     /// characters); required to listen beyond loopback.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Let clients delete experiments and variants although the server has
+    /// no token (with a token, whoever holds it may delete).
+    #[arg(long)]
+    allow_delete: bool,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -39,6 +43,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
         master_seed: args.master_seed,
         token,
         limits: Limits::default(),
+        allow_delete: args.allow_delete,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -28,6 +28,21 @@ pub fn run(cmd: SpecCommand) -> Result<()> {
     match cmd {
         SpecCommand::Check { file, json } => {
             let spec = crate::files::load_spec(&file)?;
+            // Data sets imported into a server are not known here: only
+            // the model is checked, the challenge is left to the server.
+            if let Err(problems) = spec.check_names(&[spec.challenge.as_str()]) {
+                let lines: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("{}: {p}", file.display()))
+                    .collect();
+                anyhow::bail!("{}", lines.join("\n"));
+            }
+            if !reproml_core::spec::BUILTIN_CHALLENGES.contains(&spec.challenge.as_str()) {
+                eprintln!(
+                    "note: challenge {:?} is not built in; the server must have it imported (`reproml data import`)",
+                    spec.challenge.as_str()
+                );
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&spec)?);
             } else {
