@@ -246,3 +246,20 @@ fn the_problem_codes_are_the_documented_ones() {
         );
     }
 }
+
+#[test]
+fn the_schema_names_exactly_the_models_the_server_accepts() {
+    let doc = doc();
+    let pattern = component(&doc, "ExperimentSpec")
+        .pointer("/properties/model/pattern")
+        .and_then(Value::as_str)
+        .unwrap();
+    let alternatives: BTreeSet<&str> = pattern
+        .trim_start_matches("^(")
+        .trim_end_matches(")$")
+        .split('|')
+        .filter(|a| !a.starts_with("custom:"))
+        .collect();
+    let accepted: BTreeSet<&str> = reproml_core::spec::BUILTIN_MODELS.iter().copied().collect();
+    assert_eq!(alternatives, accepted);
+}
