@@ -64,4 +64,13 @@ def fingerprint() -> Dict[str, str]:
     for var in ["PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS"]:
         if var in os.environ:
             f[f"env.{var}"] = os.environ[var]
+    # What PyTorch's numbers depend on, the thread count included (a run at
+    # 2 threads differs from one at 1): the server refuses a run of a
+    # variant that differs from the variant's first run in any of these.
+    f["fixed"] = ",".join(FIXED_KEYS)
     return f
+
+
+#: The fingerprint entries a run's results depend on (docs/protocol.md, "A
+#: variant is one artifact").
+FIXED_KEYS = ("torch", "torch_git", "numpy", "backend", "cuda", "cudnn", "gpu", "threads", "deterministic")

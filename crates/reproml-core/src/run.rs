@@ -139,6 +139,32 @@ pub fn is_sha256_hex(s: &str) -> bool {
 }
 
 impl RunResult {
+    /// The fingerprint entries the result says its numbers depend on: the
+    /// keys listed in `fingerprint["fixed"]` (comma-separated), with their
+    /// values (`(absent)` for a listed key the fingerprint lacks). Every run
+    /// of a variant must have the same.
+    ///
+    /// ```
+    /// use reproml_core::run::sample_result;
+    /// let mut r = sample_result(reproml_core::Seed::new(1), 0.5, 1);
+    /// r.fingerprint.insert("fixed".into(), "backend,threads".into());
+    /// let fixed = r.fixed_fingerprint();
+    /// assert_eq!(fixed["backend"], "sample");
+    /// assert_eq!(fixed["threads"], "(absent)");
+    /// ```
+    pub fn fixed_fingerprint(&self) -> BTreeMap<String, String> {
+        let listed = self.fingerprint.get("fixed").map_or("", String::as_str);
+        listed
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                let value = self.fingerprint.get(k).map_or("(absent)", String::as_str);
+                (k.to_owned(), value.to_owned())
+            })
+            .collect()
+    }
+
     /// The final trajectory digest: the last epoch's, which identifies the
     /// trained model bit for bit.
     pub fn final_digest(&self) -> Option<&str> {

@@ -207,6 +207,21 @@ pub enum RunnerError {
         /// The artifact these runs would have.
         given: Box<Artifact>,
     },
+    /// The runs would have another build (compiler, target, backend) than
+    /// the variant's, in a fingerprint entry results depend on.
+    #[error(
+        "variant {variant} of {experiment} was trained with {}. A variant is one build: \
+         use another variant name for these runs (e.g. --variant {variant}-2)",
+        differences.join(", ")
+    )]
+    FingerprintConflict {
+        /// The experiment.
+        experiment: ExperimentId,
+        /// The variant.
+        variant: VariantLabel,
+        /// `key = recorded (here: ours)` for each entry that differs.
+        differences: Vec<String>,
+    },
     /// A run's train and test splits describe different data.
     #[error(
         "the train and test splits of run {run} of {experiment} describe different data \

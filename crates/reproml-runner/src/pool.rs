@@ -81,7 +81,26 @@ fn check_artifact(
     };
     let ours = reproml_train::builtin_artifact(experiment.spec.model.as_str(), fault);
     if first.result.artifact == ours {
-        return Ok(());
+        let (recorded, ours) = (
+            first.result.fixed_fingerprint(),
+            reproml_train::builtin_fixed_fingerprint(fault),
+        );
+        if recorded == ours {
+            return Ok(());
+        }
+        let differences = ours
+            .iter()
+            .filter(|(k, v)| recorded.get(*k) != Some(*v))
+            .map(|(k, v)| {
+                let was = recorded.get(k).map_or("(not fixed)", String::as_str);
+                format!("{k} = {was} (here: {v})")
+            })
+            .collect::<Vec<_>>();
+        return Err(RunnerError::FingerprintConflict {
+            experiment: experiment.spec.id.clone(),
+            variant: variant.clone(),
+            differences,
+        });
     }
     Err(RunnerError::ArtifactConflict {
         experiment: experiment.spec.id.clone(),

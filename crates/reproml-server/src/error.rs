@@ -121,6 +121,13 @@ impl From<StoreError> for ApiError {
                     .with("recorded_artifact", recorded)
                     .with("given_artifact", given)
             }
+            StoreError::FingerprintConflict {
+                ref differences, ..
+            } => {
+                let differences = differences.clone();
+                ApiError::new(ProblemCode::ArtifactConflict, e.to_string())
+                    .with("differences", differences)
+            }
             other => ApiError::internal(other),
         }
     }

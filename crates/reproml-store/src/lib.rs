@@ -12,6 +12,7 @@
 
 mod migrations;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use reproml_api::{Experiment, RecordedRun};
@@ -85,6 +86,22 @@ pub enum StoreError {
         /// The artifact of the refused result.
         given: Box<Artifact>,
     },
+    /// The result's fingerprint differs from the variant's in an entry the
+    /// results depend on (the engine build, the thread count where it
+    /// matters).
+    #[error(
+        "variant {variant} of experiment {id} was trained with {}; this result was not. \
+         A variant's runs share every fingerprint entry their numbers depend on: record this one under another variant",
+        differences.join(", ")
+    )]
+    FingerprintConflict {
+        /// The experiment.
+        id: ExperimentId,
+        /// The variant.
+        variant: VariantLabel,
+        /// `key = recorded (this result: given)` for each entry that differs.
+        differences: Vec<String>,
+    },
     /// Stored JSON could not be read back (a bug or a hand-edited database).
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
@@ -126,6 +143,10 @@ pub struct DatasetRecord {
     /// Number of examples.
     pub examples: u32,
 }
+
+/// What every run of a variant shares: its artifact and the fingerprint
+/// entries its results depend on.
+pub type VariantIdentity = (Artifact, BTreeMap<String, String>);
 
 /// Outcome of an idempotent write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,8 +449,10 @@ impl Store {
         }
         // A variant is one artifact: the first result recorded fixes it,
         // so a variant can never mix, say, runs with and without a fault.
-        match self.variant_artifact(id, variant)? {
-            Some(recorded) if recorded != result.artifact => {
+        // And the fingerprint entries the results depend on.
+        let fixed = result.fixed_fingerprint();
+        match self.variant_identity(id, variant)? {
+            Some((recorded, _)) if recorded != result.artifact => {
                 return Err(StoreError::ArtifactConflict {
                     id: id.clone(),
                     variant: variant.clone(),
@@ -437,15 +460,37 @@ impl Store {
                     given: Box::new(result.artifact.clone()),
                 });
             }
+            Some((_, recorded_fixed)) if recorded_fixed != fixed => {
+                let keys: BTreeSet<&String> = recorded_fixed.keys().chain(fixed.keys()).collect();
+                let absent = "(not fixed)".to_owned();
+                let differences = keys
+                    .into_iter()
+                    .filter(|k| recorded_fixed.get(*k) != fixed.get(*k))
+                    .map(|k| {
+                        format!(
+                            "{k} = {} (this result: {})",
+                            recorded_fixed.get(k).unwrap_or(&absent),
+                            fixed.get(k).unwrap_or(&absent)
+                        )
+                    })
+                    .collect();
+                return Err(StoreError::FingerprintConflict {
+                    id: id.clone(),
+                    variant: variant.clone(),
+                    differences,
+                });
+            }
             Some(_) => {}
             None => {
                 let artifact = serde_json::to_string(&result.artifact)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let fixed = serde_json::to_string(&fixed)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO variants (experiment, variant, artifact) VALUES (?1, ?2, ?3)",
+                        "INSERT INTO variants (experiment, variant, artifact, fixed) VALUES (?1, ?2, ?3, ?4)",
                     )?
-                    .execute(params![id.as_str(), variant.as_str(), artifact])?;
+                    .execute(params![id.as_str(), variant.as_str(), artifact, fixed])?;
             }
         }
         let json = serde_json::to_string(result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -534,14 +579,32 @@ impl Store {
         id: &ExperimentId,
         variant: &VariantLabel,
     ) -> Result<Option<Artifact>, StoreError> {
+        Ok(self.variant_identity(id, variant)?.map(|(a, _)| a))
+    }
+
+    /// The variant's artifact and fixed fingerprint entries (see
+    /// [`RunResult::fixed_fingerprint`]), fixed by its first result.
+    pub fn variant_identity(
+        &self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+    ) -> Result<Option<VariantIdentity>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT artifact FROM variants WHERE experiment = ?1 AND variant = ?2",
+            "SELECT artifact, fixed FROM variants WHERE experiment = ?1 AND variant = ?2",
         )?;
-        let json: Option<String> = stmt
-            .query_row(params![id.as_str(), variant.as_str()], |r| r.get(0))
+        let row: Option<(String, String)> = stmt
+            .query_row(params![id.as_str(), variant.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
-        json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+        row.map(|(artifact, fixed)| {
+            Ok((
+                serde_json::from_str(&artifact).map_err(corrupt)?,
+                serde_json::from_str(&fixed).map_err(corrupt)?,
+            ))
+        })
+        .transpose()
     }
 
     /// One run's stored result.

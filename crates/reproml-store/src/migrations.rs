@@ -57,6 +57,9 @@ const MIGRATIONS: &[&str] = &[
          SELECT experiment, variant, json_extract(result, '$.artifact') FROM runs AS r
          WHERE rowid = (SELECT MIN(rowid) FROM runs
                         WHERE experiment = r.experiment AND variant = r.variant);",
+    // 3: the fingerprint entries a variant's first result said its numbers
+    // depend on (engine build, thread count where it matters), as JSON.
+    "ALTER TABLE variants ADD COLUMN fixed TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

@@ -328,3 +328,48 @@ fn a_group_commits_its_writes_together_and_a_refused_one_leaves_no_trace() {
         .collect();
     assert_eq!(runs, [0, 2]);
 }
+
+#[test]
+fn a_variant_s_runs_share_the_fingerprint_entries_their_results_depend_on() {
+    let db = temp_db("fixed");
+    let mut store = Store::open(&db, Some(3)).unwrap();
+    let (e, _) = store.create_experiment(&spec("f", 1)).unwrap();
+    let id = e.spec.id.clone();
+    let variant: VariantLabel = "torch".parse().unwrap();
+    let at_threads = |run: usize, threads: &str| {
+        let mut r = sample_result(e.seeds[run], 0.5, 1);
+        r.fingerprint.insert("threads".into(), threads.into());
+        r.fingerprint
+            .insert("fixed".into(), "backend,threads".into());
+        r
+    };
+    store
+        .record_run(&id, &variant, RunIndex::new(0), &at_threads(0, "1"))
+        .unwrap();
+    store
+        .record_run(&id, &variant, RunIndex::new(1), &at_threads(1, "1"))
+        .unwrap();
+    let err = store
+        .record_run(&id, &variant, RunIndex::new(2), &at_threads(2, "2"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("threads = 1 (this result: 2)"),
+        "{err}"
+    );
+    // Leaving the list out is a difference too: the results' dependence
+    // cannot be dropped halfway through a variant.
+    let mut unlisted = at_threads(2, "1");
+    unlisted.fingerprint.remove("fixed");
+    assert!(matches!(
+        store.record_run(&id, &variant, RunIndex::new(2), &unlisted),
+        Err(StoreError::FingerprintConflict { .. })
+    ));
+    // Entries not listed may vary (the machine's name, the date).
+    let mut other_host = at_threads(2, "1");
+    other_host
+        .fingerprint
+        .insert("hostname".into(), "elsewhere".into());
+    store
+        .record_run(&id, &variant, RunIndex::new(2), &other_host)
+        .unwrap();
+}

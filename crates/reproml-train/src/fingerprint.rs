@@ -4,8 +4,28 @@ use std::collections::BTreeMap;
 
 use crate::fault::Fault;
 
-/// Version of burn this build is pinned to.
-pub const BURN_VERSION: &str = "0.22.0";
+/// burn as resolved in this build (`burn-tensor`'s version: the facade is
+/// pinned, its sub-crates resolve on their own).
+pub const BURN_VERSION: &str = env!("REPROML_BURN_RESOLVED");
+/// The compute stack: how many registry crates the engine depends on and
+/// a digest of their names, versions and checksums (see `build.rs`).
+pub const STACK: &str = env!("REPROML_STACK");
+/// A digest of the sources that decide what a run computes.
+pub const SOURCE: &str = env!("REPROML_SOURCE");
+
+/// The fingerprint keys a run's results depend on: a variant's runs must
+/// all have the same values for them (the server checks, from the
+/// fingerprint's `fixed` entry). The thread count is not among them: this
+/// engine's results do not depend on it.
+pub const FIXED_KEYS: &[&str] = &[
+    "backend",
+    "burn",
+    "burn-flex",
+    "stack",
+    "source",
+    "rustc",
+    "target",
+];
 
 /// Environment variables that can change numerical results.
 const RELEVANT_ENV: &[&str] = &[
@@ -24,6 +44,11 @@ pub fn fingerprint(backend: &str, fault: &Fault) -> BTreeMap<String, String> {
     let mut f = BTreeMap::new();
     f.insert("reproml".into(), env!("CARGO_PKG_VERSION").into());
     f.insert("burn".into(), BURN_VERSION.into());
+    f.insert("burn-flex".into(), env!("REPROML_BURN_FLEX").into());
+    f.insert("stack".into(), STACK.into());
+    f.insert("source".into(), SOURCE.into());
+    f.insert("commit".into(), env!("REPROML_COMMIT").into());
+    f.insert("fixed".into(), FIXED_KEYS.join(","));
     f.insert("rustc".into(), env!("REPROML_RUSTC_VERSION").into());
     f.insert("target".into(), env!("REPROML_TARGET").into());
     f.insert("backend".into(), backend.into());

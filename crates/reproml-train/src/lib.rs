@@ -18,7 +18,10 @@ pub mod verify;
 pub use fault::Fault;
 pub use model::{ModelError, Network};
 pub use models::ModelRegistry;
-pub use trainer::{EpochProgress, PreparedSplit, RunSettings, Trained, builtin_artifact, train};
+pub use trainer::{
+    EpochProgress, PreparedSplit, RunSettings, Trained, builtin_artifact,
+    builtin_fixed_fingerprint, train,
+};
 
 /// Runs `f` with burn's CPU kernels on a pool of `threads` threads of its
 /// own, so that parallel runs never queue on each other's kernels. Results

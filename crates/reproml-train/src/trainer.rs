@@ -326,6 +326,19 @@ pub fn builtin_artifact(model: &str, fault: &Fault) -> Artifact {
     artifact_on(device().1, model, fault)
 }
 
+/// The fingerprint entries this build's results depend on (see
+/// [`fingerprint::FIXED_KEYS`]), as a run on this machine would report them.
+pub fn builtin_fixed_fingerprint(fault: &Fault) -> BTreeMap<String, String> {
+    let full = fingerprint::fingerprint(device().1, fault);
+    fingerprint::FIXED_KEYS
+        .iter()
+        .map(|k| {
+            let v = full.get(*k).map_or("(absent)", String::as_str);
+            ((*k).to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
 fn artifact_on(backend: &str, model: &str, fault: &Fault) -> Artifact {
     Artifact {
         kind: "builtin".into(),
@@ -334,9 +347,13 @@ fn artifact_on(backend: &str, model: &str, fault: &Fault) -> Artifact {
             env!("CARGO_PKG_VERSION"),
             fingerprint::BURN_VERSION
         ),
+        // The build, exactly: two builds of different code or different
+        // locked crates never share an artifact, so never a variant.
         details: BTreeMap::from([
             ("model".to_owned(), model.to_owned()),
             ("fault".to_owned(), fault.to_string()),
+            ("source".to_owned(), fingerprint::SOURCE.to_owned()),
+            ("stack".to_owned(), fingerprint::STACK.to_owned()),
         ]),
     }
 }
