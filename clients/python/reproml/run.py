@@ -98,6 +98,7 @@ def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> D
         matrix = confusion_matrix(y_test.tolist(), predicted.tolist(), train.header["classes"])
         epochs.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "test": metrics_of(matrix),
                        "confusion": matrix, "digest": digest(model)})
+    fingerprint["dataset"] = train.header["dataset_digest"]
     return {
         "seed": seed,
         "metrics": epochs[-1]["test"],

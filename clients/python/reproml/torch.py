@@ -72,5 +72,7 @@ def fingerprint() -> Dict[str, str]:
 
 
 #: The fingerprint entries a run's results depend on (docs/protocol.md, "A
-#: variant is one artifact").
-FIXED_KEYS = ("torch", "torch_git", "numpy", "backend", "cuda", "cudnn", "gpu", "threads", "deterministic")
+#: variant is one artifact"); `dataset` (the digest of the data the run's
+#: splits came from) is filled in by `reproml.run`, which fetched them.
+FIXED_KEYS = ("torch", "torch_git", "numpy", "backend", "cuda", "cudnn", "gpu", "threads", "deterministic",
+              "dataset")

@@ -72,11 +72,17 @@ pub fn train_run(
         classes: train.header.classes as usize,
         fault: fault.clone(),
     };
-    Ok(reproml_train::train(
+    let mut trained = reproml_train::train(
         &network,
         &PreparedSplit::new(&train),
         &PreparedSplit::new(&test),
         &settings,
         on_epoch,
-    )?)
+    )?;
+    // The data the run saw: every run of a variant must have seen the same.
+    trained
+        .result
+        .fingerprint
+        .insert("dataset".into(), train.header.dataset_digest.clone());
+    Ok(trained)
 }

@@ -16,7 +16,9 @@ pub const SOURCE: &str = env!("REPROML_SOURCE");
 /// The fingerprint keys a run's results depend on: a variant's runs must
 /// all have the same values for them (the server checks, from the
 /// fingerprint's `fixed` entry). The thread count is not among them: this
-/// engine's results do not depend on it.
+/// engine's results do not depend on it. `dataset` (the digest of the data
+/// set the run's splits came from) is filled in by the runner, which
+/// fetched them.
 pub const FIXED_KEYS: &[&str] = &[
     "backend",
     "burn",
@@ -25,6 +27,7 @@ pub const FIXED_KEYS: &[&str] = &[
     "source",
     "rustc",
     "target",
+    "dataset",
 ];
 
 /// Environment variables that can change numerical results.
