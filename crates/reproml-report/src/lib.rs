@@ -3,11 +3,13 @@
 //! and JSON exports, box plots of every metric (Fig. 2), the spread of runs
 //! across experiments (Fig. 3), and an HTML page bundling them.
 
+mod boxstats;
 mod comparison;
 mod html;
 mod plot;
 mod table;
 
+pub use boxstats::{BoxStats, box_stats};
 pub use comparison::{
     CompareOptions, ExperimentComparison, METRICS, MetricComparison, Report, ReportError,
     RunSummary, Verdict, compare,
