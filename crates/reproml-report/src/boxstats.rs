@@ -13,9 +13,11 @@ pub struct BoxStats {
     pub median: f64,
     /// Third quartile.
     pub q3: f64,
-    /// The smallest observation at or above `q1 − 1.5·IQR`.
+    /// The smallest observation at or above `q1 − 1.5·IQR` (`q1` when
+    /// that observation lies inside the box).
     pub whisker_low: f64,
-    /// The largest observation at or below `q3 + 1.5·IQR`.
+    /// The largest observation at or below `q3 + 1.5·IQR` (`q3` when
+    /// that observation lies inside the box).
     pub whisker_high: f64,
     /// Observations beyond the fences, ascending.
     pub outliers: Vec<f64>,
@@ -52,8 +54,11 @@ pub fn box_stats(values: &[f64]) -> Option<BoxStats> {
         .iter()
         .copied()
         .filter(|v| (low_fence..=high_fence).contains(v));
-    let whisker_low = inside.clone().fold(f64::INFINITY, f64::min);
-    let whisker_high = inside.fold(f64::NEG_INFINITY, f64::max);
+    // With interpolated quartiles the box can reach past every observation
+    // inside a fence (e.g. one run far above three close ones); the whisker
+    // is then not drawn, i.e. it stays at the box (as matplotlib does).
+    let whisker_low = inside.clone().fold(f64::INFINITY, f64::min).min(q1);
+    let whisker_high = inside.fold(f64::NEG_INFINITY, f64::max).max(q3);
     let outliers = x
         .iter()
         .copied()
@@ -104,6 +109,16 @@ mod tests {
     }
 
     #[test]
+    fn a_whisker_never_reaches_into_the_box() {
+        // −566.2 −408.9 −283.0 964.5: q3 = −283.0 + 0.25·1247.5 = 28.85
+        // lies above every observation inside the upper fence.
+        let b = box_stats(&[-408.9, -283.0, -566.2, 964.5]).unwrap();
+        assert!((b.q3 - 28.875).abs() < 1e-9, "{b:?}");
+        assert_eq!(b.whisker_high, b.q3);
+        assert_eq!(b.outliers, [964.5]);
+    }
+
+    #[test]
     fn one_value_is_its_own_box() {
         let b = box_stats(&[0.9]).unwrap();
         assert_eq!(
@@ -119,7 +134,8 @@ mod tests {
             v in proptest::collection::vec(-1e3f64..1e3, 1..60)
         ) {
             let b = box_stats(&v).unwrap();
-            prop_assert!(v.contains(&b.whisker_low) && v.contains(&b.whisker_high));
+            prop_assert!(v.contains(&b.whisker_low) || b.whisker_low == b.q1);
+            prop_assert!(v.contains(&b.whisker_high) || b.whisker_high == b.q3);
             prop_assert!(b.whisker_low <= b.q1 && b.q1 <= b.median);
             prop_assert!(b.median <= b.q3 && b.q3 <= b.whisker_high);
             let reach = 1.5 * (b.q3 - b.q1);

@@ -82,6 +82,13 @@ pub enum Verdict {
     Detected,
     /// Trajectories differ, but no metric differs significantly.
     NoEvidence,
+    /// No metric differs significantly, but none could have: even samples
+    /// that do not overlap at all would not reach α after the correction
+    /// for the report's number of tests. More runs are needed.
+    Underpowered,
+    /// Not tested: with fixed seeds every run of a side repeats one run
+    /// (effective n = 1), so there is no sample to test.
+    FixedSeeds,
 }
 
 impl Verdict {
@@ -91,6 +98,12 @@ impl Verdict {
             Verdict::NotTriggered => "not triggered — identical trajectories",
             Verdict::Detected => "difference detected",
             Verdict::NoEvidence => "no evidence of a difference",
+            Verdict::Underpowered => {
+                "inconclusive — underpowered: too few runs for any difference to reach α after correction"
+            }
+            Verdict::FixedSeeds => {
+                "not tested — fixed seeds: every run of a side repeats one run (effective n = 1)"
+            }
         }
     }
 }
@@ -118,6 +131,10 @@ pub struct ExperimentComparison {
     pub identical_pairs: usize,
     /// The four metrics.
     pub metrics: Vec<MetricComparison>,
+    /// The smallest Holm-adjusted p-value these sample sizes allow at all
+    /// (two samples that do not overlap), given the report's number of
+    /// tests: at or above α, no verdict but "underpowered" is possible.
+    pub best_possible_holm_p: Option<f64>,
     /// The conclusion.
     pub verdict: Verdict,
 }
@@ -215,7 +232,10 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
             .map(|&metric| {
                 let x: Vec<f64> = base.iter().map(|r| r.metric(metric)).collect();
                 let y: Vec<f64> = treat.iter().map(|r| r.metric(metric)).collect();
-                let wilcoxon_p = (seed_policy == SeedPolicy::PerRun && !paired.is_empty())
+                // Fixed seeds repeat one run: no sample, so no test, and
+                // nothing added to the report's family of tests.
+                let tested = seed_policy == SeedPolicy::PerRun;
+                let wilcoxon_p = (tested && !paired.is_empty())
                     .then(|| {
                         let px: Vec<f64> = paired.iter().map(|(b, _)| b.metric(metric)).collect();
                         let py: Vec<f64> = paired.iter().map(|(_, t)| t.metric(metric)).collect();
@@ -238,8 +258,9 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
                         experiment: experiment.into(),
                         problem: e.to_string(),
                     })?,
-                    mwu_p: mann_whitney_u(&x, &y, &MannWhitneyOptions::default())
-                        .ok()
+                    mwu_p: tested
+                        .then(|| mann_whitney_u(&x, &y, &MannWhitneyOptions::default()).ok())
+                        .flatten()
                         .map(|r| r.pvalue),
                     holm_p: None,
                     bh_p: None,
@@ -261,6 +282,7 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
             pairs: paired.len(),
             identical_pairs,
             metrics,
+            best_possible_holm_p: None,
             verdict: Verdict::NoEvidence,
         });
     }
@@ -270,8 +292,13 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
         .flat_map(|e| e.metrics.iter().filter_map(|m| m.mwu_p))
         .collect();
     let (h, b) = (holm(&raw), benjamini_hochberg(&raw));
+    let tests = raw.len();
     let mut k = 0;
     for e in &mut experiments {
+        e.best_possible_holm_p = (e.seed_policy == SeedPolicy::PerRun)
+            .then(|| best_possible_p(e.metrics[0].baseline.n, e.metrics[0].treatment.n))
+            .flatten()
+            .map(|p| (p * tests as f64).min(1.0));
         for m in &mut e.metrics {
             if m.mwu_p.is_some() {
                 m.holm_p = Some(h[k]);
@@ -279,7 +306,9 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
                 k += 1;
             }
         }
-        e.verdict = if e.pairs > 0 && e.identical_pairs == e.pairs {
+        e.verdict = if e.seed_policy == SeedPolicy::Fixed {
+            Verdict::FixedSeeds
+        } else if e.pairs > 0 && e.identical_pairs == e.pairs {
             Verdict::NotTriggered
         } else if e
             .metrics
@@ -287,9 +316,21 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
             .any(|m| m.holm_p.is_some_and(|p| p < alpha))
         {
             Verdict::Detected
+        } else if e.best_possible_holm_p.is_none_or(|p| p >= alpha) {
+            Verdict::Underpowered
         } else {
             Verdict::NoEvidence
         };
     }
     Ok(Report { alpha, experiments })
+}
+
+/// The two-sided Mann-Whitney p-value of two samples of these sizes that
+/// do not overlap at all: the smallest the test can give them.
+fn best_possible_p(n_baseline: usize, n_treatment: usize) -> Option<f64> {
+    let x: Vec<f64> = (0..n_baseline).map(|i| i as f64).collect();
+    let y: Vec<f64> = (0..n_treatment).map(|i| (n_baseline + i) as f64).collect();
+    mann_whitney_u(&x, &y, &MannWhitneyOptions::default())
+        .ok()
+        .map(|r| r.pvalue)
 }

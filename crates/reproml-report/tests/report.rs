@@ -120,3 +120,72 @@ fn the_report_folder_has_every_file_and_valid_images() {
     assert_eq!(json["experiments"].as_array().unwrap().len(), 3);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Rows of one experiment: `values` per side, digests all different.
+fn rows(experiment: &str, policy: &str, buggy: &[f64], corrected: &[f64]) -> Vec<RunSummary> {
+    let mut text = String::from(
+        "experiment,variant,run,seed,seed_policy,accuracy,precision,recall,f1,final_digest,artifact,recorded_at\n",
+    );
+    for (variant, values, salt) in [("buggy", buggy, 0), ("corrected", corrected, 500)] {
+        for (run, v) in values.iter().enumerate() {
+            let seed = if policy == "fixed" { 7 } else { 1000 + run };
+            text.push_str(&format!(
+                "{experiment},{variant},{run},{seed},{policy},{v},{v},{v},{v},{:064x},x,2026-11-27T00:00:00Z\n",
+                run + salt
+            ));
+        }
+    }
+    reproml_api::runs_csv::read(text.as_bytes(), "test").unwrap()
+}
+
+#[test]
+fn too_few_runs_are_underpowered_not_no_evidence() {
+    // Three runs a side that do not overlap: the smallest two-sided exact
+    // p is 2/C(6,3) = 0.1, so no correction can bring it under 0.05.
+    let few = rows("few", "per-run", &[0.1, 0.2, 0.3], &[0.7, 0.8, 0.9]);
+    let report = compare(&few, &CompareOptions::default()).unwrap();
+    let e = &report.experiments[0];
+    assert_eq!(e.verdict, Verdict::Underpowered);
+    // Four metrics tested: Holm multiplies the smallest p by 4.
+    assert!(
+        (e.best_possible_holm_p.unwrap() - 0.4).abs() < 1e-12,
+        "{e:?}"
+    );
+    assert!(verdict_lines(&report)[0].contains("underpowered"));
+    // The same separation with eight runs a side is detected.
+    let b: Vec<f64> = (0..8).map(|i| 0.1 + f64::from(i) * 0.01).collect();
+    let c: Vec<f64> = b.iter().map(|v| v + 0.5).collect();
+    let enough = compare(
+        &rows("enough", "per-run", &b, &c),
+        &CompareOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(enough.experiments[0].verdict, Verdict::Detected);
+    // Overlapping samples of that size are "no evidence": a difference
+    // could have been found, and was not.
+    let c: Vec<f64> = b.iter().rev().copied().collect();
+    let same = compare(&rows("same", "per-run", &b, &c), &CompareOptions::default()).unwrap();
+    assert_eq!(same.experiments[0].verdict, Verdict::NoEvidence);
+}
+
+#[test]
+fn fixed_seed_experiments_are_not_tested_and_leave_the_family_alone() {
+    let mut all = rows("fixed", "fixed", &[0.5; 5], &[0.9; 5]);
+    let b: Vec<f64> = (0..8).map(|i| 0.1 + f64::from(i) * 0.01).collect();
+    let c: Vec<f64> = b.iter().map(|v| v + 0.5).collect();
+    all.extend(rows("tested", "per-run", &b, &c));
+    let report = compare(&all, &CompareOptions::default()).unwrap();
+    let fixed = &report.experiments[0];
+    assert_eq!(fixed.verdict, Verdict::FixedSeeds);
+    assert!(
+        fixed
+            .metrics
+            .iter()
+            .all(|m| m.mwu_p.is_none() && m.holm_p.is_none())
+    );
+    assert!(verdict_lines(&report)[0].contains("effective n = 1"));
+    // The per-run experiment's Holm correction counts only its own 4 tests.
+    let tested = &report.experiments[1];
+    let m = &tested.metrics[0];
+    assert!((m.holm_p.unwrap() - (4.0 * m.mwu_p.unwrap()).min(1.0)).abs() < 1e-15);
+}
