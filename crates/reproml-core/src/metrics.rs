@@ -161,6 +161,8 @@ pub struct ClassificationMetrics {
 
 /// Most classes a matrix may have: labels are bytes on the wire.
 pub const MAX_CLASSES: usize = 256;
+/// Most examples a matrix may count: every count is then an exact double.
+pub const MAX_TOTAL: u64 = 1 << 53;
 
 impl TryFrom<Vec<Vec<u64>>> for ConfusionMatrix {
     type Error = MetricsError;
@@ -177,14 +179,15 @@ impl TryFrom<Vec<Vec<u64>>> for ConfusionMatrix {
             )));
         }
         let counts: Vec<u64> = rows.into_iter().flatten().collect();
-        // Sums of counts must not overflow when metrics are derived.
+        // Counts are turned into doubles: beyond 2^53 they would no longer
+        // be exact, and every engine must derive the same metrics.
         if counts
             .iter()
             .try_fold(0u64, |sum, &c| sum.checked_add(c))
-            .is_none()
+            .is_none_or(|total| total > MAX_TOTAL)
         {
             return Err(MetricsError::NotSquare(
-                "the counts add up to more than 2^64".into(),
+                "the counts add up to more than 2^53".into(),
             ));
         }
         Ok(Self { classes, counts })
@@ -305,7 +308,7 @@ impl ConfusionMatrix {
                 f1,
                 support,
             };
-            if predicted + support > 0 {
+            if predicted > 0 || support > 0 {
                 present.push(scores);
             }
             per_class.push(scores);

@@ -92,9 +92,16 @@ pub struct RunResult {
 }
 
 /// How far a claimed metric may be from the one its confusion matrix
-/// gives: rounding differences between engines, not a different count.
-/// The smallest real difference, one example in 2^32, is far larger.
+/// gives, at most: rounding differences between engines (about 1e-16),
+/// never a different count. See [`tolerance`].
 pub const METRIC_TOLERANCE: f64 = 1e-9;
+
+/// The tolerance for a matrix of `total` examples: one example more or
+/// less moves a macro metric by at least 1/(256·total) (256 classes at
+/// most), so the tolerance stays a quarter of that below any real change.
+fn tolerance(total: u64) -> f64 {
+    METRIC_TOLERANCE.min(1.0 / (1024.0 * total.max(1) as f64))
+}
 
 impl Scores {
     /// The canonical metrics of a confusion matrix: those of
@@ -197,14 +204,22 @@ impl RunResult {
             }
             match Scores::of(matrix) {
                 Ok(derived) => {
-                    disagreements(&e.test, &derived, &format!("{at}.test"), &mut out);
+                    let tol = tolerance(total);
+                    disagreements(&e.test, &derived, tol, &format!("{at}.test"), &mut out);
                     e.test = derived;
                 }
                 Err(err) => out.push(format!("{at}.confusion: {err}")),
             }
         }
         if let Some(last) = self.epochs.last() {
-            disagreements(&self.metrics, &last.test, "metrics", &mut out);
+            let total = last.confusion.as_ref().map_or(1, ConfusionMatrix::total);
+            disagreements(
+                &self.metrics,
+                &last.test,
+                tolerance(total),
+                "metrics",
+                &mut out,
+            );
             self.metrics = last.test;
         }
         if out.is_empty() { Ok(()) } else { Err(out) }
@@ -264,11 +279,17 @@ impl RunResult {
 }
 
 /// Adds a problem for each metric of `claimed` that is not `derived`.
-fn disagreements(claimed: &Scores, derived: &Scores, at: &str, out: &mut Vec<String>) {
+fn disagreements(
+    claimed: &Scores,
+    derived: &Scores,
+    tolerance: f64,
+    at: &str,
+    out: &mut Vec<String>,
+) {
     for metric in Metric::ALL {
         let (c, d) = (claimed.get(metric), derived.get(metric));
         // NaN or infinite claims are refused by `validate`, not here.
-        if c.is_finite() && (c - d).abs() > METRIC_TOLERANCE {
+        if c.is_finite() && (c - d).abs() > tolerance {
             out.push(format!(
                 "{at}.{metric} is {c}, but the confusion matrix gives {d}"
             ));

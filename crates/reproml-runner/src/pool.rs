@@ -91,13 +91,15 @@ fn check_artifact(
         if recorded == ours {
             return Ok(());
         }
-        let differences = ours
-            .iter()
-            .filter(|(k, v)| recorded.get(*k) != Some(*v))
-            .map(|(k, v)| {
-                let was = recorded.get(k).map_or("(not fixed)", String::as_str);
-                format!("{k} = {was} (here: {v})")
-            })
+        let keys: std::collections::BTreeSet<&String> =
+            recorded.keys().chain(ours.keys()).collect();
+        let entry = |m: &std::collections::BTreeMap<String, String>, k: &String| {
+            m.get(k).map_or("(not fixed)", String::as_str).to_owned()
+        };
+        let differences = keys
+            .into_iter()
+            .filter(|k| recorded.get(*k) != ours.get(*k))
+            .map(|k| format!("{k} = {} (here: {})", entry(&recorded, k), entry(&ours, k)))
             .collect::<Vec<_>>();
         return Err(RunnerError::FingerprintConflict {
             experiment: experiment.spec.id.clone(),

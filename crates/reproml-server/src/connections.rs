@@ -90,7 +90,16 @@ pub(crate) async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
-                // Transient accept errors (e.g. too many open files): back off.
+                // Out of file descriptors: close an idle connection to make
+                // room rather than wait for one to end on its own.
+                Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
+                    let evicted = table.lock().unwrap_or_else(|p| p.into_inner()).evict_one();
+                    if !evicted {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+                // Other transient accept errors: back off.
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -233,6 +242,14 @@ async fn serve_connection(
 
 /// Every slot holds a request in progress: say so rather than queue.
 async fn refuse_busy(mut stream: TcpStream) {
+    // Read what the client already sent, so that closing does not reset the
+    // connection before the client has read the answer.
+    let mut head = [0u8; 8192];
+    let _ = tokio::time::timeout(
+        Duration::from_millis(100),
+        tokio::io::AsyncReadExt::read(&mut stream, &mut head),
+    )
+    .await;
     let problem = reproml_api::Problem::new(
         reproml_api::ProblemCode::ServerBusy,
         "Service Unavailable",
@@ -243,7 +260,11 @@ async fn refuse_busy(mut stream: TcpStream) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(answer.as_bytes())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// A response body that keeps its connection marked busy until it is

@@ -125,10 +125,41 @@ fn write_groups(mut store: Store, queue: mpsc::Receiver<Job>) {
             }
             continue;
         }
-        let outcomes: Vec<(oneshot::Sender<Outcome>, Outcome)> = group
-            .into_iter()
-            .map(|job| (job.reply, store.isolated(job.write)))
-            .collect();
+        let mut outcomes: Vec<(oneshot::Sender<Outcome>, Outcome)> = Vec::new();
+        let mut jobs = group.into_iter();
+        let mut lost = false;
+        for job in jobs.by_ref() {
+            // A panicking write (a bug) is undone and answered; the writer
+            // goes on, or no write would ever be acknowledged again.
+            let write = job.write;
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.isolated(write)))
+                    .unwrap_or_else(|cause| {
+                        store.abandon_isolated();
+                        Err(ApiError::internal(format_args!(
+                            "a write panicked: {}",
+                            panic_text(&*cause)
+                        )))
+                    });
+            outcomes.push((job.reply, outcome));
+            if !store.in_transaction() {
+                lost = true;
+                break;
+            }
+        }
+        if lost {
+            // SQLite rolled the whole group back (disk full, I/O error):
+            // nothing of it was written. Retrying is safe, every write is
+            // idempotent; the writes not yet run are answered the same way.
+            tracing::error!("the database rolled back a group of writes; answering 503");
+            for (reply, _) in outcomes {
+                let _ = reply.send(Err(ApiError::busy()));
+            }
+            for job in jobs {
+                let _ = job.reply.send(Err(ApiError::busy()));
+            }
+            continue;
+        }
         match store.commit_group() {
             Ok(()) => {
                 for (reply, outcome) in outcomes {
@@ -148,5 +179,53 @@ fn write_groups(mut store: Store, queue: mpsc::Receiver<Job>) {
                 }
             }
         }
+    }
+}
+
+fn panic_text(cause: &(dyn Any + Send)) -> &str {
+    cause
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| cause.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(name: &str) -> (Db, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("reproml-db-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("d.db"), Some(1)).unwrap();
+        (Db::new(store).unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_answered_and_the_writer_goes_on() {
+        let (db, dir) = db("panic");
+        let err = db
+            .write(|_store| -> Result<(), ApiError> { panic!("a bug") })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, reproml_api::ProblemCode::Internal);
+        let spec = reproml_core::ExperimentSpec::new(
+            "after".parse().unwrap(),
+            "mlp".parse().unwrap(),
+            "digits".parse().unwrap(),
+            1,
+        );
+        let (e, _) = db
+            .write(move |store| Ok(store.create_experiment(&spec)?))
+            .await
+            .unwrap();
+        let id = e.spec.id.clone();
+        let read = db
+            .read(move |store| Ok(store.experiment(&id)?))
+            .await
+            .unwrap();
+        assert_eq!(read.map(|r| r.spec.id), Some(e.spec.id));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

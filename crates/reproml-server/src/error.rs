@@ -100,6 +100,12 @@ impl From<StoreError> for ApiError {
         if e.is_busy() {
             return ApiError::busy();
         }
+        if e.is_missing_parent() {
+            return ApiError::new(
+                ProblemCode::ExperimentNotFound,
+                "the experiment was deleted while this request was under way",
+            );
+        }
         match e {
             StoreError::ExperimentConflict {
                 ref differences, ..

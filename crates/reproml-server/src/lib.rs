@@ -205,10 +205,16 @@ pub async fn bind(config: &ServerConfig, addr: SocketAddr) -> Result<BoundServer
     let local = listener
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;
+    // Each connection is a file descriptor: with the usual soft limit of
+    // 1,024, accept would fail before the connection limit is reached and
+    // idle sockets could not be evicted. Raise it to the hard limit, and
+    // keep the connection limit below it.
+    let open_files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let room = usize::try_from(open_files.saturating_sub(128)).unwrap_or(usize::MAX);
     Ok(BoundServer {
         listener,
         limits: connections::ConnectionLimits {
-            max_connections: config.limits.max_connections.max(1),
+            max_connections: config.limits.max_connections.min(room).max(1),
             header_timeout: config.limits.header_timeout,
         },
         router: router(state.clone(), &config.limits),

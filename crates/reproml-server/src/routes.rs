@@ -57,9 +57,10 @@ fn run_index(raw: &str, experiment: &Experiment) -> ApiResult<(RunIndex, Seed)> 
 }
 
 async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<Arc<Experiment>> {
-    if let Some(e) = state.cached_experiment(&id) {
-        return Ok(e);
-    }
+    let generation = match state.cached_experiment(&id) {
+        Ok(e) => return Ok(e),
+        Err(generation) => generation,
+    };
     let e = state
         .read(move |store| {
             store.experiment(&id)?.ok_or_else(|| {
@@ -70,7 +71,7 @@ async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<Arc<Ex
             })
         })
         .await?;
-    Ok(state.cache_experiment(e))
+    Ok(state.cache_experiment(e, generation))
 }
 
 /// Requires the bearer token on everything but the health check.
@@ -200,13 +201,21 @@ pub(crate) async fn delete_experiment(
 ) -> ApiResult<Response> {
     check_may_delete(&state)?;
     let id = experiment_id(&id)?;
+    // On a task of its own: once queued, the delete commits even if this
+    // request is dropped, and the cache must then forget the experiment.
     let deleted = {
-        let id = id.clone();
-        state
-            .write(move |store| Ok(store.delete_experiment(&id)?))
-            .await?
+        let (id, state) = (id.clone(), state.clone());
+        tokio::spawn(async move {
+            let key = id.clone();
+            let deleted = state
+                .write(move |store| Ok(store.delete_experiment(&key)?))
+                .await;
+            state.forget_experiment(&id);
+            deleted
+        })
+        .await
+        .map_err(ApiError::internal)??
     };
-    state.forget_experiment(&id);
     let runs = deleted.ok_or_else(|| {
         ApiError::new(
             ProblemCode::ExperimentNotFound,

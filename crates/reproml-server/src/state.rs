@@ -26,11 +26,18 @@ struct Inner {
     db: Db,
     master_seed: u64,
     datasets: Mutex<HashMap<String, Arc<LoadedDataset>>>,
-    /// Experiments read before: an experiment never changes once created,
-    /// and every request about a run needs its seeds.
-    experiments: Mutex<HashMap<ExperimentId, Arc<Experiment>>>,
+    /// Experiments read before: an experiment never changes until it is
+    /// deleted, and every request about a run needs its seeds.
+    experiments: Mutex<ExperimentCache>,
     token: Option<String>,
     allow_delete: bool,
+}
+
+/// Experiments by identifier, and a count of the deletes so far.
+#[derive(Default)]
+struct ExperimentCache {
+    entries: HashMap<ExperimentId, Arc<Experiment>>,
+    generation: u64,
 }
 
 /// Shared state; cheap to clone.
@@ -47,7 +54,7 @@ impl AppState {
             db,
             master_seed,
             datasets: Mutex::new(HashMap::new()),
-            experiments: Mutex::new(HashMap::new()),
+            experiments: Mutex::new(ExperimentCache::default()),
             token: config.token.clone(),
             allow_delete: config.allow_delete,
         })))
@@ -68,25 +75,36 @@ impl AppState {
         self.0.token.is_some() || self.0.allow_delete
     }
 
-    /// Forgets a deleted experiment.
+    /// Forgets experiment `id`, after a delete committed: later reads go to
+    /// the database, and reads begun before cannot put it back.
     pub(crate) fn forget_experiment(&self, id: &ExperimentId) {
         let mut cache = self.0.experiments.lock().unwrap_or_else(|p| p.into_inner());
-        cache.remove(id);
+        cache.generation += 1;
+        cache.entries.remove(id);
     }
 
-    /// The experiment `id` if it was read before.
-    pub(crate) fn cached_experiment(&self, id: &ExperimentId) -> Option<Arc<Experiment>> {
+    /// The experiment `id` if it was read before, or else the cache's
+    /// generation, to hand back to [`AppState::cache_experiment`].
+    pub(crate) fn cached_experiment(&self, id: &ExperimentId) -> Result<Arc<Experiment>, u64> {
         let cache = self.0.experiments.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(id).cloned()
+        cache.entries.get(id).cloned().ok_or(cache.generation)
     }
 
-    /// Remembers `experiment` for later requests.
-    pub(crate) fn cache_experiment(&self, experiment: Experiment) -> Arc<Experiment> {
+    /// Remembers `experiment`, read from the database when the cache was at
+    /// `generation`: unless a delete happened since, which could have
+    /// removed it after it was read.
+    pub(crate) fn cache_experiment(
+        &self,
+        experiment: Experiment,
+        generation: u64,
+    ) -> Arc<Experiment> {
         let experiment = Arc::new(experiment);
         let mut cache = self.0.experiments.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded: beyond this many, later ones are simply read again.
-        if cache.len() < 10_000 {
-            cache.insert(experiment.spec.id.clone(), experiment.clone());
+        if cache.generation == generation && cache.entries.len() < 10_000 {
+            cache
+                .entries
+                .insert(experiment.spec.id.clone(), experiment.clone());
         }
         experiment
     }

@@ -518,6 +518,10 @@ async fn deleting_needs_a_token_or_allow_delete_and_frees_the_names() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = send(&app, "POST", "/v1/experiments", Some(spec(3)), Some(token)).await;
     assert_eq!(status, StatusCode::CREATED);
+    // The new spec is served, not the deleted one the server had cached.
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1", None, Some(token)).await;
+    let e: Experiment = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e.spec.epochs, 3);
     let (status, _, _) = send(&app, "DELETE", "/v1/experiments/zz", None, Some(token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 

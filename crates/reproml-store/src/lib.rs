@@ -111,6 +111,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when a write named an experiment that no longer exists (it was
+    /// deleted while the request was under way).
+    pub fn is_missing_parent(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+        )
+    }
+
     /// True when another connection (another process: a backup, the
     /// `sqlite3` shell) held the database past the busy timeout: worth
     /// trying again later, not a fault.
@@ -145,8 +155,9 @@ pub struct DatasetRecord {
 }
 
 /// What every run of a variant shares: its artifact and the fingerprint
-/// entries its results depend on.
-pub type VariantIdentity = (Artifact, BTreeMap<String, String>);
+/// entries its results depend on (`None` for a variant recorded before
+/// they were kept, which its next result fixes).
+pub type VariantIdentity = (Artifact, Option<BTreeMap<String, String>>);
 
 /// Outcome of an idempotent write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,8 +296,29 @@ impl Store {
     /// [`Store::commit_group`] makes durable with one fsync. Fails as
     /// [`StoreError::is_busy`] when another process holds the lock.
     pub fn begin_group(&mut self) -> Result<(), StoreError> {
+        // A transaction left open by a failure must not swallow this group.
+        if self.in_transaction() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(())
+    }
+
+    /// True while a transaction is open. Inside a group it turns false if
+    /// SQLite rolled the whole group back on its own (disk full, I/O
+    /// error): the writes run so far are gone, and later ones must not run
+    /// outside a group.
+    pub fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    /// Undoes the innermost [`Store::isolated`] write after its closure
+    /// panicked (the savepoint is still open); errors are ignored, the
+    /// caller checks [`Store::in_transaction`].
+    pub fn abandon_isolated(&mut self) {
+        let _ = self
+            .conn
+            .execute_batch("ROLLBACK TO isolated; RELEASE isolated");
     }
 
     /// Commits the group begun by [`Store::begin_group`]; on failure it is
@@ -312,12 +344,15 @@ impl Store {
             .execute_batch("SAVEPOINT isolated")
             .map_err(StoreError::from)?;
         match write(self) {
-            Ok(value) => {
-                self.conn
-                    .execute_batch("RELEASE isolated")
-                    .map_err(StoreError::from)?;
-                Ok(value)
-            }
+            Ok(value) => match self.conn.execute_batch("RELEASE isolated") {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    // Not released means not part of the group: undo it
+                    // rather than commit a write reported as failed.
+                    self.abandon_isolated();
+                    Err(StoreError::from(e).into())
+                }
+            },
             Err(e) => {
                 self.conn
                     .execute_batch("ROLLBACK TO isolated; RELEASE isolated")
@@ -460,7 +495,18 @@ impl Store {
                     given: Box::new(result.artifact.clone()),
                 });
             }
-            Some((_, recorded_fixed)) if recorded_fixed != fixed => {
+            Some((_, None)) => {
+                // Recorded before the fixed entries were kept: this result
+                // fixes them for the runs that follow.
+                let fixed = serde_json::to_string(&fixed)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE variants SET fixed = ?3 WHERE experiment = ?1 AND variant = ?2",
+                    )?
+                    .execute(params![id.as_str(), variant.as_str(), fixed])?;
+            }
+            Some((_, Some(recorded_fixed))) if recorded_fixed != fixed => {
                 let keys: BTreeSet<&String> = recorded_fixed.keys().chain(fixed.keys()).collect();
                 let absent = "(not fixed)".to_owned();
                 let differences = keys
@@ -592,7 +638,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT artifact, fixed FROM variants WHERE experiment = ?1 AND variant = ?2",
         )?;
-        let row: Option<(String, String)> = stmt
+        let row: Option<(String, Option<String>)> = stmt
             .query_row(params![id.as_str(), variant.as_str()], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
@@ -601,7 +647,9 @@ impl Store {
         row.map(|(artifact, fixed)| {
             Ok((
                 serde_json::from_str(&artifact).map_err(corrupt)?,
-                serde_json::from_str(&fixed).map_err(corrupt)?,
+                fixed
+                    .map(|f| serde_json::from_str(&f).map_err(corrupt))
+                    .transpose()?,
             ))
         })
         .transpose()

@@ -58,8 +58,9 @@ const MIGRATIONS: &[&str] = &[
          WHERE rowid = (SELECT MIN(rowid) FROM runs
                         WHERE experiment = r.experiment AND variant = r.variant);",
     // 3: the fingerprint entries a variant's first result said its numbers
-    // depend on (engine build, thread count where it matters), as JSON.
-    "ALTER TABLE variants ADD COLUMN fixed TEXT NOT NULL DEFAULT '{}';",
+    // depend on (engine build, thread count where it matters), as JSON;
+    // NULL for variants recorded before, whose next result fixes them.
+    "ALTER TABLE variants ADD COLUMN fixed TEXT;",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

@@ -284,6 +284,21 @@ fn a_version_1_database_gets_its_variants_artifacts_from_its_first_results() {
         store.record_run(&id, &variant, RunIndex::new(1), &other),
         Err(StoreError::ArtifactConflict { .. })
     ));
+    // Its fixed fingerprint entries were not kept then: the next result
+    // fixes them, and the one after must match.
+    let at_threads = |run: usize, threads: &str| {
+        let mut r = sample_result(e.seeds[run], 0.5, 1);
+        r.fingerprint.insert("threads".into(), threads.into());
+        r.fingerprint.insert("fixed".into(), "threads".into());
+        r
+    };
+    store
+        .record_run(&id, &variant, RunIndex::new(1), &at_threads(1, "1"))
+        .unwrap();
+    assert!(matches!(
+        store.record_run(&id, &variant, RunIndex::new(2), &at_threads(2, "2")),
+        Err(StoreError::FingerprintConflict { .. })
+    ));
 }
 
 #[test]
