@@ -792,3 +792,35 @@ fn a_held_write_lock_gets_503_then_the_retry_succeeds() {
     drop(server);
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
+
+#[test]
+fn an_experiment_deleted_or_replaced_by_another_process_is_not_served_stale() {
+    let db = temp_db("elsewhere");
+    let server = start(&db, None);
+    let client = Client::new(&server.url(), None);
+    let e = client.create_experiment(&spec("shared", 2)).unwrap().0;
+    assert_eq!(client.experiment(&e.spec.id).unwrap().spec.epochs, 2);
+    // `reproml experiment delete --embedded` on the same file, elsewhere.
+    let mut other = reproml_store::Store::open(&db, Some(42)).unwrap();
+    other.delete_experiment(&e.spec.id).unwrap();
+    let err = client.experiment(&e.spec.id).unwrap_err();
+    assert_eq!(err.code(), Some(ProblemCode::ExperimentNotFound), "{err}");
+    // Re-created there with three epochs: this server serves three, and a
+    // two-epoch result is refused as the new spec says.
+    let mut three = spec("shared", 2);
+    three.epochs = 3;
+    other.create_experiment(&three).unwrap();
+    let now = client.experiment(&e.spec.id).unwrap();
+    assert_eq!(now.spec.epochs, 3);
+    let err = client
+        .post_result(
+            &e.spec.id,
+            &"v".parse().unwrap(),
+            RunIndex::new(0),
+            &sample_result(now.seeds[0], 0.5, 2),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ProblemCode::InvalidResult), "{err}");
+    drop(server);
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}

@@ -101,6 +101,11 @@ pub enum MetricsError {
     /// Rows that do not make a square matrix of 1 to 256 classes.
     #[error("a confusion matrix must be square with 1 to {MAX_CLASSES} rows: {0}")]
     NotSquare(String),
+    /// The counts add up to more than [`MAX_TOTAL`].
+    #[error(
+        "a confusion matrix may count at most 2^53 examples, so that every count is an exact double"
+    )]
+    TooManyExamples,
     /// Matrices of different shapes cannot be added.
     #[error("cannot add a {right}-class confusion matrix to a {left}-class one")]
     ShapeMismatch {
@@ -186,9 +191,7 @@ impl TryFrom<Vec<Vec<u64>>> for ConfusionMatrix {
             .try_fold(0u64, |sum, &c| sum.checked_add(c))
             .is_none_or(|total| total > MAX_TOTAL)
         {
-            return Err(MetricsError::NotSquare(
-                "the counts add up to more than 2^53".into(),
-            ));
+            return Err(MetricsError::TooManyExamples);
         }
         Ok(Self { classes, counts })
     }

@@ -271,6 +271,9 @@ impl RunResult {
                 "a fingerprint or artifact text is longer than {MAX_TEXT_LEN} bytes"
             ));
         }
+        if self.artifact.kind.trim().is_empty() || self.artifact.name.trim().is_empty() {
+            out.push("artifact.kind and artifact.name must say what trained the run".into());
+        }
         if self.artifact.details.len() > MAX_FINGERPRINT_ENTRIES {
             out.push("artifact.details has too many entries".into());
         }

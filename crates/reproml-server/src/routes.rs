@@ -57,21 +57,47 @@ fn run_index(raw: &str, experiment: &Experiment) -> ApiResult<(RunIndex, Seed)> 
 }
 
 async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<Arc<Experiment>> {
-    let generation = match state.cached_experiment(&id) {
-        Ok(e) => return Ok(e),
-        Err(generation) => generation,
+    // A cached experiment is checked against its row (one primary-key
+    // read, not its seeds): another process sharing the database may have
+    // deleted or re-created it.
+    let (cached, generation) = match state.cached_experiment(&id) {
+        Ok((e, stamp)) => (Some((e, stamp)), None),
+        Err(generation) => (None, Some(generation)),
     };
-    let e = state
+    let key = id.clone();
+    let (fresh, stamp) = state
         .read(move |store| {
-            store.experiment(&id)?.ok_or_else(|| {
-                ApiError::new(
-                    ProblemCode::ExperimentNotFound,
-                    format!("no experiment {id}; create it with POST /v1/experiments"),
-                )
-            })
+            let stamp = store.experiment_stamp(&key)?;
+            match (&cached, &stamp) {
+                (Some((e, was)), Some(now)) if was == now => Ok((Err(e.clone()), stamp)),
+                (_, None) => Ok((Ok(None), stamp)),
+                _ => Ok((Ok(store.experiment(&key)?), stamp)),
+            }
         })
         .await?;
-    Ok(state.cache_experiment(e, generation))
+    let not_found = || {
+        ApiError::new(
+            ProblemCode::ExperimentNotFound,
+            format!("no experiment {id}; create it with POST /v1/experiments"),
+        )
+    };
+    match (fresh, stamp) {
+        (Err(still_valid), _) => Ok(still_valid),
+        (Ok(Some(e)), Some(stamp)) => {
+            let generation = generation.unwrap_or_else(|| {
+                // Replaced under a cached entry: forget it, then cache anew.
+                state.forget_experiment(&id);
+                state.cached_experiment(&id).err().unwrap_or_default()
+            });
+            Ok(state.cache_experiment(e, stamp, generation))
+        }
+        _ => {
+            if generation.is_none() {
+                state.forget_experiment(&id); // it was cached: deleted since
+            }
+            Err(not_found())
+        }
+    }
 }
 
 /// Requires the bearer token on everything but the health check.
@@ -92,7 +118,11 @@ pub(crate) async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        // The scheme's name is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        });
     match given {
         Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
             next.run(request).await

@@ -36,7 +36,8 @@ struct Inner {
 /// Experiments by identifier, and a count of the deletes so far.
 #[derive(Default)]
 struct ExperimentCache {
-    entries: HashMap<ExperimentId, Arc<Experiment>>,
+    /// Each with its stamp (`Store::experiment_stamp`) when it was read.
+    entries: HashMap<ExperimentId, (Arc<Experiment>, String)>,
     generation: u64,
 }
 
@@ -83,19 +84,24 @@ impl AppState {
         cache.entries.remove(id);
     }
 
-    /// The experiment `id` if it was read before, or else the cache's
-    /// generation, to hand back to [`AppState::cache_experiment`].
-    pub(crate) fn cached_experiment(&self, id: &ExperimentId) -> Result<Arc<Experiment>, u64> {
+    /// The experiment `id` if it was read before (with its stamp, to check
+    /// against the database), or else the cache's generation, to hand back
+    /// to [`AppState::cache_experiment`].
+    pub(crate) fn cached_experiment(
+        &self,
+        id: &ExperimentId,
+    ) -> Result<(Arc<Experiment>, String), u64> {
         let cache = self.0.experiments.lock().unwrap_or_else(|p| p.into_inner());
         cache.entries.get(id).cloned().ok_or(cache.generation)
     }
 
-    /// Remembers `experiment`, read from the database when the cache was at
-    /// `generation`: unless a delete happened since, which could have
-    /// removed it after it was read.
+    /// Remembers `experiment` with its `stamp`, read from the database when
+    /// the cache was at `generation`: unless a delete happened since, which
+    /// could have removed it after it was read.
     pub(crate) fn cache_experiment(
         &self,
         experiment: Experiment,
+        stamp: String,
         generation: u64,
     ) -> Arc<Experiment> {
         let experiment = Arc::new(experiment);
@@ -104,7 +110,7 @@ impl AppState {
         if cache.generation == generation && cache.entries.len() < 10_000 {
             cache
                 .entries
-                .insert(experiment.spec.id.clone(), experiment.clone());
+                .insert(experiment.spec.id.clone(), (experiment.clone(), stamp));
         }
         experiment
     }

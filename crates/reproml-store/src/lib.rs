@@ -90,9 +90,9 @@ pub enum StoreError {
     /// results depend on (the engine build, the thread count where it
     /// matters).
     #[error(
-        "variant {variant} of experiment {id} was trained with {}; this result was not. \
-         A variant's runs share every fingerprint entry their numbers depend on: record this one under another variant",
-        differences.join(", ")
+        "this result does not match variant {variant} of experiment {id} in fingerprint entries its numbers depend on ({}). \
+         A variant's runs share all of them: record this one under another variant",
+        differences.join("; ")
     )]
     FingerprintConflict {
         /// The experiment.
@@ -447,6 +447,18 @@ impl Store {
         }))
     }
 
+    /// What identifies the stored version of experiment `id`: its spec as
+    /// stored and its creation time (a cheap primary-key read), or `None`
+    /// when there is none. A cached experiment whose stamp changed was
+    /// deleted or re-created, possibly by another process.
+    pub fn experiment_stamp(&self, id: &ExperimentId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT spec || ' @ ' || created_at FROM experiments WHERE id = ?1")?
+            .query_row(params![id.as_str()], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Every experiment, by identifier.
     pub fn experiments(&self) -> Result<Vec<Experiment>, StoreError> {
         let mut stmt = self
@@ -508,13 +520,13 @@ impl Store {
             }
             Some((_, Some(recorded_fixed))) if recorded_fixed != fixed => {
                 let keys: BTreeSet<&String> = recorded_fixed.keys().chain(fixed.keys()).collect();
-                let absent = "(not fixed)".to_owned();
+                let absent = "it not fixed".to_owned();
                 let differences = keys
                     .into_iter()
                     .filter(|k| recorded_fixed.get(*k) != fixed.get(*k))
                     .map(|k| {
                         format!(
-                            "{k} = {} (this result: {})",
+                            "{k}: the variant's runs have {}, this result {}",
                             recorded_fixed.get(k).unwrap_or(&absent),
                             fixed.get(k).unwrap_or(&absent)
                         )

@@ -368,7 +368,8 @@ fn a_variant_s_runs_share_the_fingerprint_entries_their_results_depend_on() {
         .record_run(&id, &variant, RunIndex::new(2), &at_threads(2, "2"))
         .unwrap_err();
     assert!(
-        err.to_string().contains("threads = 1 (this result: 2)"),
+        err.to_string()
+            .contains("threads: the variant's runs have 1, this result 2"),
         "{err}"
     );
     // Leaving the list out is a difference too: the results' dependence

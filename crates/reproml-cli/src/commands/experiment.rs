@@ -213,7 +213,10 @@ pub fn run(cmd: ExperimentCommand) -> Result<()> {
                 Some(v) => client.delete_variant(&id, v)?,
                 None => client.delete_experiment(&id)?,
             };
-            println!("deleted {what} ({deleted} runs)");
+            match &variant {
+                Some(v) => println!("deleted variant {v} of experiment {id} ({deleted} runs)"),
+                None => println!("deleted experiment {id} with its seeds and {deleted} runs"),
+            }
             Ok(())
         }
     }
