@@ -41,6 +41,8 @@ pub(crate) struct ConnectionLimits {
 struct Entry {
     /// Requests in progress (handled or still streaming their response).
     busy: Arc<AtomicUsize>,
+    /// Of those, the ones still waiting for their request body.
+    awaiting_body: Arc<AtomicUsize>,
     /// When it last started or finished a request (or was accepted).
     last_active: Arc<Mutex<Instant>>,
     abort: AbortHandle,
@@ -57,7 +59,13 @@ impl Table {
         let oldest = self
             .open
             .iter()
-            .filter(|(_, e)| e.busy.load(Ordering::Acquire) == 0)
+            // Idle, or only waiting for a body: a slow sender is evictable
+            // like a slow head, or a few hundred of them would hold every
+            // slot for the whole body timeout.
+            .filter(|(_, e)| {
+                let busy = e.busy.load(Ordering::Acquire);
+                busy == 0 || busy == e.awaiting_body.load(Ordering::Acquire)
+            })
             .min_by_key(|(_, e)| *e.last_active.lock().unwrap_or_else(|p| p.into_inner()))
             .map(|(id, _)| *id);
         match oldest.and_then(|id| self.open.remove(&id)) {
@@ -117,6 +125,7 @@ pub(crate) async fn serve(
         }
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let busy = Arc::new(AtomicUsize::new(0));
+        let awaiting_body = Arc::new(AtomicUsize::new(0));
         let last_active = Arc::new(Mutex::new(Instant::now()));
         let connection = serve_connection(
             stream,
@@ -124,6 +133,7 @@ pub(crate) async fn serve(
             limits,
             Activity {
                 busy: busy.clone(),
+                awaiting_body: awaiting_body.clone(),
                 last_active: last_active.clone(),
             },
             stop_rx.clone(),
@@ -140,6 +150,7 @@ pub(crate) async fn serve(
             id,
             Entry {
                 busy,
+                awaiting_body,
                 last_active,
                 abort,
             },
@@ -156,7 +167,30 @@ pub(crate) async fn serve(
 #[derive(Clone)]
 struct Activity {
     busy: Arc<AtomicUsize>,
+    awaiting_body: Arc<AtomicUsize>,
     last_active: Arc<Mutex<Instant>>,
+}
+
+/// Handed to each request (an extension): the body extractor marks the
+/// connection as only waiting for a body while it reads one.
+#[derive(Clone)]
+pub(crate) struct BodyWait(Arc<AtomicUsize>);
+
+impl BodyWait {
+    /// Marks the wait until the guard is dropped.
+    pub(crate) fn enter(&self) -> BodyWaitGuard {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        BodyWaitGuard(self.0.clone())
+    }
+}
+
+/// See [`BodyWait::enter`].
+pub(crate) struct BodyWaitGuard(Arc<AtomicUsize>);
+
+impl Drop for BodyWaitGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Activity {
@@ -206,8 +240,11 @@ async fn serve_connection(
     leave: Leave,
 ) {
     let _leave = leave;
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let guard = activity.enter();
+        request
+            .extensions_mut()
+            .insert(BodyWait(activity.awaiting_body.clone()));
         let router = router.clone();
         async move {
             let response = router

@@ -71,6 +71,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .extensions()
             .get::<BodyRules>()
             .map_or(Duration::from_secs(30), |r| r.timeout);
+        // While the body has not arrived, the connection may be evicted
+        // for a newcomer (see `connections`).
+        let _waiting = req
+            .extensions()
+            .get::<crate::connections::BodyWait>()
+            .map(crate::connections::BodyWait::enter);
         match tokio::time::timeout(limit, axum::Json::<T>::from_request(req, state)).await {
             Ok(Ok(axum::Json(value))) => Ok(Self(value)),
             Ok(Err(rejection)) => Err(json_rejection(rejection)),

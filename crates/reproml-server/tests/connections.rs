@@ -95,6 +95,33 @@ fn idle_and_slowloris_sockets_do_not_lock_clients_out() {
 }
 
 #[test]
+fn bodies_that_never_arrive_do_not_lock_clients_out_either() {
+    let (server, dir) = server("slowbody", Limits::default());
+    let addr = addr(&server);
+    // More sockets than the connection limit (1,024), each with a whole
+    // request head announcing a body it never sends.
+    let head = format!(
+        "POST /v1/experiments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n"
+    );
+    let mut held: Vec<TcpStream> = (0..1100)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for round in 0..3 {
+        let (status, took) = health(&addr);
+        assert_eq!(status, "HTTP/1.1 200 OK", "round {round}");
+        assert!(took < Duration::from_secs(1), "round {round}: {took:?}");
+    }
+    held.clear();
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_head_never_finished_is_closed_after_the_header_timeout() {
     let (server, dir) = server(
         "head",
