@@ -81,9 +81,21 @@ pub fn run(args: DemoArgs) -> Result<()> {
         // experiments with other attributes.
         let conflict = matches!(&e, RunnerError::Client(c)
             if c.code() == Some(ProblemCode::ExperimentConflict));
+        // A demo recorded by another build of reproml: its runs cannot be
+        // completed with this build's (a variant is one build).
+        let other_build = matches!(
+            &e,
+            RunnerError::ArtifactConflict { .. } | RunnerError::FingerprintConflict { .. }
+        );
         let e = anyhow::Error::from(e);
         if conflict {
             e.context(format!("delete {} to start afresh", db.display()))
+        } else if other_build {
+            e.context(format!(
+                "{} holds a demo trained by another build of reproml; run the demo with another --dir, or delete {} to start afresh",
+                args.dir.display(),
+                db.display()
+            ))
         } else {
             e
         }
