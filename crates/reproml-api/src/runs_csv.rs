@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::RecordedRun;
 
 /// The columns, in order.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "experiment",
     "variant",
     "run",
@@ -25,6 +25,7 @@ pub const COLUMNS: [&str; 12] = [
     "final_digest",
     "artifact",
     "recorded_at",
+    "fingerprint",
 ];
 
 /// One recorded run in brief: a line of the export, and what a
@@ -57,6 +58,11 @@ pub struct RunSummary {
     /// When the run was recorded.
     #[serde(default)]
     pub recorded_at: String,
+    /// The run's fingerprint as a JSON object (empty in exports made
+    /// before it was a column): compared between variants, where a
+    /// difference may be a confound.
+    #[serde(default)]
+    pub fingerprint: String,
 }
 
 impl RunSummary {
@@ -86,6 +92,7 @@ impl RunSummary {
             final_digest: run.result.final_digest().unwrap_or_default().to_owned(),
             artifact: run.result.artifact.name.clone(),
             recorded_at: run.recorded_at.clone(),
+            fingerprint: serde_json::to_string(&run.result.fingerprint).unwrap_or_default(),
         }
     }
 }
@@ -127,6 +134,7 @@ pub fn write(rows: &[RunSummary]) -> Result<String, RunsCsvError> {
             &r.final_digest,
             &r.artifact,
             &r.recorded_at,
+            &r.fingerprint,
         ])
         .map_err(fail)?;
     }
@@ -141,7 +149,8 @@ pub fn write(rows: &[RunSummary]) -> Result<String, RunsCsvError> {
 }
 
 /// Reads an export; `origin` names it in errors. Columns other than
-/// [`COLUMNS`] are ignored; `artifact` and `recorded_at` may be missing.
+/// [`COLUMNS`] are ignored; `artifact`, `recorded_at` and `fingerprint`
+/// may be missing.
 pub fn read(reader: impl Read, origin: &str) -> Result<Vec<RunSummary>, RunsCsvError> {
     let mut reader = csv::Reader::from_reader(reader);
     reader

@@ -131,12 +131,67 @@ pub struct ExperimentComparison {
     pub identical_pairs: usize,
     /// The four metrics.
     pub metrics: Vec<MetricComparison>,
+    /// Fingerprint entries whose values differ between the two variants'
+    /// runs: the change under test, or a confound (another thread count,
+    /// another NumPy) that a verdict must be read against.
+    pub fingerprint_differences: Vec<FingerprintDifference>,
     /// The smallest Holm-adjusted p-value these sample sizes allow at all
     /// (two samples that do not overlap), given the report's number of
     /// tests: at or above α, no verdict but "underpowered" is possible.
     pub best_possible_holm_p: Option<f64>,
     /// The conclusion.
     pub verdict: Verdict,
+}
+
+/// One fingerprint entry whose values differ between two variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FingerprintDifference {
+    /// The entry, e.g. `threads`.
+    pub key: String,
+    /// Its values among the baseline's runs (`(absent)` when missing).
+    pub baseline: Vec<String>,
+    /// Its values among the treatment's runs.
+    pub treatment: Vec<String>,
+}
+
+/// Entries that name the artifact itself (its injected fault, its source
+/// and crate digests, its commit): they differ by design between two
+/// builds and are the change under test, not a confound.
+const ARTIFACT_ENTRIES: [&str; 5] = ["fault", "source", "stack", "commit", "fixed"];
+
+/// The fingerprint entries whose sets of values differ between `a` and `b`
+/// (runs without a recorded fingerprint are left out).
+fn fingerprint_differences(a: &[&RunSummary], b: &[&RunSummary]) -> Vec<FingerprintDifference> {
+    fn values(runs: &[&RunSummary]) -> Option<Vec<BTreeMap<String, String>>> {
+        let maps: Vec<BTreeMap<String, String>> = runs
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.fingerprint).ok())
+            .collect();
+        (!maps.is_empty()).then_some(maps)
+    }
+    let (Some(a), Some(b)) = (values(a), values(b)) else {
+        return Vec::new();
+    };
+    let keys: std::collections::BTreeSet<&String> =
+        a.iter().chain(&b).flat_map(|m| m.keys()).collect();
+    let seen = |maps: &[BTreeMap<String, String>], key: &str| -> Vec<String> {
+        let set: std::collections::BTreeSet<String> = maps
+            .iter()
+            .map(|m| m.get(key).cloned().unwrap_or_else(|| "(absent)".into()))
+            .collect();
+        set.into_iter().collect()
+    };
+    keys.into_iter()
+        .filter(|k| !ARTIFACT_ENTRIES.contains(&k.as_str()))
+        .filter_map(|k| {
+            let (x, y) = (seen(&a, k), seen(&b, k));
+            (x != y).then(|| FingerprintDifference {
+                key: k.clone(),
+                baseline: x,
+                treatment: y,
+            })
+        })
+        .collect()
 }
 
 /// A whole comparison.
@@ -282,6 +337,7 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
             pairs: paired.len(),
             identical_pairs,
             metrics,
+            fingerprint_differences: fingerprint_differences(&base, &treat),
             best_possible_holm_p: None,
             verdict: Verdict::NoEvidence,
         });

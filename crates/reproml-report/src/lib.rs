@@ -11,8 +11,8 @@ mod table;
 
 pub use boxstats::{BoxStats, box_stats};
 pub use comparison::{
-    CompareOptions, ExperimentComparison, METRICS, MetricComparison, Report, ReportError,
-    RunSummary, Verdict, compare,
+    CompareOptions, ExperimentComparison, FingerprintDifference, METRICS, MetricComparison, Report,
+    ReportError, RunSummary, Verdict, compare,
 };
 pub use html::write_report;
 pub use plot::{PlotError, plot_dispersion, plot_experiment};

@@ -85,8 +85,30 @@ pub fn verdict_lines(report: &Report) -> Vec<String> {
                 ),
                 _ => String::new(),
             };
+            // What else differs between the variants' runtimes: the change
+            // under test, or a confound the verdict must be read against.
+            let differs = if e.fingerprint_differences.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = e
+                    .fingerprint_differences
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} {} vs {}",
+                            d.key,
+                            d.baseline.join("/"),
+                            d.treatment.join("/")
+                        )
+                    })
+                    .collect();
+                format!(
+                    "; runtimes differ (the change itself, or a possible confound): {}",
+                    list.join(", ")
+                )
+            };
             format!(
-                "{}{}: {} ({} vs {}, n = {}, {}/{} identical trajectories{detail})",
+                "{}{}: {} ({} vs {}, n = {}, {}/{} identical trajectories{detail}{differs})",
                 e.experiment,
                 if e.incomplete { " †" } else { "" },
                 e.verdict.describe(),

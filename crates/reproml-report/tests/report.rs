@@ -189,3 +189,41 @@ fn fixed_seed_experiments_are_not_tested_and_leave_the_family_alone() {
     let m = &tested.metrics[0];
     assert!((m.holm_p.unwrap() - (4.0 * m.mwu_p.unwrap()).min(1.0)).abs() < 1e-15);
 }
+
+#[test]
+fn runtime_differences_between_variants_are_listed_as_possible_confounds() {
+    let b: Vec<f64> = (0..8).map(|i| 0.1 + f64::from(i) * 0.01).collect();
+    let c: Vec<f64> = b.iter().map(|v| v + 0.5).collect();
+    let mut all = rows("torch", "per-run", &b, &c);
+    for r in &mut all {
+        let threads = if r.variant.as_str() == "buggy" {
+            "1"
+        } else {
+            "2"
+        };
+        r.fingerprint = format!(
+            r#"{{"threads":"{threads}","cpu":"same","fault":"{}","torch":"1.13"}}"#,
+            r.variant
+        );
+    }
+    let report = compare(&all, &CompareOptions::default()).unwrap();
+    let e = &report.experiments[0];
+    // The thread count differs; the fault names the artifact itself and
+    // the CPU and torch are the same on both sides.
+    assert_eq!(
+        e.fingerprint_differences.len(),
+        1,
+        "{:?}",
+        e.fingerprint_differences
+    );
+    let d = &e.fingerprint_differences[0];
+    assert_eq!(
+        (d.key.as_str(), &d.baseline[..], &d.treatment[..]),
+        ("threads", &["1".to_string()][..], &["2".to_string()][..])
+    );
+    let line = &verdict_lines(&report)[0];
+    assert!(line.contains("possible confound): threads 1 vs 2"), "{line}");
+    // Runs without a recorded fingerprint (an old export) list nothing.
+    let plain = compare(&rows("old", "per-run", &b, &c), &CompareOptions::default()).unwrap();
+    assert!(plain.experiments[0].fingerprint_differences.is_empty());
+}
