@@ -1,6 +1,9 @@
 //! What several commands print the same way.
 
-use reproml_report::{Report, to_markdown, verdict_lines};
+use anyhow::Result;
+use reproml_client::Client;
+use reproml_core::ExperimentSpec;
+use reproml_report::{Provenance, Report, RunSummary, to_markdown, verdict_lines};
 
 /// Prints the verdicts and the Table-V-style table.
 pub fn print_summary(report: &Report) {
@@ -8,4 +11,26 @@ pub fn print_summary(report: &Report) {
     for line in verdict_lines(report) {
         println!("- {line}");
     }
+}
+
+/// The specs of the experiments `rows` come from.
+pub fn specs_of(client: &Client, rows: &[RunSummary]) -> Result<Vec<ExperimentSpec>> {
+    let ids: std::collections::BTreeSet<_> = rows.iter().map(|r| &r.experiment).collect();
+    ids.into_iter()
+        .map(|id| Ok(client.experiment(id)?.spec))
+        .collect()
+}
+
+/// A report's provenance: this build of reproml (version, engine source
+/// and crate digests, commit), now, and the experiments' specs.
+pub fn provenance(rows: &[RunSummary], specs: &[ExperimentSpec]) -> Provenance {
+    use reproml_train::fingerprint::{COMMIT, SOURCE, STACK};
+    let tool = format!(
+        "reproml {} (engine source {SOURCE}, crates {STACK}, commit {COMMIT})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Provenance::new(&tool, &reproml_core::time::rfc3339_utc(now), rows, specs)
 }

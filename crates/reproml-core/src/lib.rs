@@ -15,6 +15,7 @@ pub mod seed;
 pub mod spec;
 pub mod split;
 pub mod stream;
+pub mod time;
 
 pub use id::{ExperimentId, IdentifierError, ModelName, Name, VariantLabel};
 pub use seed::{RunIndex, Seed, SeedPolicy, SplitSeed};

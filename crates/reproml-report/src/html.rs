@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::comparison::{Report, RunSummary};
 use crate::plot::{plot_dispersion, plot_experiment};
+use crate::provenance::Provenance;
 use crate::table::{to_csv, to_markdown, verdict_lines};
 
 fn escape(s: &str) -> String {
@@ -15,18 +16,26 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Writes `report.md`, `report.csv`, `report.json`, one figure per
-/// experiment (`<experiment>.svg/.png`), `dispersion.svg/.png` and
-/// `index.html` into `dir`; returns the HTML page's path.
+/// Writes `report.md`, `report.csv`, `report.json`, `provenance.json`, one
+/// figure per experiment (`<experiment>.svg/.png`), `dispersion.svg/.png`
+/// and `index.html` into `dir`; returns the HTML page's path.
 pub fn write_report(
     dir: &Path,
     report: &Report,
     rows: &[RunSummary],
     title: &str,
+    provenance: &Provenance,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let markdown = to_markdown(report);
-    std::fs::write(dir.join("report.md"), format!("# {title}\n\n{markdown}\n"))?;
+    std::fs::write(
+        dir.join("report.md"),
+        format!("# {title}\n\n{markdown}\n\n{}", provenance.to_markdown()),
+    )?;
+    std::fs::write(
+        dir.join("provenance.json"),
+        serde_json::to_string_pretty(provenance).map_err(std::io::Error::other)?,
+    )?;
     std::fs::write(dir.join("report.csv"), to_csv(report))?;
     std::fs::write(
         dir.join("report.json"),
@@ -89,7 +98,42 @@ pub fn write_report(
             escape(name)
         );
     }
-    html.push_str("<h2>Spread of runs across experiments</h2><img src=\"dispersion.svg\" alt=\"standard deviations\"></body></html>\n");
+    html.push_str("<h2>Spread of runs across experiments</h2><img src=\"dispersion.svg\" alt=\"standard deviations\">");
+    let _ = write!(
+        html,
+        "<h2>Provenance</h2><p>Made by {} at {} (also <a href=\"provenance.json\">JSON</a>).</p>",
+        escape(&provenance.tool),
+        escape(&provenance.generated_at)
+    );
+    for e in &provenance.experiments {
+        let _ = write!(html, "<h3>{}</h3>", escape(&e.experiment));
+        if let Some(spec) = &e.spec {
+            let _ = write!(html, "<pre>{}</pre>", escape(&spec.to_toml()));
+        }
+        html.push_str("<ul>");
+        for v in &e.variants {
+            let shared: Vec<String> = v
+                .shared
+                .iter()
+                .map(|(k, val)| format!("{k} = {val}"))
+                .collect();
+            let _ = write!(
+                html,
+                "<li><b>{}</b>: {} runs, artifact {}<br><small>runtime: {}{}</small></li>",
+                escape(&v.variant),
+                v.runs,
+                escape(&v.artifacts.join(" + ")),
+                escape(&shared.join("; ")),
+                if v.varying.is_empty() {
+                    String::new()
+                } else {
+                    format!("; differs between runs: {}", escape(&v.varying.join(", ")))
+                }
+            );
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("</body></html>\n");
     let page = dir.join("index.html");
     std::fs::write(&page, html)?;
     Ok(page)

@@ -7,6 +7,7 @@ mod boxstats;
 mod comparison;
 mod html;
 mod plot;
+mod provenance;
 mod table;
 
 pub use boxstats::{BoxStats, box_stats};
@@ -16,4 +17,5 @@ pub use comparison::{
 };
 pub use html::write_report;
 pub use plot::{PlotError, plot_dispersion, plot_experiment};
+pub use provenance::{ExperimentProvenance, Provenance, VariantProvenance};
 pub use table::{to_csv, to_markdown, verdict_lines};

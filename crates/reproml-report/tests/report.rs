@@ -98,10 +98,19 @@ fn the_report_folder_has_every_file_and_valid_images() {
     let report = compare(&rows, &CompareOptions::default()).unwrap();
     let dir = std::env::temp_dir().join(format!("reproml-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let page = write_report(&dir, &report, &rows, "Fixture").unwrap();
+    let provenance =
+        reproml_report::Provenance::new("reproml test", "2026-11-27T00:00:00Z", &rows, &[]);
+    let page = write_report(&dir, &report, &rows, "Fixture", &provenance).unwrap();
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("not triggered — identical trajectories") && html.contains("<table>"));
-    for name in ["report.md", "report.csv", "report.json", "index.html"] {
+    assert!(html.contains("<h2>Provenance</h2>") && html.contains("Made by reproml test"));
+    for name in [
+        "report.md",
+        "report.csv",
+        "report.json",
+        "provenance.json",
+        "index.html",
+    ] {
         assert!(dir.join(name).is_file(), "{name}");
     }
     for stem in ["shifted", "identical", "short", "dispersion"] {
@@ -222,8 +231,40 @@ fn runtime_differences_between_variants_are_listed_as_possible_confounds() {
         ("threads", &["1".to_string()][..], &["2".to_string()][..])
     );
     let line = &verdict_lines(&report)[0];
-    assert!(line.contains("possible confound): threads 1 vs 2"), "{line}");
+    assert!(
+        line.contains("possible confound): threads 1 vs 2"),
+        "{line}"
+    );
     // Runs without a recorded fingerprint (an old export) list nothing.
     let plain = compare(&rows("old", "per-run", &b, &c), &CompareOptions::default()).unwrap();
     assert!(plain.experiments[0].fingerprint_differences.is_empty());
+}
+
+#[test]
+fn provenance_names_each_variant_s_artifact_and_shared_runtime() {
+    let b: Vec<f64> = (0..4).map(|i| 0.5 + f64::from(i) * 0.01).collect();
+    let mut all = rows("prov", "per-run", &b, &b);
+    for (k, r) in all.iter_mut().enumerate() {
+        r.artifact = format!("engine-{}", r.variant);
+        r.fingerprint = format!(r#"{{"threads":"1","host":"h{k}"}}"#);
+    }
+    let spec = reproml_core::ExperimentSpec::new(
+        "prov".parse().unwrap(),
+        "mlp".parse().unwrap(),
+        "digits".parse().unwrap(),
+        3,
+    );
+    let p = reproml_report::Provenance::new("reproml x", "2026-11-27T00:00:00Z", &all, &[spec]);
+    let e = &p.experiments[0];
+    assert_eq!(e.spec.as_ref().map(|s| s.epochs), Some(3));
+    let buggy = &e.variants[0];
+    assert_eq!((buggy.variant.as_str(), buggy.runs), ("buggy", 4));
+    assert_eq!(buggy.artifacts, ["engine-buggy"]);
+    assert_eq!(buggy.shared.get("threads").map(String::as_str), Some("1"));
+    assert_eq!(buggy.varying, ["host"]);
+    let md = p.to_markdown();
+    assert!(
+        md.contains("epochs = 3") && md.contains("artifact engine-corrected"),
+        "{md}"
+    );
 }

@@ -12,6 +12,9 @@ pub const BURN_VERSION: &str = env!("REPROML_BURN_RESOLVED");
 pub const STACK: &str = env!("REPROML_STACK");
 /// A digest of the sources that decide what a run computes.
 pub const SOURCE: &str = env!("REPROML_SOURCE");
+/// The git commit this build was made from (`-dirty` when the tree
+/// differed; `unknown` outside a git checkout).
+pub const COMMIT: &str = env!("REPROML_COMMIT");
 
 /// The fingerprint keys a run's results depend on: a variant's runs must
 /// all have the same values for them (the server checks, from the
@@ -50,7 +53,7 @@ pub fn fingerprint(backend: &str, fault: &Fault) -> BTreeMap<String, String> {
     f.insert("burn-flex".into(), env!("REPROML_BURN_FLEX").into());
     f.insert("stack".into(), STACK.into());
     f.insert("source".into(), SOURCE.into());
-    f.insert("commit".into(), env!("REPROML_COMMIT").into());
+    f.insert("commit".into(), COMMIT.into());
     f.insert("fixed".into(), FIXED_KEYS.join(","));
     f.insert("rustc".into(), env!("REPROML_RUSTC_VERSION").into());
     f.insert("target".into(), env!("REPROML_TARGET").into());

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use reproml_api::runs_csv;
+use reproml_core::ExperimentSpec;
 use reproml_report::{CompareOptions, Report, RunSummary, compare, to_csv, write_report};
 use reproml_runner::results::{recorded_rows, selected};
 
@@ -82,7 +83,10 @@ fn read_csv(path: &PathBuf) -> Result<Vec<RunSummary>> {
 }
 
 impl Source {
-    fn load(&self) -> Result<(Report, Vec<RunSummary>)> {
+    /// The comparison, its rows, and the experiments' specs (none when
+    /// read from CSV files).
+    fn load(&self) -> Result<(Report, Vec<RunSummary>, Vec<ExperimentSpec>)> {
+        let mut specs = Vec::new();
         let (mut rows, expected) = if !self.csv.is_empty() {
             let mut rows = Vec::new();
             for path in &self.csv {
@@ -98,11 +102,13 @@ impl Source {
                 master_seed: None,
             };
             let connection = args.connect_existing()?;
-            recorded_rows(
+            let (rows, expected) = recorded_rows(
                 &connection.client,
                 &self.experiments,
                 self.prefix.as_deref(),
-            )?
+            )?;
+            specs = crate::output::specs_of(&connection.client, &rows)?;
+            (rows, expected)
         };
         if !self.csv.is_empty() {
             rows.retain(|r| {
@@ -129,13 +135,13 @@ impl Source {
             expected_runs: expected,
             alpha: Some(self.alpha),
         };
-        Ok((compare(&rows, &options)?, rows))
+        Ok((compare(&rows, &options)?, rows, specs))
     }
 }
 
 /// Runs `reproml compare`.
 pub fn run_compare(args: CompareArgs) -> Result<()> {
-    let (report, _) = args.source.load()?;
+    let (report, _, _) = args.source.load()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.csv_out {
@@ -148,8 +154,9 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
 
 /// Runs `reproml report`.
 pub fn run_report(args: ReportArgs) -> Result<()> {
-    let (report, rows) = args.source.load()?;
-    let page = write_report(&args.out, &report, &rows, &args.title)
+    let (report, rows, specs) = args.source.load()?;
+    let provenance = crate::output::provenance(&rows, &specs);
+    let page = write_report(&args.out, &report, &rows, &args.title, &provenance)
         .with_context(|| format!("cannot write the report into {}", args.out.display()))?;
     crate::output::print_summary(&report);
     println!("\nreport: {}", page.display());

@@ -109,8 +109,16 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .collect();
     let (rows, planned) = recorded_rows(client, &ids, None)?;
     let report = compare_all(&rows, planned)?;
-    let page = write_report(&args.dir.join("report"), &report, &rows, "ReproduceML demo")
-        .context("cannot write the demo report")?;
+    let specs = crate::output::specs_of(client, &rows)?;
+    let provenance = crate::output::provenance(&rows, &specs);
+    let page = write_report(
+        &args.dir.join("report"),
+        &report,
+        &rows,
+        "ReproduceML demo",
+        &provenance,
+    )
+    .context("cannot write the demo report")?;
     println!();
     print_summary(&report);
     if let Some(e) = report

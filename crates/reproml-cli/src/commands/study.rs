@@ -89,8 +89,16 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}-report", study.name)));
-    let page = write_report(&out, &report, &rows, &format!("Study {}", study.name))
-        .with_context(|| format!("cannot write the report into {}", out.display()))?;
+    let specs = crate::output::specs_of(client, &rows)?;
+    let provenance = crate::output::provenance(&rows, &specs);
+    let page = write_report(
+        &out,
+        &report,
+        &rows,
+        &format!("Study {}", study.name),
+        &provenance,
+    )
+    .with_context(|| format!("cannot write the report into {}", out.display()))?;
     print_summary(&report);
     println!("\nreport: {}", page.display());
     if !outcome.unfinished.is_empty() {
