@@ -27,7 +27,7 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("- demo-repeat: not triggered — identical trajectories"),
+        stdout.contains("- demo-repeat: control: bit-identical"),
         "{stdout}"
     );
     assert!(

@@ -78,6 +78,10 @@ pub enum Verdict {
     /// Every pair of runs has the same final digest: the change never
     /// altered training.
     NotTriggered,
+    /// A control: both variants are the same build on the same runtime
+    /// (every recorded fingerprint entry and the artifact agree) and every
+    /// pair of runs is bit-identical — training repeats exactly.
+    BitIdentical,
     /// At least one metric differs at the Holm-adjusted level.
     Detected,
     /// Trajectories differ, but no metric differs significantly.
@@ -96,6 +100,9 @@ impl Verdict {
     pub fn describe(self) -> &'static str {
         match self {
             Verdict::NotTriggered => "not triggered — identical trajectories",
+            Verdict::BitIdentical => {
+                "control: bit-identical — the same build repeats every run exactly"
+            }
             Verdict::Detected => "difference detected",
             Verdict::NoEvidence => "no evidence of a difference",
             Verdict::Underpowered => {
@@ -135,6 +142,10 @@ pub struct ExperimentComparison {
     /// runs: the change under test, or a confound (another thread count,
     /// another NumPy) that a verdict must be read against.
     pub fingerprint_differences: Vec<FingerprintDifference>,
+    /// Both variants are the same build on the same runtime: their
+    /// fingerprints are recorded and agree in every entry, and so do their
+    /// artifacts (a repeat control, not a change).
+    pub same_build: bool,
     /// The smallest Holm-adjusted p-value these sample sizes allow at all
     /// (two samples that do not overlap), given the report's number of
     /// tests: at or above α, no verdict but "underpowered" is possible.
@@ -192,6 +203,24 @@ fn fingerprint_differences(a: &[&RunSummary], b: &[&RunSummary]) -> Vec<Fingerpr
             })
         })
         .collect()
+}
+
+/// True when both sides' runs record fingerprints, have one artifact and
+/// agree on every fingerprint entry (the artifact's own included).
+fn same_build(a: &[&RunSummary], b: &[&RunSummary]) -> bool {
+    let side = |runs: &[&RunSummary]| -> Option<(BTreeMap<String, String>, String)> {
+        let mut first: Option<(BTreeMap<String, String>, String)> = None;
+        for r in runs {
+            let map: BTreeMap<String, String> = serde_json::from_str(&r.fingerprint).ok()?;
+            match &first {
+                None => first = Some((map, r.artifact.clone())),
+                Some((m, artifact)) if *m == map && *artifact == r.artifact => {}
+                Some(_) => return None,
+            }
+        }
+        first
+    };
+    matches!((side(a), side(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// A whole comparison.
@@ -338,6 +367,7 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
             identical_pairs,
             metrics,
             fingerprint_differences: fingerprint_differences(&base, &treat),
+            same_build: same_build(&base, &treat),
             best_possible_holm_p: None,
             verdict: Verdict::NoEvidence,
         });
@@ -364,6 +394,8 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
         }
         e.verdict = if e.seed_policy == SeedPolicy::Fixed {
             Verdict::FixedSeeds
+        } else if e.pairs > 0 && e.identical_pairs == e.pairs && e.same_build {
+            Verdict::BitIdentical
         } else if e.pairs > 0 && e.identical_pairs == e.pairs {
             Verdict::NotTriggered
         } else if e

@@ -76,13 +76,20 @@ pub fn verdict_lines(report: &Report) -> Vec<String> {
                 .filter_map(|m| m.holm_p.map(|p| (p, m)))
                 .min_by(|a, b| a.0.total_cmp(&b.0));
             let detail = match strongest {
-                Some((hp, m)) if e.verdict != crate::Verdict::NotTriggered => format!(
-                    "; strongest: {} Holm p = {}, Cliff's δ = {:+.3} ({})",
-                    m.metric,
-                    p(Some(hp)),
-                    m.cliffs_delta,
-                    m.magnitude.as_str()
-                ),
+                Some((hp, m))
+                    if !matches!(
+                        e.verdict,
+                        crate::Verdict::NotTriggered | crate::Verdict::BitIdentical
+                    ) =>
+                {
+                    format!(
+                        "; strongest: {} Holm p = {}, Cliff's δ = {:+.3} ({})",
+                        m.metric,
+                        p(Some(hp)),
+                        m.cliffs_delta,
+                        m.magnitude.as_str()
+                    )
+                }
                 _ => String::new(),
             };
             // What else differs between the variants' runtimes: the change

@@ -268,3 +268,28 @@ fn provenance_names_each_variant_s_artifact_and_shared_runtime() {
         "{md}"
     );
 }
+
+#[test]
+fn a_repeat_of_the_same_build_is_a_bit_identical_control_not_a_bug_verdict() {
+    let v: Vec<f64> = (0..6).map(|i| 0.5 + f64::from(i) * 0.01).collect();
+    let with = |fault_of_treatment: &str| {
+        let mut all = rows("repeat", "per-run", &v, &v);
+        for r in &mut all {
+            // Same final digests for run i on both sides.
+            r.final_digest = format!("{:064x}", r.run.get());
+            let fault = if r.variant.as_str() == "buggy" {
+                "none"
+            } else {
+                fault_of_treatment
+            };
+            r.fingerprint = format!(r#"{{"fault":"{fault}","source":"s1","threads":"1"}}"#);
+        }
+        compare(&all, &CompareOptions::default())
+            .unwrap()
+            .experiments[0]
+            .verdict
+    };
+    assert_eq!(with("none"), Verdict::BitIdentical);
+    // Another fault that never changes training: a bug not triggered.
+    assert_eq!(with("unused-op"), Verdict::NotTriggered);
+}

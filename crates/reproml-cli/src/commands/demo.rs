@@ -126,7 +126,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .iter()
         .find(|e| e.experiment == "demo-repeat")
     {
-        if e.verdict == Verdict::NotTriggered {
+        if e.verdict == Verdict::BitIdentical {
             println!(
                 "\ndeterminism proven: {}/{} repeated runs are bit-identical, epoch by epoch",
                 e.identical_pairs, e.pairs
