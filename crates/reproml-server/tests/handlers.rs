@@ -87,6 +87,13 @@ fn problem(status: StatusCode, headers: &axum::http::HeaderMap, body: &[u8]) -> 
     p
 }
 
+/// Creates experiment `e1` (one epoch) and returns it as stored.
+async fn create_e1(app: &App, token: Option<&str>) -> Experiment {
+    send(app, "POST", "/v1/experiments", Some(spec(1)), token).await;
+    let (_, _, body) = send(app, "GET", "/v1/experiments/e1", None, token).await;
+    serde_json::from_slice(&body).unwrap()
+}
+
 fn spec(epochs: u32) -> Value {
     json!({"id": "e1", "model": "mlp", "challenge": "digits", "epochs": epochs, "runs": 3})
 }
@@ -345,9 +352,7 @@ async fn numbers_come_back_bit_for_bit() {
 #[tokio::test]
 async fn a_variant_refuses_results_of_another_artifact() {
     let app = app("artifact", None);
-    send(&app, "POST", "/v1/experiments", Some(spec(1)), None).await;
-    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1", None, None).await;
-    let e: Experiment = serde_json::from_slice(&body).unwrap();
+    let e = create_e1(&app, None).await;
     let with = |run: usize, name: &str| {
         let mut r = sample_result(e.seeds[run], 0.5, 1);
         r.artifact.name = name.into();
@@ -379,9 +384,7 @@ async fn a_variant_refuses_results_of_another_artifact() {
 #[tokio::test]
 async fn metrics_are_derived_from_the_confusion_matrix_or_refused() {
     let app = app("confusion", None);
-    send(&app, "POST", "/v1/experiments", Some(spec(1)), None).await;
-    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1", None, None).await;
-    let e: Experiment = serde_json::from_slice(&body).unwrap();
+    let e = create_e1(&app, None).await;
     let path = "/v1/experiments/e1/variants/v/runs/0";
     let mut r = sample_result(e.seeds[0], 0.5, 1);
     r.epochs[0].test.f1 = 0.75;
@@ -468,9 +471,7 @@ async fn deleting_needs_a_token_or_allow_delete_and_frees_the_names() {
     // With a token, only with the token.
     let token = "the-token-of-this-test";
     let app = app_with("delete", Some(token), false);
-    send(&app, "POST", "/v1/experiments", Some(spec(1)), Some(token)).await;
-    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1", None, Some(token)).await;
-    let e: Experiment = serde_json::from_slice(&body).unwrap();
+    let e = create_e1(&app, Some(token)).await;
     let post = |run: usize, name: &str| {
         let mut r = sample_result(e.seeds[run], 0.5, 1);
         r.artifact.name = name.into();
