@@ -76,6 +76,12 @@ impl RunSummary {
         }
     }
 
+    /// The run's fingerprint entries; `None` for an export made before
+    /// the fingerprint was a column (or an unreadable one).
+    pub fn fingerprint_entries(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        serde_json::from_str(&self.fingerprint).ok()
+    }
+
     /// The summary of a recorded run of an experiment with `policy`.
     pub fn new(run: &RecordedRun, policy: SeedPolicy) -> Self {
         let m = &run.result.metrics;

@@ -172,6 +172,41 @@ impl RunResult {
             .collect()
     }
 
+    /// `key: the variant's runs have X, this result Y` for every entry in
+    /// which two fixed fingerprints (see [`RunResult::fixed_fingerprint`])
+    /// differ, in key order; empty when they agree. `it not fixed` stands
+    /// for an entry one side does not list.
+    ///
+    /// ```
+    /// use reproml_core::run::RunResult;
+    /// let a = [("threads".to_owned(), "1".to_owned())].into();
+    /// let b = [("threads".to_owned(), "2".to_owned())].into();
+    /// assert_eq!(
+    ///     RunResult::fixed_differences(&a, &b),
+    ///     ["threads: the variant's runs have 1, this result 2"]
+    /// );
+    /// ```
+    pub fn fixed_differences(
+        recorded: &BTreeMap<String, String>,
+        given: &BTreeMap<String, String>,
+    ) -> Vec<String> {
+        let keys: std::collections::BTreeSet<&String> =
+            recorded.keys().chain(given.keys()).collect();
+        let entry = |m: &BTreeMap<String, String>, k: &String| {
+            m.get(k).map_or("it not fixed", String::as_str).to_owned()
+        };
+        keys.into_iter()
+            .filter(|k| recorded.get(*k) != given.get(*k))
+            .map(|k| {
+                format!(
+                    "{k}: the variant's runs have {}, this result {}",
+                    entry(recorded, k),
+                    entry(given, k)
+                )
+            })
+            .collect()
+    }
+
     /// The final trajectory digest: the last epoch's, which identifies the
     /// trained model bit for bit.
     pub fn final_digest(&self) -> Option<&str> {

@@ -176,7 +176,7 @@ fn fingerprint_differences(a: &[&RunSummary], b: &[&RunSummary]) -> Vec<Fingerpr
     fn values(runs: &[&RunSummary]) -> Option<Vec<BTreeMap<String, String>>> {
         let maps: Vec<BTreeMap<String, String>> = runs
             .iter()
-            .filter_map(|r| serde_json::from_str(&r.fingerprint).ok())
+            .filter_map(|r| r.fingerprint_entries())
             .collect();
         (!maps.is_empty()).then_some(maps)
     }
@@ -211,7 +211,7 @@ fn same_build(a: &[&RunSummary], b: &[&RunSummary]) -> bool {
     let side = |runs: &[&RunSummary]| -> Option<(BTreeMap<String, String>, String)> {
         let mut first: Option<(BTreeMap<String, String>, String)> = None;
         for r in runs {
-            let map: BTreeMap<String, String> = serde_json::from_str(&r.fingerprint).ok()?;
+            let map = r.fingerprint_entries()?;
             match &first {
                 None => first = Some((map, r.artifact.clone())),
                 Some((m, artifact)) if *m == map && *artifact == r.artifact => {}

@@ -124,7 +124,7 @@ fn variant_provenance(variant: &str, runs: &[&RunSummary]) -> VariantProvenance 
     let artifacts: BTreeSet<&str> = runs.iter().map(|r| r.artifact.as_str()).collect();
     let maps: Vec<BTreeMap<String, String>> = runs
         .iter()
-        .filter_map(|r| serde_json::from_str(&r.fingerprint).ok())
+        .filter_map(|r| r.fingerprint_entries())
         .collect();
     let keys: BTreeSet<&String> = maps.iter().flat_map(|m| m.keys()).collect();
     let mut shared = BTreeMap::new();

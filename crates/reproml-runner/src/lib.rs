@@ -210,16 +210,16 @@ pub enum RunnerError {
     /// The runs would have another build (compiler, target, backend) than
     /// the variant's, in a fingerprint entry results depend on.
     #[error(
-        "variant {variant} of {experiment} was trained with {}. A variant is one build: \
-         use another variant name for these runs (e.g. --variant {variant}-2)",
-        differences.join(", ")
+        "these runs would not match variant {variant} of {experiment} in fingerprint entries its numbers depend on ({}). \
+         A variant is one build: use another variant name for these runs (e.g. --variant {variant}-2)",
+        differences.join("; ")
     )]
     FingerprintConflict {
         /// The experiment.
         experiment: ExperimentId,
         /// The variant.
         variant: VariantLabel,
-        /// `key = recorded (here: ours)` for each entry that differs.
+        /// One line per entry that differs (`RunResult::fixed_differences`).
         differences: Vec<String>,
     },
     /// A run's train and test splits describe different data.

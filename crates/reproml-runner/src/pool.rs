@@ -91,16 +91,7 @@ fn check_artifact(
         if recorded == ours {
             return Ok(());
         }
-        let keys: std::collections::BTreeSet<&String> =
-            recorded.keys().chain(ours.keys()).collect();
-        let entry = |m: &std::collections::BTreeMap<String, String>, k: &String| {
-            m.get(k).map_or("(not fixed)", String::as_str).to_owned()
-        };
-        let differences = keys
-            .into_iter()
-            .filter(|k| recorded.get(*k) != ours.get(*k))
-            .map(|k| format!("{k} = {} (here: {})", entry(&recorded, k), entry(&ours, k)))
-            .collect::<Vec<_>>();
+        let differences = reproml_core::run::RunResult::fixed_differences(&recorded, &ours);
         return Err(RunnerError::FingerprintConflict {
             experiment: experiment.spec.id.clone(),
             variant: variant.clone(),

@@ -87,6 +87,13 @@ fn problem(status: StatusCode, headers: &axum::http::HeaderMap, body: &[u8]) -> 
     p
 }
 
+/// A valid one-epoch result of run `run` of `e`, trained by artifact `name`.
+fn result_by(e: &Experiment, run: usize, name: &str) -> Value {
+    let mut r = sample_result(e.seeds[run], 0.5, 1);
+    r.artifact.name = name.into();
+    serde_json::to_value(r).unwrap()
+}
+
 /// Creates experiment `e1` (one epoch) and returns it as stored.
 async fn create_e1(app: &App, token: Option<&str>) -> Experiment {
     send(app, "POST", "/v1/experiments", Some(spec(1)), token).await;
@@ -353,11 +360,7 @@ async fn numbers_come_back_bit_for_bit() {
 async fn a_variant_refuses_results_of_another_artifact() {
     let app = app("artifact", None);
     let e = create_e1(&app, None).await;
-    let with = |run: usize, name: &str| {
-        let mut r = sample_result(e.seeds[run], 0.5, 1);
-        r.artifact.name = name.into();
-        serde_json::to_value(r).unwrap()
-    };
+    let with = |run: usize, name: &str| result_by(&e, run, name);
     let (status, _, _) = send(
         &app,
         "POST",
@@ -472,11 +475,7 @@ async fn deleting_needs_a_token_or_allow_delete_and_frees_the_names() {
     let token = "the-token-of-this-test";
     let app = app_with("delete", Some(token), false);
     let e = create_e1(&app, Some(token)).await;
-    let post = |run: usize, name: &str| {
-        let mut r = sample_result(e.seeds[run], 0.5, 1);
-        r.artifact.name = name.into();
-        serde_json::to_value(r).unwrap()
-    };
+    let post = |run: usize, name: &str| result_by(&e, run, name);
     let path = |run: usize| format!("/v1/experiments/e1/variants/Corrected/runs/{run}");
     let (status, _, _) = send(&app, "POST", &path(0), Some(post(0, "a")), Some(token)).await;
     assert_eq!(status, StatusCode::CREATED);

@@ -12,7 +12,7 @@
 
 mod migrations;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use reproml_api::{Experiment, RecordedRun};
@@ -497,19 +497,7 @@ impl Store {
                     .execute(params![id.as_str(), variant.as_str(), fixed])?;
             }
             Some((_, Some(recorded_fixed))) if recorded_fixed != fixed => {
-                let keys: BTreeSet<&String> = recorded_fixed.keys().chain(fixed.keys()).collect();
-                let absent = "it not fixed".to_owned();
-                let differences = keys
-                    .into_iter()
-                    .filter(|k| recorded_fixed.get(*k) != fixed.get(*k))
-                    .map(|k| {
-                        format!(
-                            "{k}: the variant's runs have {}, this result {}",
-                            recorded_fixed.get(k).unwrap_or(&absent),
-                            fixed.get(k).unwrap_or(&absent)
-                        )
-                    })
-                    .collect();
+                let differences = RunResult::fixed_differences(&recorded_fixed, &fixed);
                 return Err(StoreError::FingerprintConflict {
                     id: id.clone(),
                     variant: variant.clone(),
