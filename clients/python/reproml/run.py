@@ -136,14 +136,17 @@ def main(argv=None) -> int:
     done = {r["run"] for r in client.runs(args.experiment, args.variant)}
     for run in wanted:
         if run in done:
-            print(f"run {run} already recorded; skipping it", file=sys.stderr)
+            print(f"{args.experiment} / {args.variant} run {run} already recorded; skipping it", file=sys.stderr)
             continue
         started = time.time()
         result = train_run(client, experiment, run, args.threads)
         client.post_result(args.experiment, args.variant, run, result)
         m = result["metrics"]
-        print(f"run {run}: accuracy {m['accuracy']:.4f} f1 {m['f1']:.4f} digest {result['epochs'][-1]['digest'][:16]} "
-              f"({time.time() - started:.1f} s)")
+        # Name the side and artifact on every line: a study's log holds
+        # several sides' runs with the same indices.
+        print(f"{args.experiment} / {args.variant} run {run} ({result['artifact']['name']}): "
+              f"accuracy {m['accuracy']:.4f} f1 {m['f1']:.4f} digest {result['epochs'][-1]['digest'][:16]} "
+              f"({time.time() - started:.1f} s)", flush=True)
     return 0
 
 

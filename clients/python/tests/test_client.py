@@ -173,7 +173,7 @@ def test_python_results_show_up_in_compare_next_to_rust_results(server):
         capture_output=True, text=True, check=True,
     )
     report = json.loads(compare.stdout)
-    experiment = report["experiments"][0]
+    experiment = report["comparisons"][0]
     assert (experiment["baseline"], experiment["treatment"], experiment["n"]) == ("python", "rust", 3)
     assert experiment["metrics"][0]["baseline"]["mean"] == pytest.approx(0.51)
 

@@ -47,7 +47,7 @@ def test_pytorch_results_show_up_in_compare_next_to_rust_results(server):  # noq
     report = json.loads(subprocess.run(
         [BINARY, "compare", "--server", server, "--variants", "pytorch,burn", "--json"],
         check=True, capture_output=True, text=True).stdout)
-    e = report["experiments"][0]
+    e = report["comparisons"][0]
     assert (e["baseline"], e["treatment"], e["n"]) == ("pytorch", "burn", 3)
     assert e["identical_pairs"] == 0, "two engines do not train bit for bit alike"
 

@@ -63,6 +63,20 @@ pub struct RunSummary {
     /// difference may be a confound.
     #[serde(default)]
     pub fingerprint: String,
+    /// Loss and test accuracy after each epoch, for learning curves: read
+    /// from the server, not part of the CSV export (empty when read from
+    /// one).
+    #[serde(skip)]
+    pub curve: Vec<CurvePoint>,
+}
+
+/// One epoch of a run's learning curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurvePoint {
+    /// Mean training loss over the epoch.
+    pub loss: f64,
+    /// Test accuracy after the epoch.
+    pub accuracy: f64,
 }
 
 impl RunSummary {
@@ -99,6 +113,15 @@ impl RunSummary {
             artifact: run.result.artifact.name.clone(),
             recorded_at: run.recorded_at.clone(),
             fingerprint: serde_json::to_string(&run.result.fingerprint).unwrap_or_default(),
+            curve: run
+                .result
+                .epochs
+                .iter()
+                .map(|e| CurvePoint {
+                    loss: e.loss,
+                    accuracy: e.test.accuracy,
+                })
+                .collect(),
         }
     }
 }
@@ -204,7 +227,16 @@ mod tests {
         let text = write(&rows).unwrap();
         assert!(text.starts_with(&COLUMNS.join(",")), "{text}");
         let back = read(text.as_bytes(), "t.csv").unwrap();
-        assert_eq!(back, rows);
+        // Everything but the learning curve, which the export leaves out.
+        assert!(rows.iter().all(|r| r.curve.len() == 2));
+        let without_curves: Vec<RunSummary> = rows
+            .iter()
+            .map(|r| RunSummary {
+                curve: Vec::new(),
+                ..r.clone()
+            })
+            .collect();
+        assert_eq!(back, without_curves);
         assert_eq!(back[0].accuracy.to_bits(), rows[0].accuracy.to_bits());
     }
 

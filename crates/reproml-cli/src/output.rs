@@ -3,27 +3,13 @@
 use anyhow::Result;
 use reproml_client::Client;
 use reproml_core::ExperimentSpec;
-use reproml_report::{Provenance, Report, RunSummary, to_markdown, verdict_lines};
+use reproml_report::{Provenance, Report, RunSummary, to_terminal};
 
-/// Prints the verdicts and the Table-V-style table, with a legend for
-/// reading it.
+/// Prints the comparison for a terminal: verdicts, a compact table per
+/// comparison and a legend, within 100 columns.
 pub fn print_summary(report: &Report) {
-    println!("{}", to_markdown(report));
-    println!("{LEGEND}");
-    println!();
-    for line in verdict_lines(report) {
-        println!("- {line}");
-    }
+    print!("{}", to_terminal(report));
 }
-
-/// What the table's direction and columns mean, wrapped for a terminal.
-const LEGEND: &str = "\
-Reading it: each row compares the first variant named (the baseline) with
-the second. A12 is the chance that a run of the second scores higher than a
-run of the first (ties count half; 0.5 means no difference), and Cliff's
-δ = 2·A12 − 1 is positive when the second scores higher. Holm and BH p are
-corrected over every test in the table. \"trajectories\" counts the pairs of
-runs (same seed) whose final parameters are bit-identical.";
 
 /// The specs of the experiments `rows` come from.
 pub fn specs_of(client: &Client, rows: &[RunSummary]) -> Result<Vec<ExperimentSpec>> {

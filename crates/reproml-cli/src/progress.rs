@@ -23,6 +23,8 @@ struct State {
     overall: Option<ProgressBar>,
     workers: HashMap<usize, ProgressBar>,
     epochs: u64,
+    /// The variant being trained, named on every run's bar.
+    variant: String,
 }
 
 /// One finished run, as `--json` prints it.
@@ -72,7 +74,7 @@ impl Bars {
                 let bar = self.multi.add(ProgressBar::new(epochs));
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "  run {prefix:>4} [{bar:20}] epoch {pos}/{len} {msg}",
+                        "  {prefix:>16} [{bar:20}] epoch {pos}/{len} {msg}",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
@@ -96,6 +98,11 @@ impl Observer for Bars {
             Event::ExperimentStarted { experiment, about } => {
                 self.println(&format!("{experiment}: {about}"));
             }
+            Event::SideStarted {
+                experiment,
+                variant,
+                artifact,
+            } => self.note(&format!("{experiment} / {variant}: trained by {artifact}")),
             Event::Skipped { variant, runs, .. } => self.note(&format!(
                 "{runs} run(s) of {variant} already recorded; skipping them"
             )),
@@ -117,12 +124,13 @@ impl Observer for Bars {
                 let mut state = self.state();
                 state.overall = Some(bar);
                 state.epochs = u64::from(epochs);
+                state.variant = variant.to_string();
             }
             Event::RunStarted { worker, run } => {
                 let mut state = self.state();
                 let bar = self.worker_bar(&mut state, worker);
                 bar.reset();
-                bar.set_prefix(run.to_string());
+                bar.set_prefix(format!("{} run {run}", state.variant));
             }
             Event::EpochFinished {
                 worker, progress, ..

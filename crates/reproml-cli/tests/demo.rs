@@ -19,15 +19,17 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("- demo-real-fault: difference detected"),
+        stdout.contains("- demo-real-fault (buggy vs corrected): difference detected"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("- demo-unused-op: not triggered — identical trajectories"),
+        stdout.contains(
+            "- demo-unused-op (buggy vs corrected): not triggered — identical trajectories"
+        ),
         "{stdout}"
     );
     assert!(
-        stdout.contains("- demo-repeat: control: bit-identical"),
+        stdout.contains("- demo-repeat (first vs repeat): control: bit-identical"),
         "{stdout}"
     );
     assert!(

@@ -93,11 +93,11 @@ fn an_interrupted_study_resumes_without_retraining() {
     );
     let stdout = String::from_utf8_lossy(&resumed.stdout);
     assert!(
-        stdout.contains("- t-a: difference detected") || stdout.contains("- t-a: no evidence"),
+        stdout.contains("t-a: buggy (baseline) vs corrected"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("- t-b: not triggered — identical trajectories"),
+        stdout.contains("- t-b (buggy vs corrected): not triggered — identical trajectories"),
         "{stdout}"
     );
     assert!(dir.join("report/index.html").is_file());
@@ -105,21 +105,25 @@ fn an_interrupted_study_resumes_without_retraining() {
 }
 
 #[test]
-fn a_command_artifact_runs_any_client_against_the_study_s_server() {
+fn a_three_sided_study_with_a_command_artifact_compares_each_side_with_the_reference() {
     let dir = std::env::temp_dir().join(format!("reproml-study-cmd-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let study = dir.join("study.toml");
-    // The "other client" here is reproml itself, run as a command.
+    // The "other client" here is reproml itself, run as a command: the
+    // same engine as the reference, so every pair of runs is identical.
     let client = format!(
-        "{} run --server {{server}} --experiment {{experiment}} --variant {{variant}} --fault momentum-ignored",
+        "{} run --server {{server}} --experiment {{experiment}} --variant {{variant}} --jobs 1",
         env!("CARGO_BIN_EXE_reproml")
     );
     std::fs::write(
         &study,
         format!(
-            "name = \"c\"\nruns = 3\n[base]\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 2\n\
-             [[bug]]\nid = \"x\"\nbuggy = {{ kind = \"command\", command = \"{client}\" }}\ncorrected = {{ kind = \"builtin\" }}\n"
+            "name = \"c\"\nruns = 3\nsides = [\"engine\", \"client\", \"no-momentum\"]\n\
+             [base]\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 2\n\
+             [[bug]]\nid = \"x\"\n[bug.sides]\nengine = {{ kind = \"builtin\" }}\n\
+             client = {{ kind = \"command\", command = \"{client}\" }}\n\
+             no-momentum = {{ kind = \"builtin\", fault = \"momentum-ignored\" }}\n"
         ),
     )
     .unwrap();
@@ -129,20 +133,43 @@ fn a_command_artifact_runs_any_client_against_the_study_s_server() {
         .arg(&study)
         .args(["--embedded", "--db"])
         .arg(&db)
-        .arg("--out")
+        .args(["--jobs", "1", "--out"])
         .arg(dir.join("report"))
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The log names each side and its artifact.
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("c-x / client: trained by command `"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "c-x / no-momentum: trained by the built-in engine with fault momentum-ignored"
+        ),
+        "{stderr}"
     );
     let after = status(&study, &db);
     assert!(
-        after.contains("corrected 3/3") && after.contains("buggy 3/3"),
+        after.contains("engine 3/3")
+            && after.contains("client 3/3")
+            && after.contains("no-momentum 3/3"),
         "{after}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0/3 identical trajectories"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("c-x: engine (baseline) vs client, n = 3, 3/3 identical trajectories"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("c-x: engine (baseline) vs no-momentum, n = 3, 0/3 identical trajectories"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["comparisons"].as_array().unwrap().len(), 2);
+    assert_eq!(json["tests"], 8);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -242,11 +242,11 @@ fn end_to_end_against_a_server_process_with_verify() {
     let a: serde_json::Value = serde_json::from_slice(&from_server.stdout).unwrap();
     let b: serde_json::Value = serde_json::from_slice(&from_csv.stdout).unwrap();
     assert_eq!(
-        a["experiments"][0]["metrics"],
-        b["experiments"][0]["metrics"]
+        a["comparisons"][0]["metrics"],
+        b["comparisons"][0]["metrics"]
     );
-    assert_eq!(a["experiments"][0]["baseline"], "buggy");
-    assert_eq!(a["experiments"][0]["identical_pairs"], 0);
+    assert_eq!(a["comparisons"][0]["baseline"], "buggy");
+    assert_eq!(a["comparisons"][0]["identical_pairs"], 0);
     server.kill().unwrap();
     server.wait().unwrap();
     std::fs::remove_dir_all(dir).unwrap();

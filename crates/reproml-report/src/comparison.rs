@@ -1,13 +1,14 @@
 //! The comparison itself: pure functions from recorded runs to statistics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use reproml_api::runs_csv::RunSummary;
 use reproml_core::metrics::Metric;
 use reproml_core::{RunIndex, SeedPolicy};
 use reproml_stats::{
-    CliffMagnitude, Descriptives, MannWhitneyOptions, WilcoxonOptions, benjamini_hochberg,
-    cliffs_delta, cliffs_magnitude, describe, holm, mann_whitney_u, vargha_delaney_a12, wilcoxon,
+    CliffMagnitude, Descriptives, HodgesLehmann, MannWhitneyOptions, WilcoxonOptions,
+    benjamini_hochberg, cliffs_delta, cliffs_magnitude, describe, hodges_lehmann, holm,
+    mann_whitney_u, vargha_delaney_a12, wilcoxon,
 };
 use serde::{Deserialize, Serialize};
 
@@ -17,9 +18,16 @@ pub const METRICS: [Metric; 4] = Metric::ALL;
 /// How to compare.
 #[derive(Debug, Clone, Default)]
 pub struct CompareOptions {
-    /// The two variants to compare (baseline first); when absent,
-    /// `buggy`/`corrected` if present, else the only two variants.
-    pub variants: Option<(String, String)>,
+    /// The variants to compare in every experiment, the reference first.
+    /// Empty: `buggy` against `corrected` when both exist, else the only
+    /// two variants; an experiment with more needs them named.
+    pub variants: Vec<String>,
+    /// Per experiment, the variants to compare (reference first), in place
+    /// of `variants`.
+    pub variants_of: BTreeMap<String, Vec<String>>,
+    /// Compare every pair of the variants, not only each against the
+    /// reference.
+    pub all_pairs: bool,
     /// Use every run instead of truncating to the smaller variant.
     pub all_runs: bool,
     /// Runs each experiment was meant to have (from its spec), to mark
@@ -27,7 +35,16 @@ pub struct CompareOptions {
     pub expected_runs: BTreeMap<String, u32>,
     /// Significance level for verdicts (default 0.05).
     pub alpha: Option<f64>,
+    /// Equivalence margin: the largest shift of a metric, in its own
+    /// units, that counts as no practical difference (default
+    /// [`DEFAULT_MARGIN`]).
+    pub margin: Option<f64>,
 }
+
+/// The default equivalence margin: one percentage point of accuracy,
+/// precision, recall or F1. Smaller than the run-to-run spread of most
+/// models here (0.5–3 points), larger than one test image of digits.
+pub const DEFAULT_MARGIN: f64 = 0.01;
 
 /// Why a comparison cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +62,7 @@ pub enum ReportError {
     },
 }
 
-/// One metric of one experiment, baseline against treatment.
+/// One metric, baseline against treatment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricComparison {
     /// The metric.
@@ -69,9 +86,12 @@ pub struct MetricComparison {
     pub cliffs_delta: f64,
     /// Its conventional reading.
     pub magnitude: CliffMagnitude,
+    /// Hodges-Lehmann shift of treatment over baseline with its interval
+    /// at the report's equivalence confidence (`None` when not tested).
+    pub shift: Option<HodgesLehmann>,
 }
 
-/// What a comparison concludes about an experiment.
+/// What a comparison concludes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
@@ -84,12 +104,18 @@ pub enum Verdict {
     BitIdentical,
     /// At least one metric differs at the Holm-adjusted level.
     Detected,
-    /// Trajectories differ, but no metric differs significantly.
-    NoEvidence,
+    /// Every metric's shift lies inside ±margin with the report's
+    /// equivalence confidence (two one-sided tests): any difference is too
+    /// small to matter.
+    Equivalent,
     /// No metric differs significantly, but none could have: even samples
     /// that do not overlap at all would not reach α after the correction
     /// for the report's number of tests. More runs are needed.
     Underpowered,
+    /// Trajectories differ, no metric differs significantly, and the
+    /// shift's interval reaches beyond the margin: neither a difference nor
+    /// equivalence is shown.
+    Inconclusive,
     /// Not tested: with fixed seeds every run of a side repeats one run
     /// (effective n = 1), so there is no sample to test.
     FixedSeeds,
@@ -104,23 +130,40 @@ impl Verdict {
                 "control: bit-identical — the same build repeats every run exactly"
             }
             Verdict::Detected => "difference detected",
-            Verdict::NoEvidence => "no evidence of a difference",
+            Verdict::Equivalent => "equivalent — every metric's shift lies within the margin",
             Verdict::Underpowered => {
                 "inconclusive — underpowered: too few runs for any difference to reach α after correction"
+            }
+            Verdict::Inconclusive => {
+                "inconclusive — no significant difference, but the shift may exceed the margin"
             }
             Verdict::FixedSeeds => {
                 "not tested — fixed seeds: every run of a side repeats one run (effective n = 1)"
             }
         }
     }
+
+    /// The verdict's short name, as in the JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::NotTriggered => "not-triggered",
+            Verdict::BitIdentical => "bit-identical",
+            Verdict::Detected => "detected",
+            Verdict::Equivalent => "equivalent",
+            Verdict::Underpowered => "underpowered",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::FixedSeeds => "fixed-seeds",
+        }
+    }
 }
 
-/// One experiment's comparison.
+/// Two variants of one experiment compared: the baseline (the reference)
+/// against the treatment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentComparison {
+pub struct Comparison {
     /// The experiment.
     pub experiment: String,
-    /// The baseline variant (e.g. buggy).
+    /// The baseline variant (e.g. buggy, or the study's reference side).
     pub baseline: String,
     /// The treatment variant (e.g. corrected).
     pub treatment: String,
@@ -154,6 +197,16 @@ pub struct ExperimentComparison {
     pub verdict: Verdict,
 }
 
+impl Comparison {
+    /// The metric with the smallest Holm-adjusted p-value, if any was tested.
+    pub fn strongest(&self) -> Option<&MetricComparison> {
+        self.metrics
+            .iter()
+            .filter(|m| m.holm_p.is_some())
+            .min_by(|a, b| a.holm_p.unwrap_or(1.0).total_cmp(&b.holm_p.unwrap_or(1.0)))
+    }
+}
+
 /// One fingerprint entry whose values differ between two variants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FingerprintDifference {
@@ -163,6 +216,60 @@ pub struct FingerprintDifference {
     pub baseline: Vec<String>,
     /// Its values among the treatment's runs.
     pub treatment: Vec<String>,
+}
+
+/// One variant of an experiment, every recorded run summarised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Side {
+    /// The variant.
+    pub variant: String,
+    /// The artifacts that trained its runs (one, unless it is corrupt).
+    pub artifacts: Vec<String>,
+    /// The four metrics over all its recorded runs, in [`METRICS`] order.
+    pub metrics: Vec<Descriptives>,
+}
+
+/// The variants of one experiment taking part in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentSides {
+    /// The experiment.
+    pub experiment: String,
+    /// Its variants, the reference first.
+    pub sides: Vec<Side>,
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Significance level of the verdicts.
+    pub alpha: f64,
+    /// Equivalence margin, in each metric's own units.
+    pub margin: f64,
+    /// Confidence of the shift intervals behind "equivalent": 1 − 2α/k for
+    /// k tested comparisons (two one-sided tests at α, Bonferroni across
+    /// the report's comparisons; every metric must pass, which needs no
+    /// correction across metrics).
+    pub equivalence_confidence: f64,
+    /// Mann-Whitney tests in Holm's and BH's family.
+    pub tests: usize,
+    /// Every experiment's variants.
+    pub experiments: Vec<ExperimentSides>,
+    /// Every comparison made.
+    pub comparisons: Vec<Comparison>,
+}
+
+impl Report {
+    /// Every variant name in the report, in order of first appearance:
+    /// the index gives a variant its colour in every figure.
+    pub fn side_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for s in self.experiments.iter().flat_map(|e| &e.sides) {
+            if !names.contains(&s.variant.as_str()) {
+                names.push(&s.variant);
+            }
+        }
+        names
+    }
 }
 
 /// Entries that name the artifact itself (its injected fault, its source
@@ -183,10 +290,9 @@ fn fingerprint_differences(a: &[&RunSummary], b: &[&RunSummary]) -> Vec<Fingerpr
     let (Some(a), Some(b)) = (values(a), values(b)) else {
         return Vec::new();
     };
-    let keys: std::collections::BTreeSet<&String> =
-        a.iter().chain(&b).flat_map(|m| m.keys()).collect();
+    let keys: BTreeSet<&String> = a.iter().chain(&b).flat_map(|m| m.keys()).collect();
     let seen = |maps: &[BTreeMap<String, String>], key: &str| -> Vec<String> {
-        let set: std::collections::BTreeSet<String> = maps
+        let set: BTreeSet<String> = maps
             .iter()
             .map(|m| m.get(key).cloned().unwrap_or_else(|| "(absent)".into()))
             .collect();
@@ -223,57 +329,149 @@ fn same_build(a: &[&RunSummary], b: &[&RunSummary]) -> bool {
     matches!((side(a), side(b)), (Some(x), Some(y)) if x == y)
 }
 
-/// A whole comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// Significance level of the verdicts.
-    pub alpha: f64,
-    /// Every experiment compared.
-    pub experiments: Vec<ExperimentComparison>,
-}
-
+/// The variants of `experiment` to compare, the reference first.
 fn pick_variants(
     experiment: &str,
     runs: &BTreeMap<String, Vec<&RunSummary>>,
     opts: &CompareOptions,
-) -> Result<(String, String), ReportError> {
+) -> Result<Vec<String>, ReportError> {
     let fail = |problem: String| ReportError::Variants {
         experiment: experiment.into(),
         problem,
     };
-    let pair = match &opts.variants {
-        Some(pair) => pair.clone(),
-        None if runs.contains_key("buggy") && runs.contains_key("corrected") => {
-            ("buggy".into(), "corrected".into())
+    let named = opts.variants_of.get(experiment).unwrap_or(&opts.variants);
+    let chosen: Vec<String> = if !named.is_empty() {
+        named.clone()
+    } else if runs.contains_key("buggy") && runs.contains_key("corrected") {
+        vec!["buggy".into(), "corrected".into()]
+    } else if runs.len() == 2 {
+        runs.keys().cloned().collect()
+    } else {
+        return Err(fail(format!(
+            "has variants {:?}; name those to compare with --variants REFERENCE,OTHER,…",
+            runs.keys().collect::<Vec<_>>()
+        )));
+    };
+    if chosen.len() < 2 {
+        return Err(fail(format!(
+            "needs at least two variants to compare; got {chosen:?}"
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    for v in &chosen {
+        if !seen.insert(v) {
+            return Err(fail(format!("variant {v} is named twice")));
         }
-        None if runs.len() == 2 => {
-            let mut names = runs.keys().cloned();
-            (
-                names.next().unwrap_or_default(),
-                names.next().unwrap_or_default(),
-            )
-        }
-        None => {
+        if !runs.contains_key(v) {
             return Err(fail(format!(
-                "has variants {:?}; name the two to compare with --variants A,B",
+                "has no runs of variant {v} (it has {:?})",
                 runs.keys().collect::<Vec<_>>()
             )));
         }
-    };
-    for v in [&pair.0, &pair.1] {
-        if !runs.contains_key(v) {
-            return Err(fail(format!("has no runs of variant {v}")));
-        }
     }
-    Ok(pair)
+    Ok(chosen)
 }
 
-/// Compares the variants of every experiment in `rows`.
+fn describe_or(experiment: &str, values: &[f64]) -> Result<Descriptives, ReportError> {
+    describe(values).map_err(|e| ReportError::Variants {
+        experiment: experiment.into(),
+        problem: e.to_string(),
+    })
+}
+
+/// Compares `base` with `treat`, two variants of `experiment`: everything
+/// but the report-wide adjustments and the verdict.
+fn compare_pair(
+    experiment: &str,
+    (base_name, base_all): (&str, &[&RunSummary]),
+    (treat_name, treat_all): (&str, &[&RunSummary]),
+    opts: &CompareOptions,
+) -> Result<Comparison, ReportError> {
+    let n = if opts.all_runs {
+        usize::MAX
+    } else {
+        base_all.len().min(treat_all.len())
+    };
+    let base: Vec<&RunSummary> = base_all.iter().take(n).copied().collect();
+    let treat: Vec<&RunSummary> = treat_all.iter().take(n).copied().collect();
+    let expected = opts.expected_runs.get(experiment).map(|&e| e as usize);
+    let incomplete = base_all.len() != treat_all.len()
+        || expected.is_some_and(|e| base_all.len() < e || treat_all.len() < e);
+    let seed_policy = base[0].seed_policy;
+    let treat_by_run: BTreeMap<RunIndex, &RunSummary> = treat.iter().map(|r| (r.run, *r)).collect();
+    let paired: Vec<(&RunSummary, &RunSummary)> = base
+        .iter()
+        .filter_map(|b| treat_by_run.get(&b.run).map(|t| (*b, *t)))
+        .collect();
+    let identical_pairs = paired
+        .iter()
+        .filter(|(b, t)| b.final_digest == t.final_digest)
+        .count();
+    // Fixed seeds repeat one run: no sample, so no test, and nothing added
+    // to the report's family of tests.
+    let tested = seed_policy == SeedPolicy::PerRun;
+    let metrics = METRICS
+        .iter()
+        .map(|&metric| {
+            let x: Vec<f64> = base.iter().map(|r| r.metric(metric)).collect();
+            let y: Vec<f64> = treat.iter().map(|r| r.metric(metric)).collect();
+            let wilcoxon_p = if tested && !paired.is_empty() {
+                let px: Vec<f64> = paired.iter().map(|(b, _)| b.metric(metric)).collect();
+                let py: Vec<f64> = paired.iter().map(|(_, t)| t.metric(metric)).collect();
+                (px != py)
+                    .then(|| wilcoxon(&px, &py, &WilcoxonOptions::default()).ok())
+                    .flatten()
+                    .map(|r| r.pvalue)
+            } else {
+                None
+            };
+            let delta = cliffs_delta(&y, &x).unwrap_or(0.0);
+            Ok(MetricComparison {
+                metric,
+                baseline: describe_or(experiment, &x)?,
+                treatment: describe_or(experiment, &y)?,
+                mwu_p: tested
+                    .then(|| mann_whitney_u(&x, &y, &MannWhitneyOptions::default()).ok())
+                    .flatten()
+                    .map(|r| r.pvalue),
+                holm_p: None,
+                bh_p: None,
+                wilcoxon_p,
+                a12: vargha_delaney_a12(&y, &x).unwrap_or(0.5),
+                cliffs_delta: delta,
+                magnitude: cliffs_magnitude(delta),
+                shift: None,
+            })
+        })
+        .collect::<Result<Vec<_>, ReportError>>()?;
+    Ok(Comparison {
+        experiment: experiment.into(),
+        baseline: base_name.into(),
+        treatment: treat_name.into(),
+        n: base.len().min(treat.len()),
+        recorded: (base_all.len(), treat_all.len()),
+        incomplete,
+        seed_policy,
+        pairs: paired.len(),
+        identical_pairs,
+        metrics,
+        fingerprint_differences: fingerprint_differences(&base, &treat),
+        same_build: same_build(&base, &treat),
+        best_possible_holm_p: None,
+        verdict: Verdict::Inconclusive,
+    })
+}
+
+/// Compares the variants of every experiment in `rows`: each against the
+/// reference (the first variant), or every pair with
+/// [`CompareOptions::all_pairs`]; Holm and BH across every test of the
+/// report.
 pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, ReportError> {
     if rows.is_empty() {
         return Err(ReportError::NoRuns);
     }
     let alpha = opts.alpha.unwrap_or(0.05);
+    let margin = opts.margin.unwrap_or(DEFAULT_MARGIN);
     let mut by_experiment: BTreeMap<&str, BTreeMap<String, Vec<&RunSummary>>> = BTreeMap::new();
     for r in rows {
         by_experiment
@@ -284,133 +482,148 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
             .push(r);
     }
     let mut experiments = Vec::new();
+    let mut comparisons = Vec::new();
     for (experiment, mut variants) in by_experiment {
         for runs in variants.values_mut() {
             runs.sort_by_key(|r| r.run);
         }
-        let (base_name, treat_name) = pick_variants(experiment, &variants, opts)?;
-        let (base_all, treat_all) = (&variants[&base_name], &variants[&treat_name]);
-        let n = if opts.all_runs {
-            usize::MAX
-        } else {
-            base_all.len().min(treat_all.len())
-        };
-        let base: Vec<&RunSummary> = base_all.iter().take(n).copied().collect();
-        let treat: Vec<&RunSummary> = treat_all.iter().take(n).copied().collect();
-        let expected = opts.expected_runs.get(experiment).map(|&e| e as usize);
-        let incomplete = base_all.len() != treat_all.len()
-            || expected.is_some_and(|e| base_all.len() < e || treat_all.len() < e);
-        let seed_policy = base[0].seed_policy;
-        let treat_by_run: BTreeMap<RunIndex, &RunSummary> =
-            treat.iter().map(|r| (r.run, *r)).collect();
-        let paired: Vec<(&RunSummary, &RunSummary)> = base
+        let names = pick_variants(experiment, &variants, opts)?;
+        let sides = names
             .iter()
-            .filter_map(|b| treat_by_run.get(&b.run).map(|t| (*b, *t)))
-            .collect();
-        let identical_pairs = paired
-            .iter()
-            .filter(|(b, t)| b.final_digest == t.final_digest)
-            .count();
-        let metrics = METRICS
-            .iter()
-            .map(|&metric| {
-                let x: Vec<f64> = base.iter().map(|r| r.metric(metric)).collect();
-                let y: Vec<f64> = treat.iter().map(|r| r.metric(metric)).collect();
-                // Fixed seeds repeat one run: no sample, so no test, and
-                // nothing added to the report's family of tests.
-                let tested = seed_policy == SeedPolicy::PerRun;
-                let wilcoxon_p = (tested && !paired.is_empty())
-                    .then(|| {
-                        let px: Vec<f64> = paired.iter().map(|(b, _)| b.metric(metric)).collect();
-                        let py: Vec<f64> = paired.iter().map(|(_, t)| t.metric(metric)).collect();
-                        (px != py).then(|| {
-                            wilcoxon(&px, &py, &WilcoxonOptions::default())
-                                .ok()
-                                .map(|r| r.pvalue)
+            .map(|name| {
+                let runs = &variants[name];
+                let artifacts: BTreeSet<&str> = runs.iter().map(|r| r.artifact.as_str()).collect();
+                Ok(Side {
+                    variant: name.clone(),
+                    artifacts: artifacts.into_iter().map(str::to_owned).collect(),
+                    metrics: METRICS
+                        .iter()
+                        .map(|&m| {
+                            describe_or(
+                                experiment,
+                                &runs.iter().map(|r| r.metric(m)).collect::<Vec<_>>(),
+                            )
                         })
-                    })
-                    .flatten()
-                    .flatten();
-                let delta = cliffs_delta(&y, &x).unwrap_or(0.0);
-                Ok(MetricComparison {
-                    metric,
-                    baseline: describe(&x).map_err(|e| ReportError::Variants {
-                        experiment: experiment.into(),
-                        problem: e.to_string(),
-                    })?,
-                    treatment: describe(&y).map_err(|e| ReportError::Variants {
-                        experiment: experiment.into(),
-                        problem: e.to_string(),
-                    })?,
-                    mwu_p: tested
-                        .then(|| mann_whitney_u(&x, &y, &MannWhitneyOptions::default()).ok())
-                        .flatten()
-                        .map(|r| r.pvalue),
-                    holm_p: None,
-                    bh_p: None,
-                    wilcoxon_p,
-                    a12: vargha_delaney_a12(&y, &x).unwrap_or(0.5),
-                    cliffs_delta: delta,
-                    magnitude: cliffs_magnitude(delta),
+                        .collect::<Result<_, _>>()?,
                 })
             })
             .collect::<Result<Vec<_>, ReportError>>()?;
-        experiments.push(ExperimentComparison {
+        experiments.push(ExperimentSides {
             experiment: experiment.into(),
-            baseline: base_name,
-            treatment: treat_name,
-            n: base.len().min(treat.len()),
-            recorded: (base_all.len(), treat_all.len()),
-            incomplete,
-            seed_policy,
-            pairs: paired.len(),
-            identical_pairs,
-            metrics,
-            fingerprint_differences: fingerprint_differences(&base, &treat),
-            same_build: same_build(&base, &treat),
-            best_possible_holm_p: None,
-            verdict: Verdict::NoEvidence,
+            sides,
         });
+        for (i, base) in names.iter().enumerate() {
+            let others = if opts.all_pairs || i == 0 {
+                &names[i + 1..]
+            } else {
+                &[][..]
+            };
+            for treat in others {
+                comparisons.push(compare_pair(
+                    experiment,
+                    (base, &variants[base]),
+                    (treat, &variants[treat]),
+                    opts,
+                )?);
+            }
+        }
     }
     // Adjust every MWU p-value of the report together.
-    let raw: Vec<f64> = experiments
+    let raw: Vec<f64> = comparisons
         .iter()
-        .flat_map(|e| e.metrics.iter().filter_map(|m| m.mwu_p))
+        .flat_map(|c| c.metrics.iter().filter_map(|m| m.mwu_p))
         .collect();
     let (h, b) = (holm(&raw), benjamini_hochberg(&raw));
     let tests = raw.len();
+    let tested_comparisons = comparisons
+        .iter()
+        .filter(|c| c.metrics.iter().any(|m| m.mwu_p.is_some()))
+        .count()
+        .max(1);
+    let equivalence_confidence = 1.0 - 2.0 * alpha / tested_comparisons as f64;
     let mut k = 0;
-    for e in &mut experiments {
-        e.best_possible_holm_p = (e.seed_policy == SeedPolicy::PerRun)
-            .then(|| best_possible_p(e.metrics[0].baseline.n, e.metrics[0].treatment.n))
+    for c in &mut comparisons {
+        c.best_possible_holm_p = (c.seed_policy == SeedPolicy::PerRun)
+            .then(|| best_possible_p(c.metrics[0].baseline.n, c.metrics[0].treatment.n))
             .flatten()
             .map(|p| (p * tests as f64).min(1.0));
-        for m in &mut e.metrics {
+        for m in &mut c.metrics {
             if m.mwu_p.is_some() {
                 m.holm_p = Some(h[k]);
                 m.bh_p = Some(b[k]);
                 k += 1;
             }
         }
-        e.verdict = if e.seed_policy == SeedPolicy::Fixed {
-            Verdict::FixedSeeds
-        } else if e.pairs > 0 && e.identical_pairs == e.pairs && e.same_build {
-            Verdict::BitIdentical
-        } else if e.pairs > 0 && e.identical_pairs == e.pairs {
-            Verdict::NotTriggered
-        } else if e
-            .metrics
-            .iter()
-            .any(|m| m.holm_p.is_some_and(|p| p < alpha))
-        {
-            Verdict::Detected
-        } else if e.best_possible_holm_p.is_none_or(|p| p >= alpha) {
-            Verdict::Underpowered
-        } else {
-            Verdict::NoEvidence
-        };
+        attach_shifts(c, rows, equivalence_confidence, opts.all_runs);
+        c.verdict = verdict(c, alpha, margin, equivalence_confidence);
     }
-    Ok(Report { alpha, experiments })
+    Ok(Report {
+        alpha,
+        margin,
+        equivalence_confidence,
+        tests,
+        experiments,
+        comparisons,
+    })
+}
+
+/// Fills in each tested metric's Hodges-Lehmann shift (treatment over
+/// baseline) at `confidence`, from the same runs the tests used.
+fn attach_shifts(c: &mut Comparison, rows: &[RunSummary], confidence: f64, all_runs: bool) {
+    if !(confidence > 0.0 && confidence < 1.0) {
+        return;
+    }
+    let runs_of = |variant: &str| -> Vec<&RunSummary> {
+        let mut runs: Vec<&RunSummary> = rows
+            .iter()
+            .filter(|r| r.experiment.as_str() == c.experiment && r.variant.as_str() == variant)
+            .collect();
+        runs.sort_by_key(|r| r.run);
+        if !all_runs {
+            runs.truncate(c.n);
+        }
+        runs
+    };
+    let (base, treat) = (runs_of(&c.baseline), runs_of(&c.treatment));
+    for m in &mut c.metrics {
+        if m.mwu_p.is_none() {
+            continue;
+        }
+        let x: Vec<f64> = treat.iter().map(|r| r.metric(m.metric)).collect();
+        let y: Vec<f64> = base.iter().map(|r| r.metric(m.metric)).collect();
+        m.shift = hodges_lehmann(&x, &y, confidence).ok();
+    }
+}
+
+/// The conclusion of one comparison whose p-values are adjusted.
+fn verdict(c: &Comparison, alpha: f64, margin: f64, confidence: f64) -> Verdict {
+    let all_identical = c.pairs > 0 && c.identical_pairs == c.pairs;
+    // The interval must reach the confidence asked for: with very few runs
+    // the widest interval the U distribution allows falls short of it.
+    let within_margin = |m: &MetricComparison| {
+        m.shift.is_some_and(|s| {
+            s.achieved_confidence >= confidence - 1e-12 && s.lower >= -margin && s.upper <= margin
+        })
+    };
+    if c.seed_policy == SeedPolicy::Fixed {
+        Verdict::FixedSeeds
+    } else if all_identical && c.same_build {
+        Verdict::BitIdentical
+    } else if all_identical {
+        Verdict::NotTriggered
+    } else if c
+        .metrics
+        .iter()
+        .any(|m| m.holm_p.is_some_and(|p| p < alpha))
+    {
+        Verdict::Detected
+    } else if c.metrics.iter().all(within_margin) {
+        Verdict::Equivalent
+    } else if c.best_possible_holm_p.is_none_or(|p| p >= alpha) {
+        Verdict::Underpowered
+    } else {
+        Verdict::Inconclusive
+    }
 }
 
 /// The two-sided Mann-Whitney p-value of two samples of these sizes that

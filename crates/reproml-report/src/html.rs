@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::comparison::{Report, RunSummary};
-use crate::plot::{plot_dispersion, plot_experiment};
+use crate::plot::{plot_curves, plot_dispersion, plot_experiment};
 use crate::provenance::Provenance;
-use crate::table::{to_csv, to_markdown, verdict_lines};
+use crate::table::{legend, to_csv, to_markdown, verdict_lines};
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -16,9 +16,11 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Writes `report.md`, `report.csv`, `report.json`, `provenance.json`, one
-/// figure per experiment (`<experiment>.svg/.png`), `dispersion.svg/.png`
-/// and `index.html` into `dir`; returns the HTML page's path.
+/// Writes `report.md`, `report.csv`, `report.json`, `provenance.json`, per
+/// experiment its box plots (`<experiment>.svg/.png`) and, when the runs
+/// carry their epochs, its learning curves (`<experiment>-curves.svg/.png`),
+/// `dispersion.svg/.png` and `index.html` into `dir`; returns the HTML
+/// page's path.
 pub fn write_report(
     dir: &Path,
     report: &Report,
@@ -30,7 +32,11 @@ pub fn write_report(
     let markdown = to_markdown(report);
     std::fs::write(
         dir.join("report.md"),
-        format!("# {title}\n\n{markdown}\n\n{}", provenance.to_markdown()),
+        format!(
+            "# {title}\n\n{}\n\n{markdown}\n\n{}",
+            legend(report),
+            provenance.to_markdown()
+        ),
     )?;
     std::fs::write(
         dir.join("provenance.json"),
@@ -41,6 +47,7 @@ pub fn write_report(
         dir.join("report.json"),
         serde_json::to_string_pretty(report).map_err(std::io::Error::other)?,
     )?;
+    let order = report.side_names();
     let mut figures = Vec::new();
     for e in &report.experiments {
         let mine: Vec<RunSummary> = rows
@@ -48,9 +55,18 @@ pub fn write_report(
             .filter(|r| r.experiment.as_str() == e.experiment)
             .cloned()
             .collect();
+        let sides: Vec<&str> = e.sides.iter().map(|s| s.variant.as_str()).collect();
         let stem = dir.join(&e.experiment);
-        plot_experiment(&stem, &mine, &e.baseline, &e.treatment).map_err(std::io::Error::other)?;
-        figures.push((e.experiment.clone(), format!("{}.svg", e.experiment)));
+        plot_experiment(&stem, &mine, &sides, &order).map_err(std::io::Error::other)?;
+        let curves_stem = dir.join(format!("{}-curves", e.experiment));
+        let curves = plot_curves(&curves_stem, &mine, &sides, &order)
+            .map_err(std::io::Error::other)?
+            .then(|| format!("{}-curves.svg", e.experiment));
+        figures.push((
+            e.experiment.clone(),
+            format!("{}.svg", e.experiment),
+            curves,
+        ));
     }
     plot_dispersion(&dir.join("dispersion"), report).map_err(std::io::Error::other)?;
 
@@ -68,9 +84,8 @@ pub fn write_report(
     }
     let _ = write!(
         html,
-        "</ul><p>Significance level {} after Holm's correction across all {} tests. Files: <a href=\"report.md\">Markdown</a>, <a href=\"report.csv\">CSV</a>, <a href=\"report.json\">JSON</a>.</p><h2>Table</h2><table>",
-        report.alpha,
-        report.experiments.len() * 4
+        "</ul><p>{}</p><p>Files: <a href=\"report.md\">Markdown</a>, <a href=\"report.csv\">CSV</a>, <a href=\"report.json\">JSON</a>; every figure as SVG and as PNG at print resolution.</p><h2>Table</h2><table>",
+        escape(&legend(report))
     );
     for (i, line) in markdown
         .lines()
@@ -85,11 +100,11 @@ pub fn write_report(
         html.push_str("</tr>");
     }
     html.push_str("</table>");
-    if report.experiments.iter().any(|e| e.incomplete) {
+    if report.comparisons.iter().any(|c| c.incomplete) {
         html.push_str("<p>† fewer runs than planned, or unequal numbers of runs per variant.</p>");
     }
     html.push_str("<h2>Metrics per variant (every run shown)</h2>");
-    for (name, file) in &figures {
+    for (name, file, curves) in &figures {
         let _ = write!(
             html,
             "<h3>{}</h3><img src=\"{}\" alt=\"box plots of {}\">",
@@ -97,6 +112,14 @@ pub fn write_report(
             escape(file),
             escape(name)
         );
+        if let Some(curves) = curves {
+            let _ = write!(
+                html,
+                "<img src=\"{}\" alt=\"learning curves of {}\">",
+                escape(curves),
+                escape(name)
+            );
+        }
     }
     html.push_str("<h2>Spread of runs across experiments</h2><img src=\"dispersion.svg\" alt=\"standard deviations\">");
     let _ = write!(

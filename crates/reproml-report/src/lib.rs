@@ -12,10 +12,10 @@ mod table;
 
 pub use boxstats::{BoxStats, box_stats};
 pub use comparison::{
-    CompareOptions, ExperimentComparison, FingerprintDifference, METRICS, MetricComparison, Report,
-    ReportError, RunSummary, Verdict, compare,
+    CompareOptions, Comparison, DEFAULT_MARGIN, ExperimentSides, FingerprintDifference, METRICS,
+    MetricComparison, Report, ReportError, RunSummary, Side, Verdict, compare,
 };
 pub use html::write_report;
 pub use plot::{PlotError, plot_dispersion, plot_experiment};
 pub use provenance::{ExperimentProvenance, Provenance, VariantProvenance};
-pub use table::{to_csv, to_markdown, verdict_lines};
+pub use table::{SUMMARY_WIDTH, format_p, legend, to_csv, to_markdown, to_terminal, verdict_lines};

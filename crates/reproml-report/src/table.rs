@@ -1,61 +1,87 @@
-//! Tables: Markdown in the shape of the paper's Table V, and CSV.
+//! Tables: Markdown in the shape of the paper's Table V, CSV, and a
+//! terminal summary that fits 100 columns.
 
 use std::fmt::Write;
 
-use crate::comparison::Report;
+use crate::comparison::{Comparison, MetricComparison, Report, Verdict};
 
-fn p(value: Option<f64>) -> String {
+/// A p-value as every table and summary prints it: three decimals, or
+/// `<0.001` below that (the exact value is in the CSV and JSON).
+///
+/// ```
+/// use reproml_report::format_p;
+/// assert_eq!(format_p(Some(0.0286)), "0.029");
+/// assert_eq!(format_p(Some(6.7e-8)), "<0.001");
+/// assert_eq!(format_p(None), "—");
+/// ```
+pub fn format_p(value: Option<f64>) -> String {
     match value {
         None => "—".into(),
-        Some(v) if v < 1e-4 => format!("{v:.1e}"),
-        Some(v) => format!("{v:.4}"),
+        Some(v) if v < 0.001 => "<0.001".into(),
+        Some(v) => format!("{v:.3}"),
     }
 }
 
-fn mean_sd(d: &reproml_stats::Descriptives) -> String {
-    format!("{:.4} ± {:.4}", d.mean, d.sd.unwrap_or(0.0))
+fn mean_sd(d: &reproml_stats::Descriptives, decimals: usize) -> String {
+    format!("{:.decimals$} ± {:.decimals$}", d.mean, d.sd.unwrap_or(0.0))
 }
 
-/// The comparison as a Markdown table: one row per experiment and metric;
+/// A shift with its interval, e.g. `+0.021 [+0.015, +0.027]`.
+fn shift(m: &MetricComparison) -> String {
+    m.shift.map_or_else(
+        || "—".into(),
+        |s| format!("{:+.3} [{:+.3}, {:+.3}]", s.estimate, s.lower, s.upper),
+    )
+}
+
+fn name(c: &Comparison) -> String {
+    format!("{}{}", c.experiment, if c.incomplete { " †" } else { "" })
+}
+
+/// The comparison as a Markdown table: one row per comparison and metric;
 /// † marks experiments with fewer runs than planned or unequal counts.
 pub fn to_markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| experiment | metric | n | baseline mean ± sd | treatment mean ± sd | MWU p | Holm p | BH p | Wilcoxon p | A12 | Cliff's δ | trajectories |"
+        "| experiment | baseline vs treatment | metric | n | baseline mean ± sd | treatment mean ± sd | MWU p | Holm p | BH p | Wilcoxon p | A12 | Cliff's δ | shift [{:.1}% CI] | trajectories | verdict |",
+        report.equivalence_confidence * 100.0
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for e in &report.experiments {
-        let dagger = if e.incomplete { " †" } else { "" };
-        let trajectories = format!("{}/{} identical", e.identical_pairs, e.pairs);
-        for (i, m) in e.metrics.iter().enumerate() {
-            let name = if i == 0 {
-                format!(
-                    "{}{dagger} ({} vs {})",
-                    e.experiment, e.baseline, e.treatment
-                )
-            } else {
-                String::new()
-            };
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for c in &report.comparisons {
+        let trajectories = format!("{}/{} identical", c.identical_pairs, c.pairs);
+        for (i, m) in c.metrics.iter().enumerate() {
+            let first = i == 0;
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:+.3} ({}) | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:+.3} ({}) | {} | {} | {} |",
+                if first { name(c) } else { String::new() },
+                if first {
+                    format!("{} vs {}", c.baseline, c.treatment)
+                } else {
+                    String::new()
+                },
                 m.metric,
-                e.n,
-                mean_sd(&m.baseline),
-                mean_sd(&m.treatment),
-                p(m.mwu_p),
-                p(m.holm_p),
-                p(m.bh_p),
-                p(m.wilcoxon_p),
+                c.n,
+                mean_sd(&m.baseline, 4),
+                mean_sd(&m.treatment, 4),
+                format_p(m.mwu_p),
+                format_p(m.holm_p),
+                format_p(m.bh_p),
+                format_p(m.wilcoxon_p),
                 m.a12,
                 m.cliffs_delta,
                 m.magnitude.as_str(),
-                if i == 0 { trajectories.as_str() } else { "" },
+                shift(m),
+                if first { trajectories.as_str() } else { "" },
+                if first { c.verdict.as_str() } else { "" },
             );
         }
     }
-    if report.experiments.iter().any(|e| e.incomplete) {
+    if report.comparisons.iter().any(|c| c.incomplete) {
         let _ = writeln!(
             out,
             "\n† fewer runs than planned, or unequal numbers of runs per variant."
@@ -64,88 +90,261 @@ pub fn to_markdown(report: &Report) -> String {
     out
 }
 
-/// One line per experiment with its verdict.
-pub fn verdict_lines(report: &Report) -> Vec<String> {
-    report
-        .experiments
+/// The fingerprint entries that differ between a comparison's sides, as
+/// `threads 1 vs 2, numpy 1.24 vs 1.26`; empty when none.
+fn differences(c: &Comparison) -> String {
+    c.fingerprint_differences
         .iter()
-        .map(|e| {
-            let strongest = e
+        .map(|d| {
+            format!(
+                "{} {} vs {}",
+                d.key,
+                d.baseline.join("/"),
+                d.treatment.join("/")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// True when every metric's shift interval lies inside the report's margin.
+fn within_margin(c: &Comparison, report: &Report) -> bool {
+    c.metrics.iter().all(|m| {
+        m.shift
+            .is_some_and(|s| s.lower >= -report.margin && s.upper <= report.margin)
+    })
+}
+
+/// The evidence behind a verdict in a few words.
+fn evidence(c: &Comparison, report: &Report) -> String {
+    match c.verdict {
+        Verdict::NotTriggered | Verdict::BitIdentical | Verdict::FixedSeeds => String::new(),
+        Verdict::Equivalent => {
+            let widest = c
                 .metrics
                 .iter()
-                .filter_map(|m| m.holm_p.map(|p| (p, m)))
-                .min_by(|a, b| a.0.total_cmp(&b.0));
-            let detail = match strongest {
-                Some((hp, m))
-                    if !matches!(
-                        e.verdict,
-                        crate::Verdict::NotTriggered | crate::Verdict::BitIdentical
-                    ) =>
-                {
-                    format!(
-                        "; strongest: {} Holm p = {}, Cliff's δ = {:+.3} ({})",
-                        m.metric,
-                        p(Some(hp)),
-                        m.cliffs_delta,
-                        m.magnitude.as_str()
-                    )
-                }
-                _ => String::new(),
-            };
-            // What else differs between the variants' runtimes: the change
-            // under test, or a confound the verdict must be read against.
-            let differs = if e.fingerprint_differences.is_empty() {
+                .filter_map(|m| m.shift.map(|s| s.lower.abs().max(s.upper.abs())))
+                .fold(0.0, f64::max);
+            format!(
+                "; every shift's {:.1}% interval within ±{} (widest reaches {widest:.4})",
+                report.equivalence_confidence * 100.0,
+                report.margin
+            )
+        }
+        _ => {
+            let strongest = c.strongest().map_or_else(String::new, |m| {
+                format!(
+                    "; strongest: {} Holm p {}, Cliff's δ {:+.3} ({}), shift {}",
+                    m.metric,
+                    format_p(m.holm_p),
+                    m.cliffs_delta,
+                    m.magnitude.as_str(),
+                    shift(m)
+                )
+            });
+            if c.verdict == Verdict::Detected && within_margin(c, report) {
+                format!(
+                    "{strongest}; every shift's interval lies within ±{}: a real but negligible change",
+                    report.margin
+                )
+            } else {
+                strongest
+            }
+        }
+    }
+}
+
+/// One line per comparison with its verdict, its evidence and, when the
+/// sides' runtimes differ, the entries that could confound it.
+pub fn verdict_lines(report: &Report) -> Vec<String> {
+    report
+        .comparisons
+        .iter()
+        .map(|c| {
+            let differs = differences(c);
+            let confounds = if differs.is_empty() {
                 String::new()
             } else {
-                let list: Vec<String> = e
-                    .fingerprint_differences
-                    .iter()
-                    .map(|d| {
-                        format!(
-                            "{} {} vs {}",
-                            d.key,
-                            d.baseline.join("/"),
-                            d.treatment.join("/")
-                        )
-                    })
-                    .collect();
-                format!(
-                    "; runtimes differ (the change itself, or a possible confound): {}",
-                    list.join(", ")
-                )
+                format!("; runtimes differ (the change itself, or a possible confound): {differs}")
             };
             format!(
-                "{}{}: {} ({} vs {}, n = {}, {}/{} identical trajectories{detail}{differs})",
-                e.experiment,
-                if e.incomplete { " †" } else { "" },
-                e.verdict.describe(),
-                e.baseline,
-                e.treatment,
-                e.n,
-                e.identical_pairs,
-                e.pairs
+                "{}: {} ({} vs {}, n = {}, {}/{} identical trajectories{}{confounds})",
+                name(c),
+                c.verdict.describe(),
+                c.baseline,
+                c.treatment,
+                c.n,
+                c.identical_pairs,
+                c.pairs,
+                evidence(c, report),
             )
         })
         .collect()
 }
 
-/// The comparison as CSV, one row per experiment and metric.
-pub fn to_csv(report: &Report) -> String {
-    let mut out = String::from(
-        "experiment,baseline,treatment,metric,n,incomplete,baseline_mean,baseline_sd,treatment_mean,treatment_sd,mwu_p,holm_p,bh_p,wilcoxon_p,a12,cliffs_delta,magnitude,identical_pairs,pairs,verdict\n",
-    );
-    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-    for e in &report.experiments {
-        for m in &e.metrics {
+/// Breaks `text` into lines of at most `width` characters, the first
+/// starting with `first`, the others with `rest`.
+fn wrap(text: &str, width: usize, first: &str, rest: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = first.to_owned();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let used = line.chars().count();
+        if !empty && used + 1 + word.chars().count() > width {
+            lines.push(std::mem::replace(&mut line, rest.to_owned()));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    lines.push(line);
+    lines
+}
+
+/// Appends `text` to `out`, wrapped to the summary's width.
+fn push_wrapped(out: &mut String, text: &str, first: &str, rest: &str) {
+    for line in wrap(text, SUMMARY_WIDTH, first, rest) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+}
+
+/// Width of the terminal summary.
+pub const SUMMARY_WIDTH: usize = 100;
+
+/// Cuts a name to `width` characters, marking the cut with `…`.
+fn fit(name: &str, width: usize) -> String {
+    if name.chars().count() <= width {
+        name.to_owned()
+    } else {
+        let mut s: String = name.chars().take(width - 1).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// The comparison for a terminal: per comparison its verdict, a compact
+/// table of the four metrics and any possible confounds, then a legend;
+/// no line is wider than [`SUMMARY_WIDTH`]. The full table is in the
+/// report's files.
+pub fn to_terminal(report: &Report) -> String {
+    let mut out = String::new();
+    for c in &report.comparisons {
+        let head = format!(
+            "{}: {} (baseline) vs {}, n = {}, {}/{} identical trajectories",
+            name(c),
+            c.baseline,
+            c.treatment,
+            c.n,
+            c.identical_pairs,
+            c.pairs
+        );
+        push_wrapped(&mut out, &head, "", "    ");
+        push_wrapped(
+            &mut out,
+            &format!("{}{}", c.verdict.describe(), evidence_short(c)),
+            "  => ",
+            "     ",
+        );
+        let (b, t) = (fit(&c.baseline, 13), fit(&c.treatment, 13));
+        let _ = writeln!(
+            out,
+            "  {:<9}  {:>13}  {:>13}  {:>6}  {:>4}  {:<16}  shift [CI]",
+            "metric", b, t, "Holm p", "A12", "Cliff's δ"
+        );
+        for m in &c.metrics {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                e.experiment,
-                e.baseline,
-                e.treatment,
+                "  {:<9}  {:>13}  {:>13}  {:>6}  {:>4.2}  {:<16}  {}",
+                m.metric.to_string(),
+                mean_sd(&m.baseline, 3),
+                mean_sd(&m.treatment, 3),
+                format_p(m.holm_p),
+                m.a12,
+                format!("{:+.2} {}", m.cliffs_delta, m.magnitude.as_str()),
+                shift(m)
+            );
+        }
+        let differs = differences(c);
+        if !differs.is_empty() {
+            push_wrapped(
+                &mut out,
+                &format!("possible confounds (runtimes differ): {differs}"),
+                "  ",
+                "    ",
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "Verdicts:");
+    for c in &report.comparisons {
+        let line = format!(
+            "{} ({} vs {}): {}",
+            name(c),
+            c.baseline,
+            c.treatment,
+            c.verdict.describe()
+        );
+        push_wrapped(&mut out, &line, "- ", "  ");
+    }
+    out.push('\n');
+    push_wrapped(&mut out, &legend(report), "", "");
+    out
+}
+
+/// The verdict's evidence, short enough for the terminal's verdict line.
+fn evidence_short(c: &Comparison) -> String {
+    match c.verdict {
+        Verdict::Detected | Verdict::Inconclusive => c
+            .strongest()
+            .map(|m| format!(" (strongest: {}, Holm p {})", m.metric, format_p(m.holm_p)))
+            .unwrap_or_default(),
+        Verdict::Underpowered => c
+            .best_possible_holm_p
+            .map(|p| format!(" (smallest reachable Holm p {})", format_p(Some(p))))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// How to read the summary: direction, effect sizes, intervals, corrections.
+pub fn legend(report: &Report) -> String {
+    format!(
+        "Reading it: each comparison sets a baseline (named first) against another variant; \
+         columns show the mean and standard deviation. A12 is the chance that a run of the other variant scores higher \
+         than a baseline run (ties count half; 0.5 = no difference), Cliff's δ = 2·A12 − 1. \
+         The shift is the Hodges-Lehmann median difference (other − baseline) with its \
+         {:.1}% interval; \"equivalent\" needs every metric's interval inside ±{}. Holm p is \
+         corrected over all {} tests at α = {}. \"Identical trajectories\" counts pairs of runs \
+         (same seed) whose final parameters are bit-identical. The full table is in the \
+         report's files (or `compare --csv-out`).",
+        report.equivalence_confidence * 100.0,
+        report.margin,
+        report.tests,
+        report.alpha
+    )
+}
+
+/// The comparison as CSV, one row per comparison and metric.
+pub fn to_csv(report: &Report) -> String {
+    let mut out = String::from(
+        "experiment,baseline,treatment,metric,n,incomplete,baseline_mean,baseline_sd,treatment_mean,treatment_sd,mwu_p,holm_p,bh_p,wilcoxon_p,a12,cliffs_delta,magnitude,shift,shift_lower,shift_upper,identical_pairs,pairs,verdict\n",
+    );
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for c in &report.comparisons {
+        for m in &c.metrics {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                c.experiment,
+                c.baseline,
+                c.treatment,
                 m.metric,
-                e.n,
-                e.incomplete,
+                c.n,
+                c.incomplete,
                 m.baseline.mean,
                 opt(m.baseline.sd),
                 m.treatment.mean,
@@ -157,14 +356,30 @@ pub fn to_csv(report: &Report) -> String {
                 m.a12,
                 m.cliffs_delta,
                 m.magnitude.as_str(),
-                e.identical_pairs,
-                e.pairs,
-                serde_json::to_value(e.verdict)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                opt(m.shift.map(|s| s.estimate)),
+                opt(m.shift.map(|s| s.lower)),
+                opt(m.shift.map(|s| s.upper)),
+                c.identical_pairs,
+                c.pairs,
+                c.verdict.as_str()
             );
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapping_keeps_words_and_width() {
+        let text = "one two three four five six seven eight nine ten";
+        let lines = wrap(text, 12, "> ", "  ");
+        assert!(lines.iter().all(|l| l.chars().count() <= 12), "{lines:?}");
+        assert_eq!(lines[0], "> one two");
+        let joined: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+        assert_eq!(joined.join(" "), format!("> {text}"));
+        assert_eq!(fit("torch-2.15-with-a-long-name", 10), "torch-2.1…");
+    }
 }

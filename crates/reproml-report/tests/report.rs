@@ -17,7 +17,7 @@ fn verdicts_daggers_and_equal_size_truncation() {
     let report = compare(&rows, &CompareOptions::default()).unwrap();
     let by = |id: &str| {
         report
-            .experiments
+            .comparisons
             .iter()
             .find(|e| e.experiment == id)
             .unwrap()
@@ -39,7 +39,7 @@ fn verdicts_daggers_and_equal_size_truncation() {
     )
     .unwrap();
     assert_eq!(
-        all.experiments
+        all.comparisons
             .iter()
             .find(|e| e.experiment == "short")
             .unwrap()
@@ -56,7 +56,7 @@ fn verdicts_daggers_and_equal_size_truncation() {
         "header + 4 metrics × 3 experiments"
     );
     assert!(
-        markdown.contains("| short † (buggy vs corrected) | accuracy | 6 |"),
+        markdown.contains("| short † | buggy vs corrected | accuracy | 6 |"),
         "{markdown}"
     );
     assert!(markdown.contains("† fewer runs than planned"));
@@ -79,7 +79,7 @@ fn verdicts_daggers_and_equal_size_truncation() {
 #[test]
 fn adjusted_p_values_dominate_as_they_should() {
     let report = compare(&fixture(), &CompareOptions::default()).unwrap();
-    for e in &report.experiments {
+    for e in &report.comparisons {
         for m in &e.metrics {
             let (raw, h, b) = (m.mwu_p.unwrap(), m.holm_p.unwrap(), m.bh_p.unwrap());
             assert!(
@@ -114,6 +114,17 @@ fn the_report_folder_has_every_file_and_valid_images() {
         assert!(dir.join(name).is_file(), "{name}");
     }
     for stem in ["shifted", "identical", "short", "dispersion"] {
+        let svg_size = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
+        let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
+        // The PNG is for print: twice the SVG's pixel size.
+        let png_width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let svg_width: u32 = svg_size
+            .split("width=\"")
+            .nth(1)
+            .and_then(|w| w.split('"').next())
+            .and_then(|w| w.parse().ok())
+            .unwrap();
+        assert_eq!(png_width, 2 * svg_width, "{stem}");
         let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png is a PNG");
         assert!(png.len() > 5_000, "{stem}.png has content");
@@ -127,6 +138,7 @@ fn the_report_folder_has_every_file_and_valid_images() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["experiments"].as_array().unwrap().len(), 3);
+    assert_eq!(json["comparisons"].as_array().unwrap().len(), 3);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -148,12 +160,12 @@ fn rows(experiment: &str, policy: &str, buggy: &[f64], corrected: &[f64]) -> Vec
 }
 
 #[test]
-fn too_few_runs_are_underpowered_not_no_evidence() {
+fn too_few_runs_are_underpowered_not_inconclusive() {
     // Three runs a side that do not overlap: the smallest two-sided exact
     // p is 2/C(6,3) = 0.1, so no correction can bring it under 0.05.
     let few = rows("few", "per-run", &[0.1, 0.2, 0.3], &[0.7, 0.8, 0.9]);
     let report = compare(&few, &CompareOptions::default()).unwrap();
-    let e = &report.experiments[0];
+    let e = &report.comparisons[0];
     assert_eq!(e.verdict, Verdict::Underpowered);
     // Four metrics tested: Holm multiplies the smallest p by 4.
     assert!(
@@ -169,12 +181,13 @@ fn too_few_runs_are_underpowered_not_no_evidence() {
         &CompareOptions::default(),
     )
     .unwrap();
-    assert_eq!(enough.experiments[0].verdict, Verdict::Detected);
-    // Overlapping samples of that size are "no evidence": a difference
-    // could have been found, and was not.
+    assert_eq!(enough.comparisons[0].verdict, Verdict::Detected);
+    // Overlapping samples of that size, spread over 7 points, are
+    // inconclusive: a difference could have been found and was not, and
+    // the shift's interval reaches beyond the default ±0.01.
     let c: Vec<f64> = b.iter().rev().copied().collect();
     let same = compare(&rows("same", "per-run", &b, &c), &CompareOptions::default()).unwrap();
-    assert_eq!(same.experiments[0].verdict, Verdict::NoEvidence);
+    assert_eq!(same.comparisons[0].verdict, Verdict::Inconclusive);
 }
 
 #[test]
@@ -184,7 +197,7 @@ fn fixed_seed_experiments_are_not_tested_and_leave_the_family_alone() {
     let c: Vec<f64> = b.iter().map(|v| v + 0.5).collect();
     all.extend(rows("tested", "per-run", &b, &c));
     let report = compare(&all, &CompareOptions::default()).unwrap();
-    let fixed = &report.experiments[0];
+    let fixed = &report.comparisons[0];
     assert_eq!(fixed.verdict, Verdict::FixedSeeds);
     assert!(
         fixed
@@ -194,7 +207,7 @@ fn fixed_seed_experiments_are_not_tested_and_leave_the_family_alone() {
     );
     assert!(verdict_lines(&report)[0].contains("effective n = 1"));
     // The per-run experiment's Holm correction counts only its own 4 tests.
-    let tested = &report.experiments[1];
+    let tested = &report.comparisons[1];
     let m = &tested.metrics[0];
     assert!((m.holm_p.unwrap() - (4.0 * m.mwu_p.unwrap()).min(1.0)).abs() < 1e-15);
 }
@@ -216,7 +229,7 @@ fn runtime_differences_between_variants_are_listed_as_possible_confounds() {
         );
     }
     let report = compare(&all, &CompareOptions::default()).unwrap();
-    let e = &report.experiments[0];
+    let e = &report.comparisons[0];
     // The thread count differs; the fault names the artifact itself and
     // the CPU and torch are the same on both sides.
     assert_eq!(
@@ -237,7 +250,7 @@ fn runtime_differences_between_variants_are_listed_as_possible_confounds() {
     );
     // Runs without a recorded fingerprint (an old export) list nothing.
     let plain = compare(&rows("old", "per-run", &b, &c), &CompareOptions::default()).unwrap();
-    assert!(plain.experiments[0].fingerprint_differences.is_empty());
+    assert!(plain.comparisons[0].fingerprint_differences.is_empty());
 }
 
 #[test]
@@ -286,10 +299,244 @@ fn a_repeat_of_the_same_build_is_a_bit_identical_control_not_a_bug_verdict() {
         }
         compare(&all, &CompareOptions::default())
             .unwrap()
-            .experiments[0]
+            .comparisons[0]
             .verdict
     };
     assert_eq!(with("none"), Verdict::BitIdentical);
     // Another fault that never changes training: a bug not triggered.
     assert_eq!(with("unused-op"), Verdict::NotTriggered);
+}
+
+/// Rows of one experiment with any number of sides, digests all different.
+fn sides(experiment: &str, sides: &[(&str, &[f64])]) -> Vec<RunSummary> {
+    let mut text = String::from(
+        "experiment,variant,run,seed,seed_policy,accuracy,precision,recall,f1,final_digest,artifact,recorded_at\n",
+    );
+    for (k, (variant, values)) in sides.iter().enumerate() {
+        for (run, v) in values.iter().enumerate() {
+            text.push_str(&format!(
+                "{experiment},{variant},{run},{},per-run,{v},{v},{v},{v},{:064x},{variant}-build,2026-11-27T00:00:00Z\n",
+                1000 + run,
+                run + 1000 * k
+            ));
+        }
+    }
+    reproml_api::runs_csv::read(text.as_bytes(), "test").unwrap()
+}
+
+fn spread(centre: f64, step: f64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| centre + step * (i as f64 - n as f64 / 2.0))
+        .collect()
+}
+
+#[test]
+fn three_sides_compare_each_with_the_reference_or_every_pair() {
+    let old = spread(0.90, 0.002, 10);
+    let new = spread(0.95, 0.002, 10);
+    let same = spread(0.90, 0.002, 10);
+    let all = sides(
+        "release",
+        &[("torch-1.13", &old), ("torch-2.15", &new), ("burn", &same)],
+    );
+    // More than two variants need naming.
+    let err = compare(&all, &CompareOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("--variants"), "{err}");
+    let named = CompareOptions {
+        variants: vec!["torch-1.13".into(), "torch-2.15".into(), "burn".into()],
+        ..CompareOptions::default()
+    };
+    let report = compare(&all, &named).unwrap();
+    let pairs: Vec<(&str, &str)> = report
+        .comparisons
+        .iter()
+        .map(|c| (c.baseline.as_str(), c.treatment.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [("torch-1.13", "torch-2.15"), ("torch-1.13", "burn")]
+    );
+    assert_eq!(report.tests, 8, "Holm across both comparisons' 4 metrics");
+    assert_eq!(report.side_names(), ["torch-1.13", "torch-2.15", "burn"]);
+    assert_eq!(report.comparisons[0].verdict, Verdict::Detected);
+    // burn equals the reference run for run: the shift is exactly 0.
+    assert_eq!(report.comparisons[1].verdict, Verdict::Equivalent);
+    let m = &report.comparisons[0].metrics[0];
+    assert!((m.holm_p.unwrap() - (8.0 * m.mwu_p.unwrap()).min(1.0)).abs() < 1e-12);
+
+    let every = compare(
+        &all,
+        &CompareOptions {
+            all_pairs: true,
+            ..named.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(every.comparisons.len(), 3);
+    assert_eq!(every.tests, 12);
+    assert_eq!(
+        (
+            every.comparisons[2].baseline.as_str(),
+            every.comparisons[2].treatment.as_str()
+        ),
+        ("torch-2.15", "burn")
+    );
+    // A missing or repeated variant is explained.
+    for bad in [vec!["torch-1.13", "torch-3"], vec!["burn", "burn"]] {
+        let opts = CompareOptions {
+            variants: bad.iter().map(|s| s.to_string()).collect(),
+            ..CompareOptions::default()
+        };
+        assert!(compare(&all, &opts).is_err(), "{bad:?}");
+    }
+
+    // The report folder draws the three sides, with curves only when the
+    // runs carry epochs (a CSV export does not).
+    let dir = std::env::temp_dir().join(format!("reproml-3way-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let provenance = reproml_report::Provenance::new("t", "2026-11-27T00:00:00Z", &all, &[]);
+    write_report(&dir, &report, &all, "Three", &provenance).unwrap();
+    let svg = std::fs::read_to_string(dir.join("release.svg")).unwrap();
+    for side in [
+        "torch-1.13 (n = 10)",
+        "torch-2.15 (n = 10)",
+        "burn (n = 10)",
+    ] {
+        assert!(svg.contains(side), "{side} on the axis");
+    }
+    // The legend names each side in its colour (Okabe-Ito, by report order).
+    for colour in ["#D55E00", "#0072B2", "#009E73"] {
+        assert!(svg.to_uppercase().contains(colour), "{colour}");
+    }
+    assert!(!dir.join("release-curves.svg").exists());
+    let mut with_epochs = all.clone();
+    for r in &mut with_epochs {
+        r.curve = (1..=3)
+            .map(|e| reproml_api::runs_csv::CurvePoint {
+                loss: 1.0 / f64::from(e),
+                accuracy: r.accuracy * f64::from(e) / 3.0,
+            })
+            .collect();
+    }
+    write_report(&dir, &report, &with_epochs, "Three", &provenance).unwrap();
+    let curves = std::fs::read_to_string(dir.join("release-curves.svg")).unwrap();
+    assert!(curves.contains("training loss") && curves.contains("epoch"));
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.contains("release-curves.svg"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn equivalence_needs_every_interval_inside_the_margin() {
+    // Two sides 0.001 apart that do not overlap: a real difference, but
+    // one inside the margin, and the summary says so.
+    let a = spread(0.970, 0.00002, 20);
+    let b = spread(0.971, 0.00002, 20);
+    let all = sides("tiny", &[("buggy", &a), ("corrected", &b)]);
+    let report = compare(&all, &CompareOptions::default()).unwrap();
+    let c = &report.comparisons[0];
+    assert_eq!(
+        c.verdict,
+        Verdict::Detected,
+        "0.001 apart, 20 runs: detected"
+    );
+    // Detection wins over equivalence; a margin makes the practical call
+    // visible in the interval.
+    let s = c.metrics[0].shift.unwrap();
+    assert!((s.estimate - 0.001).abs() < 1e-9, "{s:?}");
+    assert!(s.lower > 0.0 && s.upper < 0.01, "{s:?}");
+    assert!(
+        verdict_lines(&report)[0].contains("negligible"),
+        "{:?}",
+        verdict_lines(&report)
+    );
+
+    let overlapping_a = spread(0.970, 0.0005, 20);
+    let overlapping_b: Vec<f64> = overlapping_a.iter().rev().map(|v| v + 0.0001).collect();
+    let all = sides(
+        "close",
+        &[("buggy", &overlapping_a), ("corrected", &overlapping_b)],
+    );
+    let report = compare(&all, &CompareOptions::default()).unwrap();
+    assert_eq!(report.comparisons[0].verdict, Verdict::Equivalent);
+    assert!((report.equivalence_confidence - 0.9).abs() < 1e-12);
+    let strict = compare(
+        &all,
+        &CompareOptions {
+            margin: Some(0.0005),
+            ..CompareOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(strict.comparisons[0].verdict, Verdict::Inconclusive);
+    let lines = verdict_lines(&report);
+    assert!(
+        lines[0].contains("equivalent") && lines[0].contains("±0.01"),
+        "{lines:?}"
+    );
+
+    // Two runs a side cannot give a 90% interval at all (the widest one
+    // the U distribution allows covers 2/3): never equivalent, however
+    // close. Three a side can, just: [min, max] of the differences is a
+    // 90% interval.
+    let few = sides(
+        "few",
+        &[("buggy", &[0.5, 0.5001]), ("corrected", &[0.5, 0.5001])],
+    );
+    let report = compare(&few, &CompareOptions::default()).unwrap();
+    assert_eq!(report.comparisons[0].verdict, Verdict::Underpowered);
+}
+
+#[test]
+fn the_terminal_summary_fits_100_columns_and_formats_p_one_way() {
+    let long = "a-rather-long-experiment-name-from-a-study-of-framework-releases";
+    let mut all = sides(
+        long,
+        &[
+            ("torch-1.13.1-debian-build", &spread(0.95, 0.001, 12)),
+            ("torch-2.15.0-cpu-from-pypi", &spread(0.9, 0.001, 12)),
+        ],
+    );
+    for r in &mut all {
+        r.fingerprint = format!(
+            r#"{{"threads":"{}","numpy":"{}","python":"3.11.2 (main, some long build string, gcc 12)"}}"#,
+            r.run.get() % 3,
+            r.variant
+        );
+    }
+    let report = compare(&all, &CompareOptions::default()).unwrap();
+    let text = reproml_report::to_terminal(&report);
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(text.contains("possible confounds"), "{text}");
+    assert!(text.contains("<0.001"), "{text}");
+    let scientific = |t: &str| {
+        t.as_bytes()
+            .windows(4)
+            .any(|w| w[0].is_ascii_digit() && &w[1..3] == b"e-" && w[3].is_ascii_digit())
+    };
+    assert!(!scientific(&text), "no scientific p-values: {text}");
+    // The files keep the exact value.
+    let exact = report.comparisons[0].metrics[0].mwu_p.unwrap();
+    assert!(exact < 1e-3 && to_csv(&report).contains(&exact.to_string()));
+}
+
+#[test]
+fn verdict_names_match_the_json() {
+    for v in [
+        Verdict::NotTriggered,
+        Verdict::BitIdentical,
+        Verdict::Detected,
+        Verdict::Equivalent,
+        Verdict::Underpowered,
+        Verdict::Inconclusive,
+        Verdict::FixedSeeds,
+    ] {
+        assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+    }
 }

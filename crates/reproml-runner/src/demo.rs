@@ -163,46 +163,32 @@ pub fn train(
 }
 
 /// Compares each demo experiment's own two variants, with Holm and BH
-/// across all of them: the variants are renamed to a common
-/// baseline/treatment so that one `compare` adjusts every p-value together,
-/// then given back their names.
+/// across all of them.
 pub fn compare_all(
     rows: &[RunSummary],
     planned_runs: BTreeMap<String, u32>,
 ) -> Result<Report, RunnerError> {
-    let names = |id: &str| {
-        COMPARISONS
-            .iter()
-            .find(|c| c.experiment == id)
-            .map(|c| (c.baseline.0, c.treatment))
-    };
-    let renamed: Vec<RunSummary> = rows
-        .iter()
-        .filter_map(|r| {
-            let (baseline, treatment) = names(r.experiment.as_str())?;
-            let variant = match r.variant.as_str() {
-                v if v == baseline => "baseline",
-                v if v == treatment => "treatment",
-                _ => return None,
-            };
-            Some(RunSummary {
-                variant: VariantLabel::new(variant)
-                    .unwrap_or_else(|_| unreachable!("{variant} is a label")),
-                ..r.clone()
-            })
-        })
-        .collect();
     let options = CompareOptions {
-        variants: Some(("baseline".into(), "treatment".into())),
+        variants_of: COMPARISONS
+            .iter()
+            .map(|c| {
+                (
+                    c.experiment.to_owned(),
+                    vec![c.baseline.0.to_owned(), c.treatment.to_owned()],
+                )
+            })
+            .collect(),
         expected_runs: planned_runs,
         ..CompareOptions::default()
     };
-    let mut report = compare(&renamed, &options)?;
-    for e in &mut report.experiments {
-        if let Some((baseline, treatment)) = names(&e.experiment) {
-            e.baseline = baseline.into();
-            e.treatment = treatment.into();
-        }
-    }
-    Ok(report)
+    let ours: Vec<RunSummary> = rows
+        .iter()
+        .filter(|r| {
+            COMPARISONS
+                .iter()
+                .any(|c| c.experiment == r.experiment.as_str())
+        })
+        .cloned()
+        .collect();
+    Ok(compare(&ours, &options)?)
 }

@@ -31,6 +31,15 @@ pub enum Event {
         /// What it is about, for people.
         about: String,
     },
+    /// A study starts training one side of a bug.
+    SideStarted {
+        /// The experiment.
+        experiment: ExperimentId,
+        /// The side (variant).
+        variant: VariantLabel,
+        /// Its artifact, for people.
+        artifact: String,
+    },
     /// Runs of a variant are recorded already and are not trained again.
     Skipped {
         /// The experiment.

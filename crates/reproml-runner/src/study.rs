@@ -1,7 +1,7 @@
-//! Driving a study: every bug's experiment, its `corrected` then `buggy`
-//! variant trained by their artifacts, failed runs retried, recorded runs
-//! never redone (so a stopped study resumes), then the same for the next
-//! bug.
+//! Driving a study: every bug's experiment, each of its sides (variants)
+//! trained by its artifact in the study's order, failed runs retried,
+//! recorded runs never redone (so a stopped study resumes), then the same
+//! for the next bug.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +13,6 @@ use reproml_study::{ArtifactSpec, Study};
 use crate::pool::{VariantPlan, missing_runs, threads_per_run, train_variant};
 use crate::{Event, Observer, RunnerError};
 
-/// The two variants of every bug, in the order they are trained.
-pub const VARIANTS: [&str; 2] = ["corrected", "buggy"];
-
 /// How a study's training went.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StudyOutcome {
@@ -24,7 +21,7 @@ pub struct StudyOutcome {
     pub unfinished: Vec<String>,
 }
 
-/// Trains every bug's variants with `jobs` parallel runs for builtin
+/// Trains every side of every bug with `jobs` parallel runs for builtin
 /// artifacts. `origin` names the study file in errors.
 pub fn run_study(
     client: &Client,
@@ -43,14 +40,21 @@ pub fn run_study(
                     bug: bug.id.clone(),
                     source,
                 })?;
-        for (variant, artifact) in VARIANTS.into_iter().zip([&bug.corrected, &bug.buggy]) {
-            let variant = label(variant);
+        for variant in &study.sides {
+            let Some(artifact) = bug.artifact(variant) else {
+                continue;
+            };
+            observer.event(Event::SideStarted {
+                experiment: spec.id.clone(),
+                variant: variant.clone(),
+                artifact: describe(artifact),
+            });
             let failed = match artifact {
                 ArtifactSpec::Builtin { fault } => builtin(
                     client,
                     study,
                     &experiment,
-                    &variant,
+                    variant,
                     fault.as_ref().unwrap_or(&Fault::None),
                     jobs,
                     observer,
@@ -58,7 +62,7 @@ pub fn run_study(
                 ArtifactSpec::Command { command, env } => {
                     let side = CommandSide {
                         experiment: &experiment,
-                        variant: &variant,
+                        variant,
                         command,
                         env,
                     };
@@ -82,8 +86,13 @@ pub fn run_study(
     Ok(outcome)
 }
 
-fn label(variant: &str) -> VariantLabel {
-    VariantLabel::new(variant).unwrap_or_else(|_| unreachable!("{variant} is a valid label"))
+/// A side's artifact in words, for the study's log.
+fn describe(artifact: &ArtifactSpec) -> String {
+    match artifact {
+        ArtifactSpec::Builtin { fault: None } => "the built-in engine".into(),
+        ArtifactSpec::Builtin { fault: Some(f) } => format!("the built-in engine with fault {f}"),
+        ArtifactSpec::Command { command, .. } => format!("command `{command}`"),
+    }
 }
 
 /// Trains a builtin side, retrying failed runs; returns the runs that
@@ -222,7 +231,7 @@ pub fn command_line(
 pub struct BugProgress {
     /// The bug's experiment.
     pub experiment: ExperimentId,
-    /// Recorded runs per variant (in [`VARIANTS`] order); `None` when the
+    /// Recorded runs per side (in the study's order); `None` when the
     /// experiment is not on the server yet.
     pub recorded: Option<Vec<(VariantLabel, u32)>>,
 }
@@ -249,11 +258,12 @@ pub fn progress(
             let experiment = study.spec(bug, origin)?.id;
             let recorded = match client.runs(&experiment, None) {
                 Ok(runs) => Some(
-                    VARIANTS
-                        .into_iter()
+                    study
+                        .sides
+                        .iter()
                         .map(|v| {
-                            let n = runs.iter().filter(|r| r.variant.as_str() == v).count();
-                            (label(v), n as u32)
+                            let n = runs.iter().filter(|r| r.variant == *v).count();
+                            (v.clone(), n as u32)
                         })
                         .collect(),
                 ),

@@ -1,5 +1,9 @@
 //! A study file: the experiments of a study, one per selected bug, whose
-//! `buggy` and `corrected` variants differ only in the artifact.
+//! sides (variants) differ only in the artifact. A bug study has the two
+//! sides `buggy` and `corrected`; a release study names its own, e.g.
+//! `sides = ["torch-1.13", "torch-2.15", "burn"]`, with the artifact of
+//! each in `[bug.sides]`, and compares each with the reference (the first
+//! side, or `reference`), or every pair (`comparisons = "all-pairs"`).
 //!
 //! ```toml
 //! name = "calibration"
@@ -16,10 +20,21 @@
 //! corrected = { kind = "builtin" }
 //! ```
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 
 use reproml_core::fault::Fault;
-use reproml_core::{ExperimentId, ExperimentSpec};
+use reproml_core::{ExperimentId, ExperimentSpec, VariantLabel};
+
+/// `a, b, c` for error messages.
+fn list<'a>(names: impl IntoIterator<Item = &'a VariantLabel>) -> String {
+    names
+        .into_iter()
+        .map(VariantLabel::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The kinds of artifact a study can run today.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,36 +59,84 @@ pub enum ArtifactSpec {
     },
 }
 
-/// One bug of a study.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One bug of a study: the artifact of each side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StudyBug {
     /// The bug's identifier (the experiment is `<study>-<id>`).
     pub id: String,
-    /// The artifact with the bug.
-    pub buggy: ArtifactSpec,
-    /// The artifact with the fix.
-    pub corrected: ArtifactSpec,
+    /// The artifact of every side, by side name.
+    pub sides: BTreeMap<VariantLabel, ArtifactSpec>,
+}
+
+impl StudyBug {
+    /// The artifact of `side` (every bug has every side of its study).
+    pub fn artifact(&self, side: &VariantLabel) -> Option<&ArtifactSpec> {
+        self.sides.get(side)
+    }
+}
+
+/// Which pairs of sides a study's report compares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Comparisons {
+    /// Every side against the reference.
+    #[default]
+    Reference,
+    /// Every pair of sides.
+    AllPairs,
 }
 
 /// A parsed study file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Study {
     /// The study's name; prefixes its experiments.
     pub name: String,
-    /// Runs per variant (the paper recommends at least 30).
-    #[serde(default = "default_runs")]
+    /// Runs per side (the paper recommends at least 30).
     pub runs: u32,
     /// Times a failed run is retried before it is reported.
-    #[serde(default = "default_retries")]
     pub retries: u32,
     /// Attributes every experiment shares: an experiment spec without `id`
     /// and `runs`.
     pub base: toml::Table,
+    /// The sides every bug has, in training order, the reference first.
+    pub sides: Vec<VariantLabel>,
+    /// Which pairs of sides the report compares.
+    pub comparisons: Comparisons,
     /// The bugs.
-    #[serde(rename = "bug")]
     pub bugs: Vec<StudyBug>,
+}
+
+/// A study file as written: `buggy`/`corrected` are shorthand for two
+/// entries of `[bug.sides]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StudyFile {
+    name: String,
+    #[serde(default = "default_runs")]
+    runs: u32,
+    #[serde(default = "default_retries")]
+    retries: u32,
+    base: toml::Table,
+    #[serde(default)]
+    sides: Option<Vec<String>>,
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default)]
+    comparisons: Comparisons,
+    #[serde(rename = "bug")]
+    bugs: Vec<BugFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BugFile {
+    id: String,
+    #[serde(default)]
+    buggy: Option<ArtifactSpec>,
+    #[serde(default)]
+    corrected: Option<ArtifactSpec>,
+    #[serde(default)]
+    sides: BTreeMap<String, ArtifactSpec>,
 }
 
 fn default_runs() -> u32 {
@@ -110,48 +173,132 @@ pub enum StudyError {
 impl Study {
     /// Parses a study file; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, StudyError> {
-        let study: Study = toml::from_str(text).map_err(|e| StudyError::Syntax {
+        let syntax = |message: String| StudyError::Syntax {
             origin: origin.into(),
-            message: e.message().to_owned(),
-        })?;
+            message,
+        };
+        let file: StudyFile = toml::from_str(text).map_err(|e| syntax(e.message().to_owned()))?;
         // The name prefixes experiment identifiers and names the report's
         // folder: an identifier, so never a path.
-        if reproml_core::Name::new(study.name.as_str()).is_err() {
-            return Err(StudyError::Syntax {
-                origin: origin.into(),
-                message: format!(
-                    "name {:?} must be letters, digits, '.', '_', '-', starting with a letter or digit",
-                    study.name
-                ),
-            });
+        if reproml_core::Name::new(file.name.as_str()).is_err() {
+            return Err(syntax(format!(
+                "name {:?} must be letters, digits, '.', '_', '-', starting with a letter or digit",
+                file.name
+            )));
         }
-        if study.bugs.is_empty() {
-            return Err(StudyError::Syntax {
-                origin: origin.into(),
-                message: "the study has no [[bug]]".into(),
-            });
+        if file.bugs.is_empty() {
+            return Err(syntax("the study has no [[bug]]".into()));
         }
         for key in ["id", "runs"] {
-            if study.base.contains_key(key) {
-                return Err(StudyError::Syntax {
-                    origin: origin.into(),
-                    message: format!(
-                        "[base] must not set `{key}`: the study sets it for every bug"
-                    ),
-                });
+            if file.base.contains_key(key) {
+                return Err(syntax(format!(
+                    "[base] must not set `{key}`: the study sets it for every bug"
+                )));
             }
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for bug in &study.bugs {
-            if !seen.insert(&bug.id) {
-                return Err(StudyError::Syntax {
-                    origin: origin.into(),
-                    message: format!("bug {} appears twice", bug.id),
-                });
+        let label = |name: &str, what: &str| {
+            VariantLabel::new(name).map_err(|e| syntax(format!("{what} {name:?}: {e}")))
+        };
+        let mut sides = match &file.sides {
+            Some(names) => names
+                .iter()
+                .map(|n| label(n, "side"))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![label("buggy", "side")?, label("corrected", "side")?],
+        };
+        if sides.len() < 2 {
+            return Err(syntax(format!(
+                "`sides` needs at least two sides to compare; got {:?}",
+                file.sides.unwrap_or_default()
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(twice) = sides.iter().find(|s| !seen.insert(*s)) {
+            return Err(syntax(format!("side {twice} appears twice in `sides`")));
+        }
+        if let Some(reference) = &file.reference {
+            let reference = label(reference, "reference")?;
+            let Some(at) = sides.iter().position(|s| *s == reference) else {
+                return Err(syntax(format!(
+                    "reference {reference} is not one of the sides {}",
+                    list(&sides)
+                )));
+            };
+            let reference = sides.remove(at);
+            sides.insert(0, reference);
+        }
+        let mut seen = BTreeSet::new();
+        let mut bugs = Vec::new();
+        for bug in file.bugs {
+            if !seen.insert(bug.id.clone()) {
+                return Err(syntax(format!("bug {} appears twice", bug.id)));
             }
+            let fail = |message: String| StudyError::Spec {
+                origin: origin.into(),
+                bug: bug.id.clone(),
+                message,
+            };
+            let mut artifacts = BTreeMap::new();
+            for (name, artifact) in bug.sides {
+                let side = VariantLabel::new(name.as_str())
+                    .map_err(|e| fail(format!("side {name:?}: {e}")))?;
+                artifacts.insert(side, artifact);
+            }
+            for (name, artifact) in [("buggy", bug.buggy), ("corrected", bug.corrected)] {
+                if let Some(artifact) = artifact {
+                    let side = label(name, "side")?;
+                    if artifacts.insert(side, artifact).is_some() {
+                        return Err(fail(format!(
+                            "side {name} is given twice (as `{name} =` and in [bug.sides])"
+                        )));
+                    }
+                }
+            }
+            let missing: Vec<&VariantLabel> = sides
+                .iter()
+                .filter(|s| !artifacts.contains_key(*s))
+                .collect();
+            let extra: Vec<&VariantLabel> =
+                artifacts.keys().filter(|s| !sides.contains(s)).collect();
+            if !missing.is_empty() || !extra.is_empty() {
+                return Err(fail(format!(
+                    "every bug needs an artifact for each side of the study ({}); {}{}",
+                    list(&sides),
+                    if missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!("missing: {} ", list(missing))
+                    },
+                    if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!("not a side (add it to `sides`?): {}", list(extra))
+                    }
+                )));
+            }
+            bugs.push(StudyBug {
+                id: bug.id,
+                sides: artifacts,
+            });
+        }
+        let study = Study {
+            name: file.name,
+            runs: file.runs,
+            retries: file.retries,
+            base: file.base,
+            sides,
+            comparisons: file.comparisons,
+            bugs,
+        };
+        for bug in &study.bugs {
             study.spec(bug, origin)?;
         }
         Ok(study)
+    }
+
+    /// The reference side: every other side is compared with it.
+    pub fn reference(&self) -> &VariantLabel {
+        &self.sides[0]
     }
 
     /// The experiment of `bug`: the base attributes, its identifier and the run count.
@@ -196,12 +343,75 @@ mod tests {
         assert_eq!(spec.id.as_str(), "cal-m");
         assert_eq!((spec.runs, spec.epochs), (5, 2));
         assert_eq!(study.retries, 2);
+        assert_eq!(study.reference().as_str(), "buggy");
         assert_eq!(
-            study.bugs[0].buggy,
-            ArtifactSpec::Builtin {
+            study.bugs[0].artifact(&"buggy".parse().unwrap()),
+            Some(&ArtifactSpec::Builtin {
                 fault: Some(Fault::MomentumIgnored)
-            }
+            })
         );
+    }
+
+    const RELEASES: &str = "name = \"rel\"\nruns = 4\nsides = [\"torch-1.13\", \"torch-2.15\", \"burn\"]\n\
+        reference = \"torch-2.15\"\ncomparisons = \"all-pairs\"\n\
+        [base]\nmodel = \"lenet5\"\nchallenge = \"digits\"\nepochs = 2\n\
+        [[bug]]\nid = \"lenet\"\n[bug.sides]\n\
+        \"torch-1.13\" = { kind = \"command\", command = \"python3 train.py\" }\n\
+        \"torch-2.15\" = { kind = \"command\", command = \"venv/bin/python train.py\" }\n\
+        burn = { kind = \"builtin\" }\n";
+
+    #[test]
+    fn a_release_study_names_its_sides_and_its_reference() {
+        let study = Study::from_toml(RELEASES, "r.toml").unwrap();
+        let names: Vec<&str> = study.sides.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            names,
+            ["torch-2.15", "torch-1.13", "burn"],
+            "reference first"
+        );
+        assert_eq!(study.comparisons, Comparisons::AllPairs);
+        let burn = study.bugs[0].artifact(&"burn".parse().unwrap()).unwrap();
+        assert_eq!(burn, &ArtifactSpec::Builtin { fault: None });
+
+        let missing = RELEASES.replace("burn = { kind = \"builtin\" }\n", "");
+        let err = Study::from_toml(&missing, "r").unwrap_err().to_string();
+        assert!(
+            err.contains("bug lenet") && err.contains("missing: burn"),
+            "{err}"
+        );
+        let extra = RELEASES.replace("burn = {", "jax = { kind = \"builtin\" }\nburn = {");
+        let err = Study::from_toml(&extra, "r").unwrap_err().to_string();
+        assert!(
+            err.contains("not a side (add it to `sides`?): jax"),
+            "{err}"
+        );
+        let bad_reference = RELEASES.replace("reference = \"torch-2.15\"", "reference = \"tf\"");
+        let err = Study::from_toml(&bad_reference, "r")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("reference tf is not one of the sides"),
+            "{err}"
+        );
+        let one = RELEASES.replace(
+            "sides = [\"torch-1.13\", \"torch-2.15\", \"burn\"]",
+            "sides = [\"burn\"]",
+        );
+        assert!(
+            Study::from_toml(&one, "r")
+                .unwrap_err()
+                .to_string()
+                .contains("at least two")
+        );
+        let bad_name = RELEASES.replace("\"burn\"]", "\"b/urn\"]");
+        assert!(Study::from_toml(&bad_name, "r").is_err());
+        // The shorthand and the table cannot both give a side.
+        let both = STUDY.replace(
+            "corrected = { kind = \"builtin\" }\n",
+            "corrected = { kind = \"builtin\" }\n[bug.sides]\nbuggy = { kind = \"builtin\" }\n",
+        );
+        let err = Study::from_toml(&both, "s").unwrap_err().to_string();
+        assert!(err.contains("side buggy is given twice"), "{err}");
     }
 
     #[test]

@@ -35,16 +35,44 @@ pub struct Source {
     /// Database for --embedded.
     #[arg(long, default_value = "reproml.db")]
     db: PathBuf,
-    /// The two variants to compare, baseline first (default: buggy,corrected,
-    /// or the only two variants).
+    /// The variants to compare, the reference first: each other variant is
+    /// compared with it (default: buggy,corrected, or the only two
+    /// variants). E.g. `--variants torch-1.13,torch-2.15,burn`.
     #[arg(long, value_delimiter = ',')]
     variants: Vec<String>,
+    /// Compare every pair of the variants, not only each with the reference.
+    #[arg(long)]
+    all_pairs: bool,
     /// Use every run instead of truncating both variants to the smaller number.
     #[arg(long)]
     all_runs: bool,
     /// Significance level of the verdicts (after Holm's correction).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = probability)]
     alpha: f64,
+    /// Equivalence margin: the largest shift of a metric (in its own units,
+    /// 0.01 = one percentage point) that counts as no practical difference.
+    #[arg(long, default_value_t = reproml_report::DEFAULT_MARGIN, value_parser = margin)]
+    margin: f64,
+}
+
+/// A significance level: strictly between 0 and 1.
+fn probability(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} must lie strictly between 0 and 1 (e.g. 0.05)"))
+    }
+}
+
+/// An equivalence margin: positive and finite.
+fn margin(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v > 0.0 && v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("{v} must be a positive number (e.g. 0.01)"))
+    }
 }
 
 /// Arguments of `reproml compare`.
@@ -122,18 +150,20 @@ impl Source {
         if rows.is_empty() {
             bail!("no recorded runs match; train some with `reproml run`");
         }
-        let variants = match &self.variants[..] {
-            [] => None,
-            [a, b] => Some((a.clone(), b.clone())),
-            other => bail!(
-                "--variants takes two variants, baseline first (e.g. buggy,corrected); got {other:?}"
-            ),
-        };
+        if self.variants.len() == 1 {
+            bail!(
+                "--variants names the variants to compare, the reference first: at least two (e.g. buggy,corrected); got {:?}",
+                self.variants
+            );
+        }
         let options = CompareOptions {
-            variants,
+            variants: self.variants.clone(),
+            all_pairs: self.all_pairs,
             all_runs: self.all_runs,
             expected_runs: expected,
             alpha: Some(self.alpha),
+            margin: Some(self.margin),
+            ..CompareOptions::default()
         };
         Ok((compare(&rows, &options)?, rows, specs))
     }

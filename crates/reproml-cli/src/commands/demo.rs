@@ -122,7 +122,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     println!();
     print_summary(&report);
     if let Some(e) = report
-        .experiments
+        .comparisons
         .iter()
         .find(|e| e.experiment == "demo-repeat")
     {

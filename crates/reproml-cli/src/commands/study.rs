@@ -1,5 +1,6 @@
-//! `reproml study`: run a whole study — every bug's buggy and corrected
-//! variants, N runs each, resumable — then compare and report.
+//! `reproml study`: run a whole study — every side of every bug (buggy and
+//! corrected, or any named sides), N runs each, resumable — then compare
+//! and report.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use clap::{Args, Subcommand};
 use reproml_report::{CompareOptions, compare, write_report};
 use reproml_runner::results::recorded_rows;
 use reproml_runner::study::{progress, run_study as run_study_runs};
+use reproml_study::Comparisons;
 
 use crate::connect::ServerArgs;
 use crate::files::load_study;
@@ -17,10 +19,11 @@ use crate::progress::Bars;
 /// What `reproml study` can do.
 #[derive(Debug, Subcommand)]
 pub enum StudyCommand {
-    /// Train every bug's buggy and corrected variants (recorded runs are
-    /// never redone; failed runs are retried), then compare and report.
+    /// Train every side of every bug (recorded runs are never redone;
+    /// failed runs are retried), then compare each side with the reference
+    /// and report.
     Run(StudyRunArgs),
-    /// Show how many runs each bug's variants have recorded.
+    /// Show how many runs each side of each bug has recorded.
     Status(StudyStatusArgs),
 }
 
@@ -82,6 +85,8 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
     let outcome = run_study_runs(client, &study, &origin, jobs, &Bars::new(false))?;
     let (rows, planned) = recorded_rows(client, &[], Some(&format!("{}-", study.name)))?;
     let options = CompareOptions {
+        variants: study.sides.iter().map(ToString::to_string).collect(),
+        all_pairs: study.comparisons == Comparisons::AllPairs,
         expected_runs: planned,
         ..CompareOptions::default()
     };
