@@ -37,8 +37,8 @@ pub struct DemoArgs {
     /// Runs per variant.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(3..=1000))]
     runs: u32,
-    /// Epochs per run.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// Epochs per run (30 trains LeNet-5 to about 98 % on digits).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100))]
     epochs: u32,
     /// Runs trained in parallel (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -121,6 +121,25 @@ pub fn run(args: DemoArgs) -> Result<()> {
     .context("cannot write the demo report")?;
     println!();
     print_summary(&report);
+    println!("\nWhat the demo shows:");
+    for c in COMPARISONS {
+        let Some(got) = report
+            .comparisons
+            .iter()
+            .find(|r| r.experiment == c.experiment)
+        else {
+            continue;
+        };
+        let (expected, why) = c.expected;
+        let outcome = if got.verdict == expected {
+            "as expected"
+        } else {
+            "UNEXPECTED"
+        };
+        println!("- {}: {}", c.experiment, c.about);
+        println!("  expected: {} ({why})", expected.as_str());
+        println!("  got:      {} — {outcome}", got.verdict.as_str());
+    }
     if let Some(e) = report
         .comparisons
         .iter()
