@@ -60,6 +60,9 @@ enum Command {
     Spec(commands::spec::SpecCommand),
     /// Show the seeds an experiment's runs get from a master seed.
     Seeds(commands::seeds::SeedsArgs),
+    /// Plan a study: the runs per side needed to detect an effect, by
+    /// simulating the study's own test on pilot runs or a given spread.
+    Plan(commands::plan::PlanArgs),
     /// Run a statistical test on two samples (results agree with SciPy).
     #[command(subcommand)]
     Stats(commands::stats::StatsCommand),
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         Command::Artifact(cmd) => commands::artifact::run(cmd),
         Command::Spec(cmd) => commands::spec::run(cmd),
         Command::Seeds(args) => commands::seeds::run(&args),
+        Command::Plan(args) => commands::plan::run(args),
         Command::Stats(cmd) => commands::stats::run(cmd),
     };
     match result {

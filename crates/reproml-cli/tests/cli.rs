@@ -494,3 +494,58 @@ fn experiments_are_created_listed_shown_and_deleted_without_training() {
     assert!(text(&on_db(&["list"]).stdout).contains("no experiments yet"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn plan_finds_the_runs_a_study_needs_from_a_spread_or_pilot_runs() {
+    let out = reproml(&["plan", "--a12", "0.75", "--sd", "0.01", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = &json["plan"];
+    let runs = plan["runs"].as_f64().unwrap();
+    let noether = plan["noether_runs"].as_f64().unwrap();
+    // A12 0.75 at 0.05/4: Noether's normal approximation gives about 30.
+    assert!((noether - 29.7).abs() < 0.5, "{noether}");
+    assert!((runs / noether - 1.0).abs() < 0.2, "{runs} vs {noether}");
+    assert!((plan["level"].as_f64().unwrap() - 0.0125).abs() < 1e-12);
+    // Planning over more tests needs more runs.
+    let wider = reproml(&[
+        "plan", "--a12", "0.75", "--sd", "0.01", "--tests", "72", "--json",
+    ]);
+    let wider: serde_json::Value = serde_json::from_slice(&wider.stdout).unwrap();
+    assert!(wider["plan"]["runs"].as_f64().unwrap() > runs);
+
+    // Pilot runs from a CSV export: the fixture's 8 corrected runs of "shifted".
+    let csv = repo_root().join("crates/reproml-report/tests/fixtures/runs.csv");
+    let csv = csv.to_str().unwrap();
+    let out = reproml(&[
+        "plan",
+        "--shift",
+        "0.01",
+        "--csv",
+        csv,
+        "--experiment",
+        "shifted",
+        "--variant",
+        "corrected",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("8 pilot runs of shifted / corrected (accuracy)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("runs per side for power 0.8"), "{stdout}");
+    // A pilot that cannot give a spread is explained.
+    let out = reproml(&[
+        "plan",
+        "--a12",
+        "0.7",
+        "--csv",
+        csv,
+        "--variant",
+        "corrected",
+    ]);
+    assert!(text(&out.stderr).contains("name one with --experiment"));
+    let out = reproml(&["plan", "--a12", "0.5", "--sd", "1"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("not 0.5"));
+}

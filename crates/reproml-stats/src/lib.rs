@@ -18,6 +18,7 @@ mod describe;
 mod effect;
 mod error;
 mod mann_whitney;
+pub mod power;
 mod rank;
 pub mod special;
 mod wilcoxon;

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod data;
 pub mod demo;
 pub mod experiment;
+pub mod plan;
 pub mod run;
 pub mod seeds;
 pub mod server;
