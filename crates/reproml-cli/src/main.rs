@@ -6,6 +6,7 @@ mod connect;
 mod files;
 mod output;
 mod progress;
+mod selection;
 
 use std::process::ExitCode;
 

@@ -549,3 +549,25 @@ fn plan_finds_the_runs_a_study_needs_from_a_spread_or_pilot_runs() {
     let out = reproml(&["plan", "--a12", "0.5", "--sd", "1"]);
     assert!(!out.status.success() && text(&out.stderr).contains("not 0.5"));
 }
+
+#[test]
+fn compare_runs_selects_the_first_runs_of_every_side() {
+    let csv = repo_root().join("crates/reproml-report/tests/fixtures/runs.csv");
+    let out = reproml(&[
+        "compare",
+        "--csv",
+        csv.to_str().unwrap(),
+        "shifted",
+        "--runs",
+        "0..4",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["comparisons"][0]["n"], 4);
+    assert_eq!(json["comparisons"][0]["pairs"], 4);
+    let out = reproml(&["compare", "--csv", csv.to_str().unwrap(), "--runs", "4..2"]);
+    assert!(text(&out.stderr).contains("is not a run range"));
+    let out = reproml(&["compare", "--csv", csv.to_str().unwrap(), "--margin", "-1"]);
+    assert!(text(&out.stderr).contains("must be a positive number"));
+}

@@ -46,12 +46,17 @@ pub struct Source {
     /// Use every run instead of truncating both variants to the smaller number.
     #[arg(long)]
     all_runs: bool,
+    /// Compare only these runs of every variant: `A..B` (B excluded), `A-B`
+    /// (B included) or `N`; e.g. `--runs 0..10` shows what the first ten
+    /// runs of each side conclude.
+    #[arg(long, value_parser = crate::selection::parse_range)]
+    runs: Option<std::ops::Range<u32>>,
     /// Significance level of the verdicts (after Holm's correction).
-    #[arg(long, default_value_t = 0.05, value_parser = probability)]
+    #[arg(long, default_value_t = 0.05, value_parser = probability, allow_negative_numbers = true)]
     alpha: f64,
     /// Equivalence margin: the largest shift of a metric (in its own units,
     /// 0.01 = one percentage point) that counts as no practical difference.
-    #[arg(long, default_value_t = reproml_report::DEFAULT_MARGIN, value_parser = margin)]
+    #[arg(long, default_value_t = reproml_report::DEFAULT_MARGIN, value_parser = margin, allow_negative_numbers = true)]
     margin: f64,
 }
 
@@ -146,6 +151,14 @@ impl Source {
                     self.prefix.as_deref(),
                 )
             });
+        }
+        let mut expected = expected;
+        if let Some(range) = &self.runs {
+            rows.retain(|r| range.contains(&r.run.get()));
+            // The plan is now the selection: † marks runs missing from it.
+            for planned in expected.values_mut() {
+                *planned = (*planned).min(range.end).saturating_sub(range.start);
+            }
         }
         if rows.is_empty() {
             bail!("no recorded runs match; train some with `reproml run`");

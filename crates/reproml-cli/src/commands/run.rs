@@ -23,7 +23,7 @@ pub struct RunArgs {
     variant: VariantLabel,
     /// Runs to train: `N`, `A..B` (B excluded) or `A-B` (B included); all
     /// of the experiment's runs when left out.
-    #[arg(long, value_parser = parse_range)]
+    #[arg(long, value_parser = crate::selection::parse_range)]
     runs: Option<Range<u32>>,
     /// Runs trained in parallel; the results are bit-identical to --jobs 1.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -40,25 +40,6 @@ pub struct RunArgs {
     /// Recorded in the fingerprint and the artifact.
     #[arg(long, default_value = "none")]
     fault: Fault,
-}
-
-/// Parses `N`, `A..B` or `A-B`.
-pub fn parse_range(s: &str) -> Result<Range<u32>, String> {
-    let bad = || format!("{s:?} is not a run range; use N, A..B (B excluded) or A-B (B included)");
-    let num = |t: &str| t.trim().parse::<u32>().map_err(|_| bad());
-    let range = if let Some((a, b)) = s.split_once("..") {
-        num(a)?..num(b)?
-    } else if let Some((a, b)) = s.split_once('-') {
-        num(a)?..num(b)?.checked_add(1).ok_or_else(bad)?
-    } else {
-        let n = num(s)?;
-        n..n + 1
-    };
-    if range.is_empty() {
-        Err(bad())
-    } else {
-        Ok(range)
-    }
 }
 
 /// Runs `reproml run`.
@@ -85,18 +66,4 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_ranges() {
-        assert_eq!(parse_range("3"), Ok(3..4));
-        assert_eq!(parse_range("0..10"), Ok(0..10));
-        assert_eq!(parse_range("2-4"), Ok(2..5));
-        assert!(parse_range("4..2").is_err());
-        assert!(parse_range("x").is_err());
-    }
 }
