@@ -14,7 +14,7 @@ pub fn parse_range(s: &str) -> Result<Range<u32>, String> {
         num(a)?..num(b)?.checked_add(1).ok_or_else(bad)?
     } else {
         let n = num(s)?;
-        n..n + 1
+        n..n.checked_add(1).ok_or_else(bad)?
     };
     if range.is_empty() {
         Err(bad())
@@ -34,5 +34,6 @@ mod tests {
         assert_eq!(parse_range("2-4"), Ok(2..5));
         assert!(parse_range("4..2").is_err());
         assert!(parse_range("x").is_err());
+        assert!(parse_range("4294967295").is_err());
     }
 }

@@ -39,7 +39,15 @@ pub struct CompareOptions {
     /// units, that counts as no practical difference (default
     /// [`DEFAULT_MARGIN`]).
     pub margin: Option<f64>,
+    /// Compare only the runs whose indices fall in this range (e.g. the
+    /// first 10 of 30); recorded in the report.
+    pub selection: Option<std::ops::Range<u32>>,
 }
+
+/// How much the spreads of two sides may differ (ratio of standard
+/// deviations) for "equivalent": the Hodges-Lehmann interval estimates a
+/// shift, which describes two sides only when their shapes agree.
+pub const MAX_SPREAD_RATIO: f64 = 2.0;
 
 /// The default equivalence margin: one percentage point of accuracy,
 /// precision, recall or F1. Smaller than the run-to-run spread of most
@@ -47,11 +55,24 @@ pub struct CompareOptions {
 pub const DEFAULT_MARGIN: f64 = 0.01;
 
 /// Why a comparison cannot be made.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReportError {
     /// Nothing to compare.
     #[error("no runs to compare")]
     NoRuns,
+    /// The significance level is out of range.
+    #[error("the significance level must lie strictly between 0 and 0.5; got {0}")]
+    Alpha(f64),
+    /// The same run appears twice (e.g. one export read twice).
+    #[error("run {run} of {experiment} / {variant} appears more than once; read each export once")]
+    DuplicateRun {
+        /// The experiment.
+        experiment: String,
+        /// The variant.
+        variant: String,
+        /// The run.
+        run: u32,
+    },
     /// The variants to compare are ambiguous or missing.
     #[error("experiment {experiment}: {problem}")]
     Variants {
@@ -130,7 +151,7 @@ impl Verdict {
                 "control: bit-identical — the same build repeats every run exactly"
             }
             Verdict::Detected => "difference detected",
-            Verdict::Equivalent => "equivalent — every metric's shift lies within the margin",
+            Verdict::Equivalent => "equivalent — every metric's shift interval lies within ±margin",
             Verdict::Underpowered => {
                 "inconclusive — underpowered: too few runs for any difference to reach α after correction"
             }
@@ -198,6 +219,31 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// True when every metric's shift interval reaches `confidence` and
+    /// lies inside ±`margin`.
+    pub fn within_margin(&self, margin: f64, confidence: f64) -> bool {
+        self.metrics.iter().all(|m| {
+            m.shift.is_some_and(|s| {
+                s.achieved_confidence >= confidence - 1e-12
+                    && s.lower >= -margin
+                    && s.upper <= margin
+            })
+        })
+    }
+
+    /// The metrics whose spreads differ by more than [`MAX_SPREAD_RATIO`]
+    /// between the sides, where a shift does not describe the difference.
+    pub fn unequal_spreads(&self) -> Vec<&MetricComparison> {
+        self.metrics
+            .iter()
+            .filter(|m| {
+                let (a, b) = (m.baseline.sd.unwrap_or(0.0), m.treatment.sd.unwrap_or(0.0));
+                let (lo, hi) = (a.min(b), a.max(b));
+                hi > 0.0 && hi > MAX_SPREAD_RATIO * lo
+            })
+            .collect()
+    }
+
     /// The metric with the smallest Holm-adjusted p-value, if any was tested.
     pub fn strongest(&self) -> Option<&MetricComparison> {
         self.metrics
@@ -250,8 +296,12 @@ pub struct Report {
     /// the report's comparisons; every metric must pass, which needs no
     /// correction across metrics).
     pub equivalence_confidence: f64,
-    /// Mann-Whitney tests in Holm's and BH's family.
+    /// Mann-Whitney tests in Holm's and BH's family: those of comparisons
+    /// whose trajectories differ (identical ones are decided by their
+    /// digests, not by a test).
     pub tests: usize,
+    /// The runs compared when not all (`A..B`, B excluded).
+    pub selection: Option<std::ops::Range<u32>>,
     /// Every experiment's variants.
     pub experiments: Vec<ExperimentSides>,
     /// Every comparison made.
@@ -467,11 +517,34 @@ fn compare_pair(
 /// [`CompareOptions::all_pairs`]; Holm and BH across every test of the
 /// report.
 pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, ReportError> {
+    let alpha = opts.alpha.unwrap_or(0.05);
+    if !(alpha > 0.0 && alpha < 0.5) {
+        return Err(ReportError::Alpha(alpha));
+    }
+    let margin = opts.margin.unwrap_or(DEFAULT_MARGIN);
+    let selected: Vec<RunSummary> = rows
+        .iter()
+        .filter(|r| {
+            opts.selection
+                .as_ref()
+                .is_none_or(|range| range.contains(&r.run.get()))
+        })
+        .cloned()
+        .collect();
+    let rows = &selected[..];
     if rows.is_empty() {
         return Err(ReportError::NoRuns);
     }
-    let alpha = opts.alpha.unwrap_or(0.05);
-    let margin = opts.margin.unwrap_or(DEFAULT_MARGIN);
+    let mut seen = BTreeSet::new();
+    for r in rows {
+        if !seen.insert((r.experiment.as_str(), r.variant.as_str(), r.run)) {
+            return Err(ReportError::DuplicateRun {
+                experiment: r.experiment.to_string(),
+                variant: r.variant.to_string(),
+                run: r.run.get(),
+            });
+        }
+    }
     let mut by_experiment: BTreeMap<&str, BTreeMap<String, Vec<&RunSummary>>> = BTreeMap::new();
     for r in rows {
         by_experiment
@@ -528,25 +601,34 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
             }
         }
     }
-    // Adjust every MWU p-value of the report together.
+    // Comparisons whose every pair of runs is bit-identical are decided by
+    // their digests, not by a test: their p-values (all 1) stay out of the
+    // family, so they do not dilute the tests that matter.
+    for c in &mut comparisons {
+        if c.pairs > 0 && c.identical_pairs == c.pairs {
+            for m in &mut c.metrics {
+                m.mwu_p = None;
+            }
+        }
+    }
+    // Adjust every remaining MWU p-value of the report together.
     let raw: Vec<f64> = comparisons
         .iter()
         .flat_map(|c| c.metrics.iter().filter_map(|m| m.mwu_p))
         .collect();
     let (h, b) = (holm(&raw), benjamini_hochberg(&raw));
     let tests = raw.len();
-    let tested_comparisons = comparisons
-        .iter()
-        .filter(|c| c.metrics.iter().any(|m| m.mwu_p.is_some()))
-        .count()
-        .max(1);
+    let tested = |c: &Comparison| {
+        c.seed_policy == SeedPolicy::PerRun && !(c.pairs > 0 && c.identical_pairs == c.pairs)
+    };
+    let tested_comparisons = comparisons.iter().filter(|c| tested(c)).count().max(1);
     let equivalence_confidence = 1.0 - 2.0 * alpha / tested_comparisons as f64;
     let mut k = 0;
     for c in &mut comparisons {
-        c.best_possible_holm_p = (c.seed_policy == SeedPolicy::PerRun)
+        c.best_possible_holm_p = tested(c)
             .then(|| best_possible_p(c.metrics[0].baseline.n, c.metrics[0].treatment.n))
             .flatten()
-            .map(|p| (p * tests as f64).min(1.0));
+            .map(|p| (p * tests.max(1) as f64).min(1.0));
         for m in &mut c.metrics {
             if m.mwu_p.is_some() {
                 m.holm_p = Some(h[k]);
@@ -554,7 +636,9 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
                 k += 1;
             }
         }
-        attach_shifts(c, rows, equivalence_confidence, opts.all_runs);
+        if tested(c) {
+            attach_shifts(c, rows, equivalence_confidence, opts.all_runs);
+        }
         c.verdict = verdict(c, alpha, margin, equivalence_confidence);
     }
     Ok(Report {
@@ -562,13 +646,16 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
         margin,
         equivalence_confidence,
         tests,
+        selection: opts.selection.clone(),
         experiments,
         comparisons,
     })
 }
 
-/// Fills in each tested metric's Hodges-Lehmann shift (treatment over
-/// baseline) at `confidence`, from the same runs the tests used.
+/// Fills in every metric's Hodges-Lehmann shift (treatment over
+/// baseline) at `confidence`, from the same runs the tests used — also
+/// where the test is undefined (a metric constant on both sides has a
+/// shift too: exactly 0 when the constants agree).
 fn attach_shifts(c: &mut Comparison, rows: &[RunSummary], confidence: f64, all_runs: bool) {
     if !(confidence > 0.0 && confidence < 1.0) {
         return;
@@ -586,9 +673,6 @@ fn attach_shifts(c: &mut Comparison, rows: &[RunSummary], confidence: f64, all_r
     };
     let (base, treat) = (runs_of(&c.baseline), runs_of(&c.treatment));
     for m in &mut c.metrics {
-        if m.mwu_p.is_none() {
-            continue;
-        }
         let x: Vec<f64> = treat.iter().map(|r| r.metric(m.metric)).collect();
         let y: Vec<f64> = base.iter().map(|r| r.metric(m.metric)).collect();
         m.shift = hodges_lehmann(&x, &y, confidence).ok();
@@ -598,13 +682,6 @@ fn attach_shifts(c: &mut Comparison, rows: &[RunSummary], confidence: f64, all_r
 /// The conclusion of one comparison whose p-values are adjusted.
 fn verdict(c: &Comparison, alpha: f64, margin: f64, confidence: f64) -> Verdict {
     let all_identical = c.pairs > 0 && c.identical_pairs == c.pairs;
-    // The interval must reach the confidence asked for: with very few runs
-    // the widest interval the U distribution allows falls short of it.
-    let within_margin = |m: &MetricComparison| {
-        m.shift.is_some_and(|s| {
-            s.achieved_confidence >= confidence - 1e-12 && s.lower >= -margin && s.upper <= margin
-        })
-    };
     if c.seed_policy == SeedPolicy::Fixed {
         Verdict::FixedSeeds
     } else if all_identical && c.same_build {
@@ -617,7 +694,7 @@ fn verdict(c: &Comparison, alpha: f64, margin: f64, confidence: f64) -> Verdict 
         .any(|m| m.holm_p.is_some_and(|p| p < alpha))
     {
         Verdict::Detected
-    } else if c.metrics.iter().all(within_margin) {
+    } else if c.within_margin(margin, confidence) && c.unequal_spreads().is_empty() {
         Verdict::Equivalent
     } else if c.best_possible_holm_p.is_none_or(|p| p >= alpha) {
         Verdict::Underpowered
@@ -626,12 +703,19 @@ fn verdict(c: &Comparison, alpha: f64, margin: f64, confidence: f64) -> Verdict 
     }
 }
 
-/// The two-sided Mann-Whitney p-value of two samples of these sizes that
-/// do not overlap at all: the smallest the test can give them.
+/// The smallest two-sided Mann-Whitney p-value two samples of these sizes
+/// can get: that of samples that do not overlap, computed as a comparison
+/// computes it (SciPy's `auto`: exact for up to 8 runs without ties), for
+/// distinct values and for each side one repeated value (ties make the
+/// normal approximation apply, which can go lower).
 fn best_possible_p(n_baseline: usize, n_treatment: usize) -> Option<f64> {
-    let x: Vec<f64> = (0..n_baseline).map(|i| i as f64).collect();
-    let y: Vec<f64> = (0..n_treatment).map(|i| (n_baseline + i) as f64).collect();
-    mann_whitney_u(&x, &y, &MannWhitneyOptions::default())
-        .ok()
+    let distinct_x: Vec<f64> = (0..n_baseline).map(|i| i as f64).collect();
+    let distinct_y: Vec<f64> = (0..n_treatment).map(|i| (n_baseline + i) as f64).collect();
+    let tied_x = vec![0.0; n_baseline];
+    let tied_y = vec![1.0; n_treatment];
+    [(distinct_x, distinct_y), (tied_x, tied_y)]
+        .iter()
+        .filter_map(|(x, y)| mann_whitney_u(x, y, &MannWhitneyOptions::default()).ok())
         .map(|r| r.pvalue)
+        .reduce(f64::min)
 }

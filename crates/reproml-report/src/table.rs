@@ -109,10 +109,41 @@ fn differences(c: &Comparison) -> String {
 
 /// True when every metric's shift interval lies inside the report's margin.
 fn within_margin(c: &Comparison, report: &Report) -> bool {
-    c.metrics.iter().all(|m| {
-        m.shift
-            .is_some_and(|s| s.lower >= -report.margin && s.upper <= report.margin)
-    })
+    c.within_margin(report.margin, report.equivalence_confidence)
+}
+
+/// Runs per side as a comparison used them: `10`, or `10 vs 15` with
+/// `--all-runs` on unequal sides.
+fn sizes(c: &Comparison) -> String {
+    let (a, b) = (c.metrics[0].baseline.n, c.metrics[0].treatment.n);
+    if a == b {
+        a.to_string()
+    } else {
+        format!("{a} vs {b}")
+    }
+}
+
+/// A note when a shift cannot describe the difference: the spreads differ.
+fn spread_note(c: &Comparison) -> String {
+    let unequal = c.unequal_spreads();
+    if unequal.is_empty() || matches!(c.verdict, Verdict::NotTriggered | Verdict::BitIdentical) {
+        return String::new();
+    }
+    let list: Vec<String> = unequal
+        .iter()
+        .map(|m| {
+            format!(
+                "{} sd {:.4} vs {:.4}",
+                m.metric,
+                m.baseline.sd.unwrap_or(0.0),
+                m.treatment.sd.unwrap_or(0.0)
+            )
+        })
+        .collect();
+    format!(
+        "; the spreads differ ({}), so a shift does not describe the difference and \"equivalent\" is not concluded",
+        list.join(", ")
+    )
 }
 
 /// The evidence behind a verdict in a few words.
@@ -168,15 +199,16 @@ pub fn verdict_lines(report: &Report) -> Vec<String> {
                 format!("; runtimes differ (the change itself, or a possible confound): {differs}")
             };
             format!(
-                "{}: {} ({} vs {}, n = {}, {}/{} identical trajectories{}{confounds})",
+                "{}: {} ({} vs {}, n = {}, {}/{} identical trajectories{}{}{confounds})",
                 name(c),
                 c.verdict.describe(),
                 c.baseline,
                 c.treatment,
-                c.n,
+                sizes(c),
                 c.identical_pairs,
                 c.pairs,
                 evidence(c, report),
+                spread_note(c),
             )
         })
         .collect()
@@ -188,7 +220,20 @@ fn wrap(text: &str, width: usize, first: &str, rest: &str) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = first.to_owned();
     let mut empty = true;
-    for word in text.split_whitespace() {
+    // Words longer than a line (a long name, a fingerprint value) are cut
+    // into pieces that fit, so no line ever exceeds the width.
+    let room = width
+        .saturating_sub(first.chars().count().max(rest.chars().count()))
+        .max(8);
+    let pieces = text.split_whitespace().flat_map(|word| {
+        let chars: Vec<char> = word.chars().collect();
+        chars
+            .chunks(room)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+    });
+    for word in pieces {
+        let word = word.as_str();
         let used = line.chars().count();
         if !empty && used + 1 + word.chars().count() > width {
             lines.push(std::mem::replace(&mut line, rest.to_owned()));
@@ -238,14 +283,19 @@ pub fn to_terminal(report: &Report) -> String {
             name(c),
             c.baseline,
             c.treatment,
-            c.n,
+            sizes(c),
             c.identical_pairs,
             c.pairs
         );
         push_wrapped(&mut out, &head, "", "    ");
         push_wrapped(
             &mut out,
-            &format!("{}{}", c.verdict.describe(), evidence_short(c)),
+            &format!(
+                "{}{}{}",
+                c.verdict.describe(),
+                evidence_short(c, report),
+                spread_note(c)
+            ),
             "  => ",
             "     ",
         );
@@ -296,8 +346,19 @@ pub fn to_terminal(report: &Report) -> String {
 }
 
 /// The verdict's evidence, short enough for the terminal's verdict line.
-fn evidence_short(c: &Comparison) -> String {
+fn evidence_short(c: &Comparison, report: &Report) -> String {
     match c.verdict {
+        Verdict::Detected if within_margin(c, report) => c
+            .strongest()
+            .map(|m| {
+                format!(
+                    " (strongest: {}, Holm p {}); every shift interval lies within ±{}: a real but negligible change",
+                    m.metric,
+                    format_p(m.holm_p),
+                    report.margin
+                )
+            })
+            .unwrap_or_default(),
         Verdict::Detected | Verdict::Inconclusive => c
             .strongest()
             .map(|m| format!(" (strongest: {}, Holm p {})", m.metric, format_p(m.holm_p)))
@@ -312,15 +373,23 @@ fn evidence_short(c: &Comparison) -> String {
 
 /// How to read the summary: direction, effect sizes, intervals, corrections.
 pub fn legend(report: &Report) -> String {
+    let selection = report.selection.as_ref().map_or_else(String::new, |r| {
+        format!(
+            " Only runs {}..{} of each side are compared (--runs); choosing N after looking at results inflates false positives.",
+            r.start, r.end
+        )
+    });
     format!(
         "Reading it: each comparison sets a baseline (named first) against another variant; \
          columns show the mean and standard deviation. A12 is the chance that a run of the other variant scores higher \
          than a baseline run (ties count half; 0.5 = no difference), Cliff's δ = 2·A12 − 1. \
          The shift is the Hodges-Lehmann median difference (other − baseline) with its \
-         {:.1}% interval; \"equivalent\" needs every metric's interval inside ±{}. Holm p is \
+         {:.1}% interval; \"equivalent\" needs every metric's interval inside ±{} and spreads \
+         within a factor of 2 (a shift describes two sides only when their shapes agree). Holm p is \
          corrected over all {} tests at α = {}. \"Identical trajectories\" counts pairs of runs \
-         (same seed) whose final parameters are bit-identical. The full table is in the \
-         report's files (or `compare --csv-out`).",
+         (same seed) whose final parameters are bit-identical; a comparison whose every pair is \
+         identical is decided by that and adds no test. The full table is in the report's files \
+         (or `compare --csv-out`).{selection}",
         report.equivalence_confidence * 100.0,
         report.margin,
         report.tests,

@@ -79,7 +79,19 @@ fn verdicts_daggers_and_equal_size_truncation() {
 #[test]
 fn adjusted_p_values_dominate_as_they_should() {
     let report = compare(&fixture(), &CompareOptions::default()).unwrap();
-    for e in &report.comparisons {
+    // "identical" is decided by its digests: no test, nothing to adjust.
+    let identical = report
+        .comparisons
+        .iter()
+        .find(|c| c.experiment == "identical")
+        .unwrap();
+    assert!(identical.metrics.iter().all(|m| m.mwu_p.is_none()));
+    assert_eq!(report.tests, 8);
+    for e in report
+        .comparisons
+        .iter()
+        .filter(|c| c.experiment != "identical")
+    {
         for m in &e.metrics {
             let (raw, h, b) = (m.mwu_p.unwrap(), m.holm_p.unwrap(), m.bh_p.unwrap());
             assert!(
@@ -162,14 +174,23 @@ fn rows(experiment: &str, policy: &str, buggy: &[f64], corrected: &[f64]) -> Vec
 #[test]
 fn too_few_runs_are_underpowered_not_inconclusive() {
     // Three runs a side that do not overlap: the smallest two-sided exact
-    // p is 2/C(6,3) = 0.1, so no correction can bring it under 0.05.
+    // p is 2/C(6,3) = 0.1; with every value of a side tied the normal
+    // approximation applies and gives 0.0468 — times Holm's 4, neither
+    // can come under 0.05.
     let few = rows("few", "per-run", &[0.1, 0.2, 0.3], &[0.7, 0.8, 0.9]);
     let report = compare(&few, &CompareOptions::default()).unwrap();
     let e = &report.comparisons[0];
     assert_eq!(e.verdict, Verdict::Underpowered);
-    // Four metrics tested: Holm multiplies the smallest p by 4.
+    let tied = reproml_stats::mann_whitney_u(
+        &[0.0; 3],
+        &[1.0; 3],
+        &reproml_stats::MannWhitneyOptions::default(),
+    )
+    .unwrap()
+    .pvalue;
+    assert!((tied - 0.0468).abs() < 1e-4, "{tied}");
     assert!(
-        (e.best_possible_holm_p.unwrap() - 0.4).abs() < 1e-12,
+        (e.best_possible_holm_p.unwrap() - 4.0 * tied).abs() < 1e-12,
         "{e:?}"
     );
     assert!(verdict_lines(&report)[0].contains("underpowered"));
@@ -489,7 +510,9 @@ fn equivalence_needs_every_interval_inside_the_margin() {
 
 #[test]
 fn the_terminal_summary_fits_100_columns_and_formats_p_one_way() {
-    let long = "a-rather-long-experiment-name-from-a-study-of-framework-releases";
+    // 120 characters without a space: wrapping must cut it.
+    let long = format!("a-rather-long-experiment-name-{}", "x".repeat(90));
+    let long = long.as_str();
     let mut all = sides(
         long,
         &[
@@ -539,4 +562,62 @@ fn verdict_names_match_the_json() {
     ] {
         assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
     }
+}
+
+#[test]
+fn a_metric_constant_on_both_sides_is_equivalent_not_inconclusive() {
+    let all = sides("flat", &[("buggy", &[1.0; 10]), ("corrected", &[1.0; 10])]);
+    let report = compare(&all, &CompareOptions::default()).unwrap();
+    let c = &report.comparisons[0];
+    let s = c.metrics[0].shift.unwrap();
+    assert_eq!((s.lower, s.estimate, s.upper), (0.0, 0.0, 0.0));
+    assert_eq!(c.verdict, Verdict::Equivalent);
+}
+
+#[test]
+fn sides_whose_spreads_differ_are_never_equivalent() {
+    // The same median, but one side spreads four times as far: a shift does
+    // not describe that, whatever its interval.
+    let narrow = spread(0.97, 0.0002, 20);
+    let wide = spread(0.97, 0.0008, 20);
+    let all = sides("shape", &[("buggy", &narrow), ("corrected", &wide)]);
+    let report = compare(&all, &CompareOptions::default()).unwrap();
+    let c = &report.comparisons[0];
+    assert!(c.within_margin(report.margin, report.equivalence_confidence));
+    assert_eq!(c.unequal_spreads().len(), 4);
+    assert_ne!(c.verdict, Verdict::Equivalent);
+    let line = &verdict_lines(&report)[0];
+    assert!(line.contains("the spreads differ (accuracy sd"), "{line}");
+}
+
+#[test]
+fn duplicate_runs_and_selections_are_handled() {
+    let one = sides(
+        "dup",
+        &[
+            ("buggy", &spread(0.9, 0.01, 6)),
+            ("corrected", &spread(0.9, 0.01, 6)),
+        ],
+    );
+    let mut twice = one.clone();
+    twice.extend(one.iter().cloned());
+    let err = compare(&twice, &CompareOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("appears more than once"), "{err}");
+
+    let first = compare(
+        &one,
+        &CompareOptions {
+            selection: Some(0..4),
+            ..CompareOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(first.comparisons[0].n, 4);
+    assert_eq!(first.selection, Some(0..4));
+    assert!(reproml_report::legend(&first).contains("Only runs 0..4 of each side"));
+    let bad = CompareOptions {
+        alpha: Some(0.5),
+        ..CompareOptions::default()
+    };
+    assert!(compare(&one, &bad).is_err());
 }

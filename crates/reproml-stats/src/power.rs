@@ -219,16 +219,20 @@ pub fn power_at(
     simulations: usize,
     seed: u64,
 ) -> f64 {
-    // The same seed at every size: common random numbers keep the power
-    // curve smooth in n, so the search below sees few reversals.
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Common random numbers: simulated study i draws its two sides from
+    // streams 2i and 2i+1 of one seed, so its samples of n runs are the
+    // first n of its samples of n+1, and the power curve is smooth in n.
     let mut x = vec![0.0; runs];
     let mut y = vec![0.0; runs];
     let mut detected = 0usize;
-    for _ in 0..simulations {
+    for i in 0..simulations as u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(2 * i);
         for v in &mut x {
             *v = spread.draw(&mut rng);
         }
+        rng.set_stream(2 * i + 1);
+        rng.set_word_pos(0);
         for v in &mut y {
             *v = spread.draw(&mut rng) + shift;
         }

@@ -177,7 +177,8 @@ impl Study {
             origin: origin.into(),
             message,
         };
-        let file: StudyFile = toml::from_str(text).map_err(|e| syntax(e.message().to_owned()))?;
+        // The error's text names the line and column and shows the line.
+        let file: StudyFile = toml::from_str(text).map_err(|e| syntax(e.to_string()))?;
         // The name prefixes experiment identifiers and names the report's
         // folder: an identifier, so never a path.
         if reproml_core::Name::new(file.name.as_str()).is_err() {
@@ -267,12 +268,16 @@ impl Study {
                     if missing.is_empty() {
                         String::new()
                     } else {
-                        format!("missing: {} ", list(missing))
+                        format!("missing: {}", list(missing.iter().copied()))
                     },
                     if extra.is_empty() {
                         String::new()
                     } else {
-                        format!("not a side (add it to `sides`?): {}", list(extra))
+                        format!(
+                            "{}not a side (add it to `sides`?): {}",
+                            if missing.is_empty() { "" } else { "; " },
+                            list(extra)
+                        )
                     }
                 )));
             }

@@ -52,7 +52,7 @@ pub struct Source {
     #[arg(long, value_parser = crate::selection::parse_range)]
     runs: Option<std::ops::Range<u32>>,
     /// Significance level of the verdicts (after Holm's correction).
-    #[arg(long, default_value_t = 0.05, value_parser = probability, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.05, value_parser = significance, allow_negative_numbers = true)]
     alpha: f64,
     /// Equivalence margin: the largest shift of a metric (in its own units,
     /// 0.01 = one percentage point) that counts as no practical difference.
@@ -60,13 +60,15 @@ pub struct Source {
     margin: f64,
 }
 
-/// A significance level: strictly between 0 and 1.
-fn probability(s: &str) -> Result<f64, String> {
+/// A significance level: strictly between 0 and 0.5.
+fn significance(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if v > 0.0 && v < 1.0 {
+    if v > 0.0 && v < 0.5 {
         Ok(v)
     } else {
-        Err(format!("{v} must lie strictly between 0 and 1 (e.g. 0.05)"))
+        Err(format!(
+            "{v} must lie strictly between 0 and 0.5 (e.g. 0.05)"
+        ))
     }
 }
 
@@ -154,8 +156,8 @@ impl Source {
         }
         let mut expected = expected;
         if let Some(range) = &self.runs {
-            rows.retain(|r| range.contains(&r.run.get()));
-            // The plan is now the selection: † marks runs missing from it.
+            // † marks runs missing from the selection; the report says
+            // which runs it compares.
             for planned in expected.values_mut() {
                 *planned = (*planned).min(range.end).saturating_sub(range.start);
             }
@@ -176,6 +178,7 @@ impl Source {
             expected_runs: expected,
             alpha: Some(self.alpha),
             margin: Some(self.margin),
+            selection: self.runs.clone(),
             ..CompareOptions::default()
         };
         Ok((compare(&rows, &options)?, rows, specs))

@@ -131,6 +131,13 @@ impl PlanArgs {
                 values.len()
             );
         }
+        if values.len() < 10 {
+            eprintln!(
+                "warning: {} pilot runs: resampled samples of more runs repeat the same few values, \
+                 so the simulated spread is coarse; 10 or more pilot runs give a steadier plan",
+                values.len()
+            );
+        }
         let what = format!(
             "{} pilot runs of {experiment} / {variant} ({})",
             values.len(),

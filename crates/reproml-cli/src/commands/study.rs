@@ -83,9 +83,55 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     let outcome = run_study_runs(client, &study, &origin, jobs, &Bars::new(false))?;
-    let (rows, planned) = recorded_rows(client, &[], Some(&format!("{}-", study.name)))?;
+    // Exactly the study's experiments: another study's whose name shares
+    // the prefix must not join this one's family of tests.
+    let ids: Vec<String> = study
+        .bugs
+        .iter()
+        .map(|bug| study.spec(bug, &origin).map(|s| s.id.to_string()))
+        .collect::<Result<_, _>>()?;
+    let (mut rows, planned) = recorded_rows(client, &ids, None)?;
+    // A side whose every run failed has nothing to compare: compare the
+    // sides that have runs, and say which are missing.
+    let mut variants_of = std::collections::BTreeMap::new();
+    let mut uncompared = Vec::new();
+    for id in &ids {
+        let present: Vec<String> = study
+            .sides
+            .iter()
+            .filter(|side| {
+                rows.iter()
+                    .any(|r| r.experiment.as_str() == id && r.variant == **side)
+            })
+            .map(ToString::to_string)
+            .collect();
+        if present.len() < study.sides.len() {
+            uncompared.push(format!(
+                "{id} has no runs of {}",
+                study
+                    .sides
+                    .iter()
+                    .filter(|s| !present.contains(&s.to_string()))
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if present.len() >= 2 && present[0] == study.reference().as_str() {
+            variants_of.insert(id.clone(), present);
+        } else {
+            rows.retain(|r| r.experiment.as_str() != id);
+        }
+    }
+    if rows.is_empty() {
+        bail!(
+            "no experiment of the study has runs of the reference and another side to compare ({}); \
+             run the study again to retry the failed runs",
+            uncompared.join("; ")
+        );
+    }
     let options = CompareOptions {
-        variants: study.sides.iter().map(ToString::to_string).collect(),
+        variants_of,
         all_pairs: study.comparisons == Comparisons::AllPairs,
         expected_runs: planned,
         ..CompareOptions::default()
@@ -106,6 +152,9 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
     .with_context(|| format!("cannot write the report into {}", out.display()))?;
     print_summary(&report);
     println!("\nreport: {}", page.display());
+    if !uncompared.is_empty() {
+        eprintln!("not compared for want of runs: {}", uncompared.join("; "));
+    }
     if !outcome.unfinished.is_empty() {
         bail!(
             "some runs still fail after {} retries: {}; run the study again to retry them",
