@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import struct
 import sys
 import time
@@ -104,7 +105,7 @@ def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> D
         "metrics": epochs[-1]["test"],
         "epochs": epochs,
         "fingerprint": fingerprint,
-        "artifact": {"kind": "command", "name": f"reproml-python-torch-{torch.__version__}", "details": {"model": spec["model"]}},
+        "artifact": {"kind": "command", "name": rtorch.artifact_name(), "details": {"model": spec["model"]}},
     }
 
 
@@ -121,7 +122,17 @@ def parse_runs(text: str) -> List[int]:
     return [int(text)]
 
 
+def _with_hash_seed(argv) -> None:
+    """Python fixes its string hashing at start-up: when PYTHONHASHSEED is
+    not set, start this command again with PYTHONHASHSEED=0, so that no run
+    depends on a random hash seed (and the user need not remember it)."""
+    if argv is None and os.environ.get("PYTHONHASHSEED") is None:
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        os.execve(sys.executable, [sys.executable, "-m", "reproml.run", *sys.argv[1:]], env)
+
+
 def main(argv=None) -> int:
+    _with_hash_seed(argv)
     parser = argparse.ArgumentParser(prog="python -m reproml.run", description=__doc__.splitlines()[0])
     parser.add_argument("--server", required=True, help="URL of a running reproml server")
     parser.add_argument("--experiment", required=True)

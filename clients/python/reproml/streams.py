@@ -85,16 +85,45 @@ class Stream:
         return np.sqrt(-2.0 * np.log(1.0 - u[0::2])) * np.cos(2.0 * np.pi * u[1::2])
 
     def below(self, n: int) -> int:
-        limit = 2**64 - (2**64 % n)
-        while True:
-            x = int(self.u64(1)[0])
-            if x < limit:
-                return x % n
+        """A uniform integer in [0, n), by rejection (docs/protocol.md §3)."""
+        return int(self.below_many(np.array([n], dtype=np.uint64))[0])
+
+    def below_many(self, bounds: np.ndarray) -> np.ndarray:
+        """`below(b)` for each bound in turn, drawing exactly the words the
+        draws one by one would: a batch of candidates is drawn at once, and
+        after a rejected candidate (probability below n / 2**64 per draw) the
+        stream is rewound to just past it and the rest drawn again."""
+        bounds = np.asarray(bounds, dtype=np.uint64)
+        if bounds.size and int(bounds.min()) == 0:
+            raise ValueError("below(0): the range is empty")
+        out = np.empty(bounds.size, dtype=np.uint64)
+        done = 0
+        top = np.uint64(2**64 - 1)
+        while done < bounds.size:
+            rest = bounds[done:]
+            start = self.word
+            x = self.u64(rest.size)
+            # 2**64 mod n without 128-bit arithmetic, as the Rust engine does.
+            rem = (top % rest + np.uint64(1)) % rest
+            ok = x <= top - rem
+            if ok.all():
+                out[done:] = x % rest
+                break
+            k = int(np.argmin(ok))  # the first rejected candidate
+            out[done : done + k] = x[:k] % rest[:k]
+            self.word = start + 2 * (k + 1)
+            done += k
+        return out
 
     def permutation(self, n: int) -> list:
+        """Fisher-Yates from the top (§4): swap item i with item below(i+1)
+        for i = n-1 … 1. The draws come in one vectorised batch; only the
+        swaps, which depend on each other, run one by one."""
         a = list(range(n))
-        for i in range(n - 1, 0, -1):
-            j = self.below(i + 1)
+        if n < 2:
+            return a
+        picks = self.below_many(np.arange(n, 1, -1, dtype=np.uint64)).tolist()
+        for i, j in zip(range(n - 1, 0, -1), picks):
             a[i], a[j] = a[j], a[i]
         return a
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import random
+import subprocess
 import warnings
-from typing import Dict
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch as _torch
@@ -26,6 +28,10 @@ def configure(seed: int, threads: int = 1) -> Dict[str, str]:
     _torch.use_deterministic_algorithms(True)
     _torch.backends.cudnn.deterministic = True
     _torch.backends.cudnn.benchmark = False
+    # TF32 rounds float32 matrix products to 10 mantissa bits on Ampere and
+    # later GPUs: off, so a run's numbers do not depend on the GPU's generation.
+    _torch.backends.cuda.matmul.allow_tf32 = False
+    _torch.backends.cudnn.allow_tf32 = False
     _torch.set_num_threads(threads)
     return fingerprint()
 
@@ -56,6 +62,10 @@ def fingerprint() -> Dict[str, str]:
         "cpu": platform.processor() or platform.machine(),
         "threads": str(_torch.get_num_threads()),
         "deterministic": str(_torch.are_deterministic_algorithms_enabled()),
+        "cudnn_deterministic": str(_torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": str(_torch.backends.cudnn.benchmark),
+        "tf32": str(_torch.backends.cuda.matmul.allow_tf32 or _torch.backends.cudnn.allow_tf32),
+        "torch_package": " ".join(package_of_torch() or ("unknown", "")).strip(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "os": platform.platform(),
@@ -74,5 +84,42 @@ def fingerprint() -> Dict[str, str]:
 #: The fingerprint entries a run's results depend on (docs/protocol.md, "A
 #: variant is one artifact"); `dataset` (the digest of the data the run's
 #: splits came from) is filled in by `reproml.run`, which fetched them.
-FIXED_KEYS = ("torch", "torch_git", "numpy", "backend", "cuda", "cudnn", "gpu", "threads", "deterministic",
-              "dataset")
+FIXED_KEYS = ("torch", "torch_git", "torch_package", "numpy", "backend", "cuda", "cudnn", "gpu", "threads",
+              "deterministic", "cudnn_deterministic", "cudnn_benchmark", "tf32", "dataset")
+
+
+def package_of_torch() -> Optional[Tuple[str, str]]:
+    """The distribution package the imported torch comes from, with its
+    version: Debian's package database (`python3-torch 1.13.1+dfsg-4`),
+    else pip's metadata (`torch 2.5.1+cpu`); None when neither knows it.
+    `torch.__version__` alone does not identify a build: Debian's reports
+    1.13.0a0 with git revision "Unknown"."""
+    # Debian's package database first: its torch's own metadata says only
+    # "1.13.0a0+gitunknown". A torch in a virtual environment is no
+    # package's file, and pip's metadata names it.
+    try:
+        owner = subprocess.run(["dpkg-query", "-S", _torch.__file__], capture_output=True, text=True, timeout=10,
+                               check=True).stdout
+        package = owner.split(":", 1)[0].strip()
+        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True,
+                                 timeout=10, check=True).stdout.strip()
+        if package and version:
+            return (package, version)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return ("torch", importlib.metadata.version("torch"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def artifact_name() -> str:
+    """A name that identifies the PyTorch build a run used."""
+    git = str(getattr(_torch.version, "git_version", "") or "")
+    package = package_of_torch()
+    parts = [f"reproml-python-torch-{_torch.__version__}"]
+    if git and git != "Unknown":
+        parts.append(f"git {git[:12]}")
+    if package:
+        parts.append(f"{package[0]} {package[1]}")
+    return parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")

@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import numpy as np
 import pytest
 
 np = pytest.importorskip("numpy")
@@ -58,3 +59,31 @@ def test_dropout_refuses_probabilities_outside_0_1():
         with pytest.raises(ValueError):
             dropout_threshold(p)
     assert dropout_threshold(0.0) == 0
+
+
+def _below_one_by_one(stream: Stream, n: int) -> int:
+    """The protocol's rejection sampling, one candidate at a time."""
+    limit = 2**64 - (2**64 % n)
+    while True:
+        x = int(stream.u64(1)[0])
+        if x < limit:
+            return x % n
+
+
+def test_batched_draws_equal_one_by_one_draws_even_with_rejections():
+    # Bounds just above 2**63 reject about half the candidates, so the
+    # batch's rewind after a rejection is exercised many times.
+    bounds = [2**63 + 1, 7, 2**63 + 12345, 2**32, 1, 3 * 2**61] * 20
+    batched, single = Stream(5, "epoch-order", 1, 0), Stream(5, "epoch-order", 1, 0)
+    got = batched.below_many(np.array(bounds, dtype=np.uint64)).tolist()
+    want = [_below_one_by_one(single, b) for b in bounds]
+    assert got == want
+    assert batched.word == single.word, "both consumed the same words"
+    # And the next draw continues where the scalar one would.
+    assert batched.u64(3).tolist() == single.u64(3).tolist()
+
+
+def test_an_epoch_order_of_60000_is_a_permutation():
+    order = epoch_order(60_000, 42, 3)
+    assert sorted(order) == list(range(60_000))
+    assert order != list(range(60_000))

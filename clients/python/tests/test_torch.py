@@ -112,3 +112,19 @@ def test_training_through_dropout_without_a_stream_is_refused():
         layer(torch.ones(2, 4), None)
     with pytest.raises(ValueError):
         StreamDropout(1.0)
+
+
+def test_the_runner_sets_the_hash_seed_and_names_the_torch_build(server):  # noqa: F811
+    import os
+    import sys
+    client = Client(server)
+    client.create_experiment(dict(SPEC, id="hash", epochs=1, runs=1))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+    subprocess.run([sys.executable, "-m", "reproml.run", "--server", server, "--experiment", "hash", "--variant", "v"],
+                   check=True, capture_output=True, env=env)
+    run = client.runs("hash", "v")[0]
+    assert run["fingerprint"]["env.PYTHONHASHSEED"] == "0", "started again with a fixed hash seed"
+    assert run["fingerprint"]["tf32"] == "False"
+    name = run["artifact"]["name"]
+    assert name.startswith(f"reproml-python-torch-{torch.__version__}")
+    assert run["fingerprint"]["torch_package"] in name, "the package and its version name the build"
