@@ -1,7 +1,7 @@
 """`python -m reproml.run`: train an experiment's runs with PyTorch and post
 them, like `reproml run` does with burn.
 
-    python -m reproml.run --server URL --experiment ID --variant LABEL [--runs A-B]
+    python -m reproml.run --server URL --experiment ID --variant LABEL [--runs 0-3,7]
 """
 
 from __future__ import annotations
@@ -110,23 +110,41 @@ def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> D
 
 
 def parse_runs(text: str) -> List[int]:
-    """N, A..B (B excluded), A-B (B included) or a comma-separated list."""
-    if "," in text:
-        return [int(t) for t in text.split(",") if t.strip()]
-    if ".." in text:
-        a, b = text.split("..")
-        return list(range(int(a), int(b)))
-    if "-" in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(text)]
+    """A run selection, as `reproml run --runs` reads it: comma-separated
+    parts, each N (run N), A..B (B excluded) or A-B (B included); run
+    indices from 0. Ascending, without repeats."""
+    def bad() -> ValueError:
+        return ValueError(f"{text!r} is not a run selection; use run indices from 0: N, A..B (B excluded), "
+                          "A-B (B included), or a comma-separated list such as 0-3,7,9")
+
+    def number(t: str) -> int:
+        t = t.strip()
+        if not (t.isascii() and t.isdigit()) or int(t) >= 2**32 - 1:
+            raise bad()
+        return int(t)
+
+    runs = set()
+    for part in text.split(","):
+        if ".." in part:
+            a, b = part.split("..", 1)
+            lo, hi = number(a), number(b)
+        elif "-" in part:
+            a, b = part.split("-", 1)
+            lo, hi = number(a), number(b) + 1
+        else:
+            lo = number(part)
+            hi = lo + 1
+        if lo >= hi:
+            raise bad()
+        runs.update(range(lo, hi))
+    return sorted(runs)
 
 
 def _with_hash_seed(argv) -> None:
     """Python fixes its string hashing at start-up: when PYTHONHASHSEED is
     not set, start this command again with PYTHONHASHSEED=0, so that no run
     depends on a random hash seed (and the user need not remember it)."""
-    if argv is None and os.environ.get("PYTHONHASHSEED") is None:
+    if argv is None and not os.environ.get("PYTHONHASHSEED"):
         env = dict(os.environ, PYTHONHASHSEED="0")
         os.execve(sys.executable, [sys.executable, "-m", "reproml.run", *sys.argv[1:]], env)
 
@@ -137,13 +155,14 @@ def main(argv=None) -> int:
     parser.add_argument("--server", required=True, help="URL of a running reproml server")
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--variant", required=True, help="e.g. buggy or corrected")
-    parser.add_argument("--runs", help="N, A..B, A-B or a comma-separated list; all by default")
+    parser.add_argument("--runs", type=parse_runs, help="run indices from 0: N, A..B (B excluded), A-B (B included) "
+                        "or a comma-separated list such as 0-3,7,9; all of the experiment's runs by default")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--token", default=None)
     args = parser.parse_args(argv)
     client = Client(args.server, args.token)
     experiment = client.experiment(args.experiment)
-    wanted = parse_runs(args.runs) if args.runs else list(range(experiment["runs"]))
+    wanted = args.runs if args.runs is not None else list(range(experiment["runs"]))
     done = {r["run"] for r in client.runs(args.experiment, args.variant)}
     for run in wanted:
         if run in done:

@@ -17,7 +17,7 @@ import torch as _torch
 def configure(seed: int, threads: int = 1) -> Dict[str, str]:
     """Seeds every generator and asks PyTorch for deterministic algorithms;
     returns what was set, for the run's fingerprint."""
-    if "PYTHONHASHSEED" not in os.environ:
+    if not os.environ.get("PYTHONHASHSEED"):
         warnings.warn("PYTHONHASHSEED is not set: set it (e.g. to 0) before starting Python for hash-stable runs")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)

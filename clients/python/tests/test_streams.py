@@ -87,3 +87,16 @@ def test_an_epoch_order_of_60000_is_a_permutation():
     order = epoch_order(60_000, 42, 3)
     assert sorted(order) == list(range(60_000))
     assert order != list(range(60_000))
+
+
+def test_run_selections_read_as_the_rust_cli_reads_them():
+    pytest.importorskip("torch")
+    from reproml.run import parse_runs
+    cases = json.loads((pathlib.Path(__file__).resolve().parents[3] / "crates/reproml-core/tests/vectors/run-selections.json")
+                       .read_text())["cases"]
+    for case in cases:
+        if case["runs"] is None:
+            with pytest.raises(ValueError):
+                parse_runs(case["text"])
+        else:
+            assert parse_runs(case["text"]) == case["runs"], case["text"]

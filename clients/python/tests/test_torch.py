@@ -128,3 +128,32 @@ def test_the_runner_sets_the_hash_seed_and_names_the_torch_build(server):  # noq
     name = run["artifact"]["name"]
     assert name.startswith(f"reproml-python-torch-{torch.__version__}")
     assert run["fingerprint"]["torch_package"] in name, "the package and its version name the build"
+
+
+def test_a_study_of_two_python_environments_reports_the_thread_count(server, tmp_path):  # noqa: F811
+    """Two sides run by the Python client: the same PyTorch at 1 and at 2
+    threads. The thread count must show as a runtime difference, and the
+    verdict must never be "not triggered" when the runs differ."""
+    import sys
+    import pathlib
+    client_dir = pathlib.Path(__file__).resolve().parents[1]
+    study = tmp_path / "threads.toml"
+    study.write_text(
+        'name = "thr"\nruns = 3\nsides = ["one", "two"]\n'
+        '[base]\nmodel = "lenet5"\nchallenge = "digits"\nepochs = 1\n'
+        '[[bug]]\nid = "lenet"\n[bug.sides]\n'
+        f'one = {{ kind = "python", python = "{sys.executable}", threads = 1, env = {{ PYTHONPATH = "{client_dir}" }} }}\n'
+        f'two = {{ kind = "python", python = "{sys.executable}", threads = 2, env = {{ PYTHONPATH = "{client_dir}" }} }}\n')
+    out = subprocess.run([BINARY, "study", "run", str(study), "--server", server, "--out", str(tmp_path / "report")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "thr-lenet / two: trained by PyTorch through" in out.stderr, out.stderr
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    c = report["comparisons"][0]
+    assert (c["baseline"], c["treatment"]) == ("one", "two")
+    differs = {d["key"]: (d["baseline"], d["treatment"]) for d in c["fingerprint_differences"]}
+    assert differs.get("threads") == (["1"], ["2"]), differs
+    # PyTorch at 2 threads does not repeat its runs at 1 thread.
+    assert c["identical_pairs"] < c["pairs"], c
+    assert c["verdict"] != "not-triggered"
+    assert "possible confound" in out.stdout, out.stdout

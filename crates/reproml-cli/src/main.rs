@@ -6,7 +6,6 @@ mod connect;
 mod files;
 mod output;
 mod progress;
-mod selection;
 
 use std::process::ExitCode;
 

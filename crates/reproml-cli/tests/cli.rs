@@ -129,7 +129,7 @@ fn seeds_json_lists_per_run_and_fixed_seeds() {
         "demo",
         "--master-seed",
         "42",
-        "--runs",
+        "--count",
         "4",
         "--json",
     ]);
@@ -152,7 +152,7 @@ fn seeds_json_lists_per_run_and_fixed_seeds() {
         "demo",
         "--master-seed",
         "42",
-        "--runs",
+        "--count",
         "4",
         "--policy",
         "fixed",
@@ -177,7 +177,7 @@ fn seeds_rejects_bad_arguments() {
             "a/b",
             "--master-seed",
             "1",
-            "--runs",
+            "--count",
             "2",
         ][..],
         &[
@@ -186,7 +186,7 @@ fn seeds_rejects_bad_arguments() {
             "a",
             "--master-seed",
             "-1",
-            "--runs",
+            "--count",
             "2",
         ],
         &[
@@ -195,7 +195,7 @@ fn seeds_rejects_bad_arguments() {
             "a",
             "--master-seed",
             "1",
-            "--runs",
+            "--count",
             "0",
         ],
         &[
@@ -204,7 +204,7 @@ fn seeds_rejects_bad_arguments() {
             "a",
             "--master-seed",
             "1",
-            "--runs",
+            "--count",
             "2",
             "--policy",
             "often",
@@ -567,7 +567,7 @@ fn compare_runs_selects_the_first_runs_of_every_side() {
     assert_eq!(json["comparisons"][0]["n"], 4);
     assert_eq!(json["comparisons"][0]["pairs"], 4);
     let out = reproml(&["compare", "--csv", csv.to_str().unwrap(), "--runs", "4..2"]);
-    assert!(text(&out.stderr).contains("is not a run range"));
+    assert!(text(&out.stderr).contains("is not a run selection"));
     let out = reproml(&["compare", "--csv", csv.to_str().unwrap(), "--margin", "-1"]);
     assert!(text(&out.stderr).contains("must be a positive number"));
 }

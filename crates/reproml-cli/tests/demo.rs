@@ -8,7 +8,7 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
     let dir = std::env::temp_dir().join(format!("reproml-demo-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
-        .args(["demo", "--runs", "8", "--epochs", "6", "--dir"])
+        .args(["demo", "--count", "8", "--epochs", "6", "--dir"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -46,7 +46,7 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
 
     // Running it again resumes: nothing is retrained, the answer is the same.
     let again = Command::new(env!("CARGO_BIN_EXE_reproml"))
-        .args(["demo", "--runs", "8", "--epochs", "6", "--dir"])
+        .args(["demo", "--count", "8", "--epochs", "6", "--dir"])
         .arg(&dir)
         .output()
         .unwrap();

@@ -12,6 +12,7 @@ pub mod id;
 pub mod metrics;
 pub mod run;
 pub mod seed;
+pub mod selection;
 pub mod spec;
 pub mod split;
 pub mod stream;

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use reproml_api::runs_csv::RunSummary;
 use reproml_core::metrics::Metric;
+use reproml_core::selection::RunSelection;
 use reproml_core::{RunIndex, SeedPolicy};
 use reproml_stats::{
     CliffMagnitude, Descriptives, HodgesLehmann, MannWhitneyOptions, WilcoxonOptions,
@@ -39,9 +40,9 @@ pub struct CompareOptions {
     /// units, that counts as no practical difference (default
     /// [`DEFAULT_MARGIN`]).
     pub margin: Option<f64>,
-    /// Compare only the runs whose indices fall in this range (e.g. the
-    /// first 10 of 30); recorded in the report.
-    pub selection: Option<std::ops::Range<u32>>,
+    /// Compare only these runs (e.g. the first 10 of 30); recorded in the
+    /// report.
+    pub selection: Option<RunSelection>,
 }
 
 /// How much the spreads of two sides may differ (ratio of standard
@@ -300,8 +301,9 @@ pub struct Report {
     /// whose trajectories differ (identical ones are decided by their
     /// digests, not by a test).
     pub tests: usize,
-    /// The runs compared when not all (`A..B`, B excluded).
-    pub selection: Option<std::ops::Range<u32>>,
+    /// The runs compared when not all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<RunSelection>,
     /// Every experiment's variants.
     pub experiments: Vec<ExperimentSides>,
     /// Every comparison made.
@@ -527,7 +529,7 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
         .filter(|r| {
             opts.selection
                 .as_ref()
-                .is_none_or(|range| range.contains(&r.run.get()))
+                .is_none_or(|selection| selection.contains(r.run.get()))
         })
         .cloned()
         .collect();

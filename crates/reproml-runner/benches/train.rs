@@ -129,7 +129,7 @@ fn parallel_child(jobs: u32) {
     let plan = VariantPlan {
         experiment: &experiment,
         variant: &variant,
-        runs: RunIndex::new(0)..RunIndex::new(4),
+        runs: reproml_core::selection::RunSelection::first(4),
         jobs,
         threads: 1,
         fault: &Fault::None,

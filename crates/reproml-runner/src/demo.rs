@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use reproml_client::Client;
 use reproml_core::fault::Fault;
+use reproml_core::selection::RunSelection;
 use reproml_core::spec::SplitRule;
 use reproml_core::split::SubsetLimits;
-use reproml_core::{ExperimentSpec, RunIndex, VariantLabel};
+use reproml_core::{ExperimentSpec, VariantLabel};
 use reproml_report::{CompareOptions, Report, RunSummary, Verdict, compare};
 
 use crate::pool::{VariantPlan, threads_per_run, train_variant};
@@ -168,7 +169,7 @@ pub fn train(
             let plan = VariantPlan {
                 experiment: &experiment,
                 variant: &variant,
-                runs: RunIndex::new(0)..RunIndex::new(size.runs),
+                runs: RunSelection::first(size.runs),
                 jobs: size.jobs,
                 threads: threads_per_run(size.jobs, None),
                 fault: &fault,

@@ -188,16 +188,16 @@ pub enum RunnerError {
     #[error("at least one job is needed to train runs (got --jobs 0)")]
     NoWorkers,
     /// Runs outside the experiment were asked for.
-    #[error("experiment {experiment} has runs 0..{runs}; {start}..{end} is out of range")]
+    #[error(
+        "experiment {experiment} has runs 0..{runs} (run indices from 0); runs {selection} reach beyond them"
+    )]
     RunsOutOfRange {
         /// The experiment.
         experiment: ExperimentId,
         /// Its run count.
         runs: u32,
-        /// First run asked for.
-        start: RunIndex,
-        /// One past the last run asked for.
-        end: RunIndex,
+        /// The runs asked for.
+        selection: reproml_core::selection::RunSelection,
     },
     /// The runs would be trained by another artifact than the variant's.
     #[error(

@@ -5,11 +5,11 @@
 //! reported in the outcome for the caller to retry.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::ops::Range;
 use std::sync::Mutex;
 
 use reproml_client::{Client, Experiment, RecordedRun};
 use reproml_core::fault::Fault;
+use reproml_core::selection::RunSelection;
 use reproml_core::{RunIndex, VariantLabel};
 
 use crate::run::train_run;
@@ -23,7 +23,7 @@ pub struct VariantPlan<'a> {
     /// The variant the results are recorded under.
     pub variant: &'a VariantLabel,
     /// Runs wanted (recorded ones are skipped).
-    pub runs: Range<RunIndex>,
+    pub runs: RunSelection,
     /// Runs trained in parallel.
     pub jobs: u32,
     /// Kernel threads of each run.
@@ -54,17 +54,15 @@ pub fn missing_runs(
     client: &Client,
     experiment: &Experiment,
     variant: &VariantLabel,
-    wanted: Range<RunIndex>,
+    wanted: &RunSelection,
 ) -> Result<Vec<RunIndex>, RunnerError> {
     let recorded = client.runs(&experiment.spec.id, Some(variant))?;
     Ok(missing_of(&recorded, wanted))
 }
 
-fn missing_of(recorded: &[RecordedRun], wanted: Range<RunIndex>) -> Vec<RunIndex> {
+fn missing_of(recorded: &[RecordedRun], wanted: &RunSelection) -> Vec<RunIndex> {
     let done: BTreeSet<RunIndex> = recorded.iter().map(|r| r.run).collect();
-    RunIndex::span(wanted)
-        .filter(|r| !done.contains(r))
-        .collect()
+    wanted.iter().filter(|r| !done.contains(r)).collect()
 }
 
 /// Refuses to train runs whose artifact is not the variant's: the server
@@ -118,18 +116,17 @@ pub fn train_variant(
     if plan.jobs == 0 {
         return Err(RunnerError::NoWorkers);
     }
-    if plan.runs.end.get() > spec.runs {
+    if plan.runs.end() > spec.runs {
         return Err(RunnerError::RunsOutOfRange {
             experiment: id.clone(),
             runs: spec.runs,
-            start: plan.runs.start,
-            end: plan.runs.end,
+            selection: plan.runs.clone(),
         });
     }
     let recorded = client.runs(id, Some(plan.variant))?;
     check_artifact(plan.experiment, plan.variant, &recorded, plan.fault)?;
-    let todo: VecDeque<RunIndex> = missing_of(&recorded, plan.runs.clone()).into();
-    let skipped = RunIndex::span(plan.runs.clone()).count() - todo.len();
+    let todo: VecDeque<RunIndex> = missing_of(&recorded, &plan.runs).into();
+    let skipped = plan.runs.len() - todo.len();
     if skipped > 0 {
         observer.event(Event::Skipped {
             experiment: id.clone(),

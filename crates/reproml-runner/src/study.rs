@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use reproml_client::{Client, Experiment};
 use reproml_core::fault::Fault;
+use reproml_core::selection::RunSelection;
 use reproml_core::{ExperimentId, RunIndex, VariantLabel};
 use reproml_study::{ArtifactSpec, Study};
 
@@ -66,14 +67,17 @@ pub fn run_study(
                         command,
                         env,
                     };
-                    let mut failed = side.run(client, study.runs, observer)?;
-                    for _ in 0..study.retries {
-                        if failed.is_empty() {
-                            break;
-                        }
-                        failed = side.run(client, study.runs, observer)?;
-                    }
-                    failed
+                    side.run_with_retries(client, study, observer)?
+                }
+                ArtifactSpec::Python { env, .. } => {
+                    let command = artifact.python_command().unwrap_or_default();
+                    let side = CommandSide {
+                        experiment: &experiment,
+                        variant,
+                        command: &command,
+                        env,
+                    };
+                    side.run_with_retries(client, study, observer)?
                 }
             };
             if !failed.is_empty() {
@@ -92,6 +96,12 @@ fn describe(artifact: &ArtifactSpec) -> String {
         ArtifactSpec::Builtin { fault: None } => "the built-in engine".into(),
         ArtifactSpec::Builtin { fault: Some(f) } => format!("the built-in engine with fault {f}"),
         ArtifactSpec::Command { command, .. } => format!("command `{command}`"),
+        ArtifactSpec::Python {
+            python, threads, ..
+        } => format!(
+            "PyTorch through `{python} -m reproml.run` at {} thread(s)",
+            threads.unwrap_or(1)
+        ),
     }
 }
 
@@ -109,7 +119,7 @@ fn builtin(
     let plan = VariantPlan {
         experiment,
         variant,
-        runs: RunIndex::new(0)..RunIndex::new(study.runs),
+        runs: RunSelection::first(study.runs),
         jobs,
         threads: threads_per_run(jobs, None),
         fault,
@@ -139,6 +149,24 @@ struct CommandSide<'a> {
 }
 
 impl CommandSide<'_> {
+    /// Runs the command for the missing runs, then again for those still
+    /// missing, up to the study's retries; returns the runs still missing.
+    fn run_with_retries(
+        &self,
+        client: &Client,
+        study: &Study,
+        observer: &dyn Observer,
+    ) -> Result<Vec<RunIndex>, RunnerError> {
+        let mut failed = self.run(client, study.runs, observer)?;
+        for _ in 0..study.retries {
+            if failed.is_empty() {
+                break;
+            }
+            failed = self.run(client, study.runs, observer)?;
+        }
+        Ok(failed)
+    }
+
     /// Runs the command once for the missing runs; returns those still
     /// missing afterwards.
     fn run(
@@ -148,8 +176,8 @@ impl CommandSide<'_> {
         observer: &dyn Observer,
     ) -> Result<Vec<RunIndex>, RunnerError> {
         let id = &self.experiment.spec.id;
-        let all = RunIndex::new(0)..RunIndex::new(runs);
-        let todo = missing_runs(client, self.experiment, self.variant, all.clone())?;
+        let all = RunSelection::first(runs);
+        let todo = missing_runs(client, self.experiment, self.variant, &all)?;
         let skipped = runs as usize - todo.len();
         if skipped > 0 {
             observer.event(Event::Skipped {
@@ -183,13 +211,15 @@ impl CommandSide<'_> {
                 status: status.to_string(),
             });
         }
-        missing_runs(client, self.experiment, self.variant, all)
+        missing_runs(client, self.experiment, self.variant, &all)
     }
 }
 
 /// A `command` artifact's line with its placeholders filled in:
-/// `{server}`, `{experiment}`, `{variant}` and `{runs}` (a comma-separated
-/// list of the missing runs), in one pass, every value quoted for `sh`.
+/// `{server}`, `{experiment}`, `{variant}` and `{runs}` (the missing runs
+/// as a run selection, e.g. `0,2-3`, which `reproml run --runs` and
+/// `python -m reproml.run --runs` both read), in one pass, every value
+/// quoted for `sh`.
 ///
 /// ```
 /// use reproml_core::RunIndex;
@@ -201,7 +231,7 @@ impl CommandSide<'_> {
 ///     &"buggy".parse().unwrap(),
 ///     &[0, 2, 3].map(RunIndex::new),
 /// );
-/// assert_eq!(line, "client --url 'http://127.0.0.1:7878' -e 's-b1' -v 'buggy' -r '0,2,3'");
+/// assert_eq!(line, "client --url 'http://127.0.0.1:7878' -e 's-b1' -v 'buggy' -r '0,2-3'");
 /// ```
 pub fn command_line(
     template: &str,
@@ -210,11 +240,7 @@ pub fn command_line(
     variant: &VariantLabel,
     runs: &[RunIndex],
 ) -> String {
-    let list = runs
-        .iter()
-        .map(RunIndex::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = RunSelection::from_indices(runs.iter().map(|r| r.get())).to_string();
     reproml_study::template::fill(
         template,
         &[

@@ -55,8 +55,8 @@ fn experiment(client: &Client) -> Experiment {
     client.create_experiment(&spec).unwrap().0
 }
 
-fn runs(range: std::ops::Range<u32>) -> std::ops::Range<RunIndex> {
-    RunIndex::new(range.start)..RunIndex::new(range.end)
+fn runs(range: std::ops::Range<u32>) -> reproml_core::selection::RunSelection {
+    reproml_core::selection::RunSelection::from_indices(range)
 }
 
 #[test]

@@ -179,7 +179,7 @@ fn every_flipped_byte_is_rejected_and_nothing_is_recorded() {
     let plan = VariantPlan {
         experiment: &experiment,
         variant: &variant,
-        runs: run..RunIndex::new(1),
+        runs: reproml_core::selection::RunSelection::from_indices([run.get()]),
         jobs: 1,
         threads: 1,
         fault: &Fault::None,

@@ -48,7 +48,7 @@ pub enum ArtifactSpec {
     },
     /// Any client, run as `sh -c COMMAND` with `{server}` (the server's
     /// URL), `{experiment}`, `{variant}` and `{runs}` (the missing runs, as
-    /// `A-B` or a comma-separated list) substituted; the client fetches its
+    /// a run selection such as `0-3,7`) substituted; the client fetches its
     /// data and posts its results itself.
     Command {
         /// The command line.
@@ -57,6 +57,47 @@ pub enum ArtifactSpec {
         #[serde(default)]
         env: std::collections::BTreeMap<String, String>,
     },
+    /// A Python environment with ReproduceML's Python client and PyTorch:
+    /// its interpreter runs `python -m reproml.run` for the missing runs
+    /// (`{ kind = "python", python = "venv-2.5/bin/python" }`).
+    Python {
+        /// The interpreter, e.g. a virtual environment's `bin/python`.
+        python: String,
+        /// PyTorch's thread count (the runner's `--threads`; default 1).
+        /// Results depend on it, so it is part of the side.
+        #[serde(default)]
+        threads: Option<u32>,
+        /// Environment variables for the interpreter.
+        #[serde(default)]
+        env: std::collections::BTreeMap<String, String>,
+    },
+}
+
+impl ArtifactSpec {
+    /// The command template a `python` side runs; `None` for other kinds.
+    ///
+    /// ```
+    /// use reproml_study::ArtifactSpec;
+    /// let side = ArtifactSpec::Python { python: "/opt/v 2/bin/python".into(), threads: Some(2), env: Default::default() };
+    /// assert_eq!(
+    ///     side.python_command().unwrap(),
+    ///     "'/opt/v 2/bin/python' -m reproml.run --server {server} --experiment {experiment} \
+    ///      --variant {variant} --runs {runs} --threads 2"
+    /// );
+    /// ```
+    pub fn python_command(&self) -> Option<String> {
+        match self {
+            ArtifactSpec::Python {
+                python, threads, ..
+            } => Some(format!(
+                "{} -m reproml.run --server {{server}} --experiment {{experiment}} \
+                 --variant {{variant}} --runs {{runs}} --threads {}",
+                crate::template::shell_quote(python),
+                threads.unwrap_or(1)
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// One bug of a study: the artifact of each side.
@@ -377,6 +418,21 @@ mod tests {
         assert_eq!(study.comparisons, Comparisons::AllPairs);
         let burn = study.bugs[0].artifact(&"burn".parse().unwrap()).unwrap();
         assert_eq!(burn, &ArtifactSpec::Builtin { fault: None });
+        let python = RELEASES.replace(
+            "\"torch-2.15\" = { kind = \"command\", command = \"venv/bin/python train.py\" }",
+            "\"torch-2.15\" = { kind = \"python\", python = \"venv/bin/python\", threads = 2 }",
+        );
+        let study = Study::from_toml(&python, "r.toml").unwrap();
+        let side = study.bugs[0]
+            .artifact(&"torch-2.15".parse().unwrap())
+            .unwrap();
+        assert!(
+            side.python_command()
+                .unwrap()
+                .ends_with("--runs {runs} --threads 2")
+        );
+        let typo = python.replace("threads = 2", "thread = 2");
+        assert!(Study::from_toml(&typo, "r").is_err());
 
         let missing = RELEASES.replace("burn = { kind = \"builtin\" }\n", "");
         let err = Study::from_toml(&missing, "r").unwrap_err().to_string();

@@ -46,11 +46,11 @@ pub struct Source {
     /// Use every run instead of truncating both variants to the smaller number.
     #[arg(long)]
     all_runs: bool,
-    /// Compare only these runs of every variant: `A..B` (B excluded), `A-B`
-    /// (B included) or `N`; e.g. `--runs 0..10` shows what the first ten
-    /// runs of each side conclude.
-    #[arg(long, value_parser = crate::selection::parse_range)]
-    runs: Option<std::ops::Range<u32>>,
+    /// Compare only these runs of every variant, as run indices from 0:
+    /// `N`, `A..B` (B excluded), `A-B` (B included) or a comma-separated
+    /// list; e.g. `--runs 0..10` for the first ten runs of each side.
+    #[arg(long)]
+    runs: Option<reproml_core::selection::RunSelection>,
     /// Significance level of the verdicts (after Holm's correction).
     #[arg(long, default_value_t = 0.05, value_parser = significance, allow_negative_numbers = true)]
     alpha: f64,
@@ -155,11 +155,11 @@ impl Source {
             });
         }
         let mut expected = expected;
-        if let Some(range) = &self.runs {
+        if let Some(selection) = &self.runs {
             // † marks runs missing from the selection; the report says
             // which runs it compares.
             for planned in expected.values_mut() {
-                *planned = (*planned).min(range.end).saturating_sub(range.start);
+                *planned = selection.below(*planned).len() as u32;
             }
         }
         if rows.is_empty() {

@@ -34,9 +34,10 @@ pub struct DemoArgs {
     /// Data set.
     #[arg(long, value_enum, default_value = "digits")]
     data: DemoDataArg,
-    /// Runs per variant.
+    /// Runs per variant (a number of runs; `--runs` selects run indices
+    /// elsewhere).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(3..=1000))]
-    runs: u32,
+    count: u32,
     /// Epochs per run (30 trains LeNet-5 to about 98 % on digits).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100))]
     epochs: u32,
@@ -55,7 +56,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             DemoDataArg::Digits => DemoData::Digits,
             DemoDataArg::FashionMnist => DemoData::FashionMnist,
         },
-        runs: args.runs,
+        runs: args.count,
         epochs: args.epochs,
         jobs: args
             .jobs
@@ -66,7 +67,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     println!(
         "ReproduceML demo: three comparisons of {} runs per variant, LeNet-5 on {}, {} epochs each.\n\
          Database: {} (an interrupted demo resumes from it)\n",
-        args.runs,
+        args.count,
         match args.data {
             DemoDataArg::Digits => "the built-in digits",
             DemoDataArg::FashionMnist => "Fashion-MNIST",
@@ -77,7 +78,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let connection = ServerArgs::embedded(db.clone(), Some(2026)).connect()?;
     let client = &connection.client;
     let failures = reproml_runner::demo::train(client, &size, &Bars::new(false)).map_err(|e| {
-        // An earlier demo with other --runs or --epochs holds the same
+        // An earlier demo with other --count or --epochs holds the same
         // experiments with other attributes.
         let conflict = matches!(&e, RunnerError::Client(c)
             if c.code() == Some(ProblemCode::ExperimentConflict));

@@ -1,11 +1,10 @@
 //! `reproml run`: train an experiment's runs for one variant and report them.
 
-use std::ops::Range;
-
 use anyhow::{Result, bail};
 use clap::Args;
+use reproml_core::VariantLabel;
 use reproml_core::fault::Fault;
-use reproml_core::{RunIndex, VariantLabel};
+use reproml_core::selection::RunSelection;
 use reproml_runner::{VariantPlan, threads_per_run, train_variant};
 
 use crate::connect::{ExperimentArgs, ServerArgs};
@@ -21,10 +20,11 @@ pub struct RunArgs {
     /// The variant (evaluation type) these runs belong to, e.g. buggy or corrected.
     #[arg(long)]
     variant: VariantLabel,
-    /// Runs to train: `N`, `A..B` (B excluded) or `A-B` (B included); all
-    /// of the experiment's runs when left out.
-    #[arg(long, value_parser = crate::selection::parse_range)]
-    runs: Option<Range<u32>>,
+    /// Runs to train, as run indices from 0: `N`, `A..B` (B excluded),
+    /// `A-B` (B included) or a comma-separated list (`0-3,7,9`); all of the
+    /// experiment's runs when left out.
+    #[arg(long)]
+    runs: Option<RunSelection>,
     /// Runs trained in parallel; the results are bit-identical to --jobs 1.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: u32,
@@ -50,10 +50,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let plan = VariantPlan {
         experiment: &experiment,
         variant: &args.variant,
-        runs: {
-            let r = args.runs.clone().unwrap_or(0..experiment.spec.runs);
-            RunIndex::new(r.start)..RunIndex::new(r.end)
-        },
+        runs: args
+            .runs
+            .clone()
+            .unwrap_or_else(|| RunSelection::first(experiment.spec.runs)),
         jobs: args.jobs,
         threads: threads_per_run(args.jobs, args.threads),
         fault: &args.fault,

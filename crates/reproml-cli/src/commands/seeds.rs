@@ -14,9 +14,9 @@ pub struct SeedsArgs {
     /// The master seed the server derives every experiment's seeds from.
     #[arg(long)]
     master_seed: u64,
-    /// How many runs to list.
+    /// How many runs to list (runs 0 … COUNT−1).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=reproml_core::spec::MAX_RUNS as i64))]
-    runs: u32,
+    count: u32,
     /// Seed policy: per-run (run i gets s_i) or fixed (every run gets s_0).
     #[arg(long, default_value = "per-run", value_parser = parse_policy)]
     policy: SeedPolicy,
@@ -49,7 +49,7 @@ fn parse_policy(s: &str) -> Result<SeedPolicy, String> {
 
 /// Runs `reproml seeds`.
 pub fn run(args: &SeedsArgs) -> Result<()> {
-    let runs = RunIndex::first(args.runs)
+    let runs = RunIndex::first(args.count)
         .map(|run| RunSeed {
             run,
             seed: seed::run_seed(args.master_seed, &args.experiment, args.policy, run),
