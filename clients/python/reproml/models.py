@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .streams import Stream, dropout_mask, dropout_threshold
+from .streams import (Stream, dropout_mask, dropout_threshold, first_words_of_each, normal_of, stream_key, u64_of,
+                      unit_of)
 
 
 class StreamDropout(nn.Module):
@@ -78,21 +79,39 @@ class Net(nn.Module):
     def initialise(self, seed: int) -> None:
         """Parameter i from stream (seed, "weight-init", 0, i), as the Rust client."""
         params = dict(self.named_parameters())
+        plan = []
+        for i, (name, rule, value) in enumerate(self.inits):
+            p = params[name]
+            linear_weight = p.dim() == 2
+            shape = tuple(reversed(p.shape)) if linear_weight else tuple(p.shape)
+            count = int(np.prod(shape))
+            # Words each rule draws: 4 per normal value (two u64), 2 per
+            # uniform one (one u64), none for zeros.
+            words = {"normal": 4 * count, "uniform": 2 * count}.get(rule, 0)
+            plan.append((p, linear_weight, shape, count, rule, value, stream_key(seed, "weight-init", 0, i), words))
+        # Small models: every parameter's stream in one vectorised pass (the
+        # cost of a NumPy call, not of a block, dominates them); large ones
+        # parameter by parameter, to bound memory.
+        total = sum(words for *_, words in plan)
+        drawn = (first_words_of_each([key for *_, key, _ in plan], [w for *_, w in plan])
+                 if total <= _BATCHED_INIT_WORDS else [None] * len(plan))
         with torch.no_grad():
-            for i, (name, rule, value) in enumerate(self.inits):
-                p = params[name]
-                linear_weight = p.dim() == 2
-                shape = tuple(reversed(p.shape)) if linear_weight else tuple(p.shape)
-                count = int(np.prod(shape))
-                stream = Stream(seed, "weight-init", 0, i)
+            for (p, linear_weight, shape, count, rule, value, key, words), w in zip(plan, drawn):
+                if w is None:
+                    w = Stream.from_key(key).words(words)
                 if rule == "normal":
-                    values = stream.standard_normal(count) * value
+                    values = normal_of(unit_of(u64_of(w))) * value
                 elif rule == "uniform":
-                    values = (2.0 * stream.unit_f64(count) - 1.0) * value
+                    values = (2.0 * unit_of(u64_of(w)) - 1.0) * value
                 else:
                     values = np.zeros(count)
                 array = values.astype(np.float32).reshape(shape)
                 p.copy_(torch.from_numpy(array.T.copy() if linear_weight else array))
+
+
+#: Up to this many words (16 MB), a model's initial weights are drawn in
+#: one pass.
+_BATCHED_INIT_WORDS = 1 << 22
 
 
 def _build(input_shape, classes, spec):

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from . import torch as rtorch
 from .client import Client, Split
 from .metrics import confusion_matrix, metrics_of
-from .models import build
-from .streams import Stream, epoch_order
+from .models import StreamDropout, build
+from .streams import Stream, epoch_orders
 
 
 def prepare(split: Split):
@@ -76,17 +76,20 @@ def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> D
     optimizer = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o["momentum"], dampening=0.0,
                                 weight_decay=o["weight_decay"])
     sorted_positions = np.argsort(idx, kind="stable")
+    has_dropout = any(isinstance(m, StreamDropout) for m in model.modules())
     batch = spec["batch"]["train"]
     epochs = []
+    orders = epoch_orders(len(idx), seed, range(spec["epochs"]))
     for epoch in range(spec["epochs"]):
-        order = sorted_positions[np.array(epoch_order(len(idx), seed, epoch), dtype=np.int64)]
+        order = sorted_positions[np.array(orders[epoch], dtype=np.int64)]
         model.train()
         losses = []
         for step, start in enumerate(range(0, len(order), batch)):
             positions = torch.from_numpy(order[start : start + batch])
             # One stream per batch, shared by all dropout layers in order: the
-            # Rust trainer's masks (docs/protocol.md section 5).
-            masks = Stream(seed, "dropout", epoch, step)
+            # Rust trainer's masks (docs/protocol.md section 5); none for a
+            # model without dropout.
+            masks = Stream(seed, "dropout", epoch, step) if has_dropout else None
             optimizer.zero_grad()
             loss = F.nll_loss(model(x_train[positions], masks), y_train[positions])
             loss.backward()

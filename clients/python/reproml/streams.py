@@ -30,14 +30,9 @@ def _rotl(x: np.ndarray, n: int) -> np.ndarray:
     return (x << np.uint32(n)) | (x >> np.uint32(32 - n))
 
 
-def _blocks(key: bytes, first: int, count: int) -> np.ndarray:
-    """`count` ChaCha20 blocks from block `first`, as 16 words each."""
-    state = np.zeros((count, 16), dtype=np.uint32)
-    state[:, 0:4] = _CONSTANTS
-    state[:, 4:12] = np.frombuffer(key, dtype="<u4")
-    counters = np.arange(first, first + count, dtype=np.uint64)
-    state[:, 12] = (counters & 0xFFFFFFFF).astype(np.uint32)
-    state[:, 13] = (counters >> np.uint64(32)).astype(np.uint32)
+def _chacha20(state: np.ndarray) -> np.ndarray:
+    """The ChaCha20 block function on every row of `state` ([blocks, 16]
+    words: constants, key, counter, nonce) at once."""
     x = state.copy()
 
     def quarter(a: int, b: int, c: int, d: int) -> None:
@@ -58,12 +53,77 @@ def _blocks(key: bytes, first: int, count: int) -> np.ndarray:
     return x
 
 
+def _state(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
+    """Block states for row-wise keys ([blocks, 8] words) and counters."""
+    state = np.zeros((len(counters), 16), dtype=np.uint32)
+    state[:, 0:4] = _CONSTANTS
+    state[:, 4:12] = keys
+    state[:, 12] = (counters & 0xFFFFFFFF).astype(np.uint32)
+    state[:, 13] = (counters >> np.uint64(32)).astype(np.uint32)
+    return state
+
+
+def _blocks(key: bytes, first: int, count: int) -> np.ndarray:
+    """`count` ChaCha20 blocks from block `first`, as 16 words each."""
+    counters = np.arange(first, first + count, dtype=np.uint64)
+    keys = np.broadcast_to(np.frombuffer(key, dtype="<u4"), (count, 8))
+    return _chacha20(_state(keys, counters))
+
+
+def _first_words(keys: list, words: int) -> np.ndarray:
+    """The first `words` keystream words of each of `keys`, [len(keys),
+    words], in one vectorised pass: NumPy's cost per call, not per block,
+    dominates small streams, so many streams are cheaper together."""
+    blocks = (words + 15) // 16
+    key_words = np.frombuffer(b"".join(keys), dtype="<u4").reshape(len(keys), 8)
+    counters = np.tile(np.arange(blocks, dtype=np.uint64), len(keys))
+    out = _chacha20(_state(np.repeat(key_words, blocks, axis=0), counters))
+    return out.reshape(len(keys), blocks * 16)[:, :words]
+
+
+def first_words_of_each(keys: list, words: list) -> list:
+    """The first `words[i]` keystream words of stream `keys[i]`, for streams
+    of different lengths, in one vectorised pass."""
+    blocks = [(w + 15) // 16 for w in words]
+    key_words = np.frombuffer(b"".join(keys), dtype="<u4").reshape(len(keys), 8)
+    counters = np.concatenate([np.arange(b, dtype=np.uint64) for b in blocks])
+    flat = _chacha20(_state(np.repeat(key_words, blocks, axis=0), counters)).reshape(-1)
+    out, offset = [], 0
+    for b, w in zip(blocks, words):
+        out.append(flat[offset * 16 : offset * 16 + w])
+        offset += b
+    return out
+
+
+def u64_of(words: np.ndarray) -> np.ndarray:
+    """Pairs of words as u64, low word first (§2)."""
+    w = words.astype(np.uint64)
+    return w[0::2] | (w[1::2] << np.uint64(32))
+
+
+def unit_of(u64: np.ndarray) -> np.ndarray:
+    """Doubles in [0, 1): (u64 >> 11) · 2⁻⁵³ (§3)."""
+    return (u64 >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def normal_of(unit: np.ndarray) -> np.ndarray:
+    """Box-Muller, cosine branch, from pairs of unit doubles (§3)."""
+    return np.sqrt(-2.0 * np.log(1.0 - unit[0::2])) * np.cos(2.0 * np.pi * unit[1::2])
+
+
 class Stream:
     """A stream's keystream words, read in order."""
 
     def __init__(self, seed: int, purpose: str, epoch: int = 0, step: int = 0) -> None:
         self.key = stream_key(seed, purpose, epoch, step)
         self.word = 0  # words consumed
+
+    @classmethod
+    def from_key(cls, key: bytes) -> "Stream":
+        """The stream of a key computed already (`stream_key`)."""
+        stream = cls.__new__(cls)
+        stream.key, stream.word = key, 0
+        return stream
 
     def words(self, n: int) -> np.ndarray:
         """The next `n` 32-bit words."""
@@ -74,15 +134,13 @@ class Stream:
         return out
 
     def u64(self, n: int) -> np.ndarray:
-        w = self.words(2 * n).astype(np.uint64)
-        return w[0::2] | (w[1::2] << np.uint64(32))
+        return u64_of(self.words(2 * n))
 
     def unit_f64(self, n: int) -> np.ndarray:
-        return (self.u64(n) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        return unit_of(self.u64(n))
 
     def standard_normal(self, n: int) -> np.ndarray:
-        u = self.unit_f64(2 * n)
-        return np.sqrt(-2.0 * np.log(1.0 - u[0::2])) * np.cos(2.0 * np.pi * u[1::2])
+        return normal_of(self.unit_f64(2 * n))
 
     def below(self, n: int) -> int:
         """A uniform integer in [0, n), by rejection (docs/protocol.md §3)."""
@@ -131,6 +189,43 @@ class Stream:
 def epoch_order(length: int, seed: int, epoch: int) -> list:
     """Positions in the order a run with `seed` visits its training split in `epoch`."""
     return Stream(seed, "epoch-order", epoch, 0).permutation(length)
+
+
+#: Blocks drawn per batch of epochs: batching pays while NumPy's cost per
+#: call dominates (small splits); beyond this, one epoch at a time is as fast.
+_BATCH_BLOCKS = 8192
+
+
+def epoch_orders(length: int, seed: int, epochs) -> list:
+    """`[epoch_order(length, seed, e) for e in epochs]`, with the draws of
+    many epochs made in one vectorised pass. An epoch with a rejected
+    candidate (chance below length / 2**64 per draw) is drawn again the
+    one-by-one way, so the result is always the protocol's."""
+    epochs = list(epochs)
+    if length < 2:
+        return [list(range(length)) for _ in epochs]
+    bounds = np.arange(length, 1, -1, dtype=np.uint64)
+    top = np.uint64(2**64 - 1)
+    limit = top - (top % bounds + np.uint64(1)) % bounds
+    per_epoch = (2 * (length - 1) + 15) // 16
+    group = max(1, _BATCH_BLOCKS // per_epoch)
+    orders = []
+    for start in range(0, len(epochs), group):
+        chunk = epochs[start : start + group]
+        words = _first_words([stream_key(seed, "epoch-order", e, 0) for e in chunk], 2 * (length - 1))
+        w = words.astype(np.uint64)
+        candidates = w[:, 0::2] | (w[:, 1::2] << np.uint64(32))
+        accepted = (candidates <= limit).all(axis=1)
+        picks = candidates % bounds
+        for row, epoch in enumerate(chunk):
+            if not accepted[row]:
+                orders.append(epoch_order(length, seed, epoch))
+                continue
+            a = list(range(length))
+            for i, j in zip(range(length - 1, 0, -1), picks[row].tolist()):
+                a[i], a[j] = a[j], a[i]
+            orders.append(a)
+    return orders
 
 
 def dropout_threshold(p: float) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -88,12 +89,14 @@ FIXED_KEYS = ("torch", "torch_git", "torch_package", "numpy", "backend", "cuda",
               "deterministic", "cudnn_deterministic", "cudnn_benchmark", "tf32", "dataset")
 
 
+@functools.lru_cache(maxsize=1)
 def package_of_torch() -> Optional[Tuple[str, str]]:
     """The distribution package the imported torch comes from, with its
     version: Debian's package database (`python3-torch 1.13.1+dfsg-4`),
     else pip's metadata (`torch 2.5.1+cpu`); None when neither knows it.
     `torch.__version__` alone does not identify a build: Debian's reports
-    1.13.0a0 with git revision "Unknown"."""
+    1.13.0a0 with git revision "Unknown". Asked once per process: the
+    package database takes about 70 ms to answer."""
     # Debian's package database first: its torch's own metadata says only
     # "1.13.0a0+gitunknown". A torch in a virtual environment is no
     # package's file, and pip's metadata names it.

@@ -100,3 +100,11 @@ def test_run_selections_read_as_the_rust_cli_reads_them():
                 parse_runs(case["text"])
         else:
             assert parse_runs(case["text"]) == case["runs"], case["text"]
+
+
+def test_epoch_orders_of_many_epochs_at_once_equal_one_at_a_time():
+    from reproml.streams import epoch_orders
+    for length in [0, 1, 2, 17, 1257]:
+        assert epoch_orders(length, 9, range(5)) == [epoch_order(length, 9, e) for e in range(5)]
+    for e in VECTORS["epoch_orders"]:
+        assert epoch_orders(e["length"], e["seed"], [e["epoch"]]) == [e["order"]]

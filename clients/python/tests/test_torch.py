@@ -157,3 +157,15 @@ def test_a_study_of_two_python_environments_reports_the_thread_count(server, tmp
     assert c["identical_pairs"] < c["pairs"], c
     assert c["verdict"] != "not-triggered"
     assert "possible confound" in out.stdout, out.stdout
+
+
+def test_initial_weights_drawn_in_one_pass_equal_those_drawn_parameter_by_parameter(monkeypatch):
+    import reproml.models as models
+    batched = build("lenet5", (1, 8, 8), 10)
+    batched.initialise(123)
+    monkeypatch.setattr(models, "_BATCHED_INIT_WORDS", 0)
+    single = build("lenet5", (1, 8, 8), 10)
+    single.initialise(123)
+    for (name, a), (_, b) in zip(batched.named_parameters(), single.named_parameters()):
+        assert torch.equal(a, b), name
+    assert any(p.abs().sum() > 0 for p in single.parameters())
