@@ -4,7 +4,7 @@ implementation they replaced, on the same machine in one run.
     PYTHONPATH=clients/python python3 clients/python/benches/streams.py
 
 Prints min / median / max seconds per epoch order. The old implementation
-is measured on the digits training split (1,257 items) only: at about 2 ms
+is measured on 1,257 items (digits at a 70 % training split) only: at about 2 ms
 a draw it would take minutes on 60,000."""
 
 from __future__ import annotations

@@ -60,18 +60,32 @@ def scores(truth: np.ndarray, predicted: np.ndarray, classes: int) -> Dict[str, 
     return metrics_of(confusion_matrix(truth.tolist(), predicted.tolist(), classes))
 
 
-def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> Dict:
-    """Trains one run and returns its result (not yet posted)."""
+def train_run(client: Client, experiment: Dict, run: int, threads: int = 1, device: str = "cpu",
+              deterministic: bool = True) -> Dict:
+    """Trains one run on `device` and returns its result (not yet posted).
+    Initial weights, epoch orders and dropout masks come from the run's
+    streams on the host, whatever the device. `deterministic=False` leaves
+    PyTorch's determinism settings at their defaults (recorded as such):
+    for measuring what they change, never for a study."""
     spec = experiment
     seed = client.seed(spec["id"], run)["seed"]
-    fingerprint = rtorch.configure(seed, threads)
+    fingerprint = rtorch.configure(seed, threads, deterministic=deterministic)
+    dev = torch.device(device)
+    fingerprint["device"] = str(dev)
+    # What the run used, not what the machine has.
+    fingerprint["backend"] = f"torch-{dev.type}"
+    if dev.type == "cuda":
+        fingerprint["gpu"] = torch.cuda.get_device_name(dev)
+    else:
+        fingerprint["gpu"] = "none"
     train = client.split(spec["id"], run, "train", seed)
     test = client.split(spec["id"], run, "test", seed)
-    x_train, y_train, idx = prepare(train)
-    x_test, y_test, _ = prepare(test)
+    x_train, y_train, idx = (t.to(device) if isinstance(t, torch.Tensor) else t for t in prepare(train))
+    x_test, y_test, _ = (t.to(device) if isinstance(t, torch.Tensor) else t for t in prepare(test))
     s = train.header["shape"]
     model = build(spec["model"], (s["channels"], s["height"], s["width"]), train.header["classes"])
     model.initialise(seed)
+    model.to(device)
     o = spec["optimizer"]
     optimizer = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o["momentum"], dampening=0.0,
                                 weight_decay=o["weight_decay"])
@@ -85,7 +99,7 @@ def train_run(client: Client, experiment: Dict, run: int, threads: int = 1) -> D
         model.train()
         losses = []
         for step, start in enumerate(range(0, len(order), batch)):
-            positions = torch.from_numpy(order[start : start + batch])
+            positions = torch.from_numpy(order[start : start + batch]).to(device)
             # One stream per batch, shared by all dropout layers in order: the
             # Rust trainer's masks (docs/protocol.md section 5); none for a
             # model without dropout.
@@ -160,7 +174,11 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", required=True, help="e.g. buggy or corrected")
     parser.add_argument("--runs", type=parse_runs, help="run indices from 0: N, A..B (B excluded), A-B (B included) "
                         "or a comma-separated list such as 0-3,7,9; all of the experiment's runs by default")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch's CPU threads (results depend on it)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--no-determinism", action="store_true",
+                        help="leave PyTorch's determinism settings at their defaults (to measure what they change; "
+                             "the fingerprint says so)")
     parser.add_argument("--token", default=None)
     args = parser.parse_args(argv)
     client = Client(args.server, args.token)
@@ -172,7 +190,7 @@ def main(argv=None) -> int:
             print(f"{args.experiment} / {args.variant} run {run} already recorded; skipping it", file=sys.stderr)
             continue
         started = time.time()
-        result = train_run(client, experiment, run, args.threads)
+        result = train_run(client, experiment, run, args.threads, args.device, not args.no_determinism)
         client.post_result(args.experiment, args.variant, run, result)
         m = result["metrics"]
         # Name the side and artifact on every line: a study's log holds

@@ -15,9 +15,11 @@ import numpy as np
 import torch as _torch
 
 
-def configure(seed: int, threads: int = 1) -> Dict[str, str]:
+def configure(seed: int, threads: int = 1, deterministic: bool = True) -> Dict[str, str]:
     """Seeds every generator and asks PyTorch for deterministic algorithms;
-    returns what was set, for the run's fingerprint."""
+    returns what was set, for the run's fingerprint. `deterministic=False`
+    puts PyTorch's own defaults back instead (to measure what the settings
+    change); the fingerprint records either way."""
     if not os.environ.get("PYTHONHASHSEED"):
         warnings.warn("PYTHONHASHSEED is not set: set it (e.g. to 0) before starting Python for hash-stable runs")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -26,13 +28,14 @@ def configure(seed: int, threads: int = 1) -> Dict[str, str]:
     _torch.manual_seed(seed)
     if _torch.cuda.is_available():
         _torch.cuda.manual_seed_all(seed)
-    _torch.use_deterministic_algorithms(True)
-    _torch.backends.cudnn.deterministic = True
-    _torch.backends.cudnn.benchmark = False
+    _torch.use_deterministic_algorithms(deterministic)
+    _torch.backends.cudnn.deterministic = deterministic
+    _torch.backends.cudnn.benchmark = not deterministic
     # TF32 rounds float32 matrix products to 10 mantissa bits on Ampere and
-    # later GPUs: off, so a run's numbers do not depend on the GPU's generation.
+    # later GPUs: off, so a run's numbers do not depend on the GPU's
+    # generation (PyTorch's defaults: off for matrix products, on for cuDNN).
     _torch.backends.cuda.matmul.allow_tf32 = False
-    _torch.backends.cudnn.allow_tf32 = False
+    _torch.backends.cudnn.allow_tf32 = not deterministic
     _torch.set_num_threads(threads)
     return fingerprint()
 
@@ -85,7 +88,7 @@ def fingerprint() -> Dict[str, str]:
 #: The fingerprint entries a run's results depend on (docs/protocol.md, "A
 #: variant is one artifact"); `dataset` (the digest of the data the run's
 #: splits came from) is filled in by `reproml.run`, which fetched them.
-FIXED_KEYS = ("torch", "torch_git", "torch_package", "numpy", "backend", "cuda", "cudnn", "gpu", "threads",
+FIXED_KEYS = ("torch", "torch_git", "torch_package", "numpy", "backend", "device", "cuda", "cudnn", "gpu", "threads",
               "deterministic", "cudnn_deterministic", "cudnn_benchmark", "tf32", "dataset")
 
 
