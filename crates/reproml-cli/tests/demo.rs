@@ -22,6 +22,12 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
         stdout.contains("- demo-real-fault (buggy vs corrected): difference detected"),
         "{stdout}"
     );
+    for line in stdout.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "wider than 100 columns: {line}"
+        );
+    }
     assert!(
         stdout.contains(
             "- demo-unused-op (buggy vs corrected): not triggered — identical trajectories"

@@ -45,10 +45,11 @@ pub struct CompareOptions {
     pub selection: Option<RunSelection>,
 }
 
-/// How much the spreads of two sides may differ (ratio of standard
-/// deviations) for "equivalent": the Hodges-Lehmann interval estimates a
-/// shift, which describes two sides only when their shapes agree.
-pub const MAX_SPREAD_RATIO: f64 = 2.0;
+/// The level of the spread test behind "equivalent", Bonferroni-divided
+/// among a comparison's metrics: the Hodges-Lehmann interval estimates a
+/// shift, which describes two sides only when their spreads agree, so a
+/// spread difference at this level rules equivalence out.
+pub const SPREAD_ALPHA: f64 = 0.05;
 
 /// The default equivalence margin: one percentage point of accuracy,
 /// precision, recall or F1. Smaller than the run-to-run spread of most
@@ -111,6 +112,12 @@ pub struct MetricComparison {
     /// Hodges-Lehmann shift of treatment over baseline with its interval
     /// at the report's equivalence confidence (`None` when not tested).
     pub shift: Option<HodgesLehmann>,
+    /// Two-sided p of a test of equal spreads: Mann-Whitney U on each run's
+    /// absolute deviation from its side's median (the rank form of the
+    /// Brown-Forsythe test). `None` when not tested or when neither side
+    /// varies.
+    #[serde(default)]
+    pub spread_p: Option<f64>,
 }
 
 /// What a comparison concludes.
@@ -232,16 +239,14 @@ impl Comparison {
         })
     }
 
-    /// The metrics whose spreads differ by more than [`MAX_SPREAD_RATIO`]
-    /// between the sides, where a shift does not describe the difference.
+    /// The metrics whose spreads differ between the sides at
+    /// [`SPREAD_ALPHA`] / (number of metrics), where a shift does not
+    /// describe the difference.
     pub fn unequal_spreads(&self) -> Vec<&MetricComparison> {
+        let level = SPREAD_ALPHA / self.metrics.len().max(1) as f64;
         self.metrics
             .iter()
-            .filter(|m| {
-                let (a, b) = (m.baseline.sd.unwrap_or(0.0), m.treatment.sd.unwrap_or(0.0));
-                let (lo, hi) = (a.min(b), a.max(b));
-                hi > 0.0 && hi > MAX_SPREAD_RATIO * lo
-            })
+            .filter(|m| m.spread_p.is_some_and(|p| p < level))
             .collect()
     }
 
@@ -493,6 +498,7 @@ fn compare_pair(
                 cliffs_delta: delta,
                 magnitude: cliffs_magnitude(delta),
                 shift: None,
+                spread_p: None,
             })
         })
         .collect::<Result<Vec<_>, ReportError>>()?;
@@ -678,7 +684,26 @@ fn attach_shifts(c: &mut Comparison, rows: &[RunSummary], confidence: f64, all_r
         let x: Vec<f64> = treat.iter().map(|r| r.metric(m.metric)).collect();
         let y: Vec<f64> = base.iter().map(|r| r.metric(m.metric)).collect();
         m.shift = hodges_lehmann(&x, &y, confidence).ok();
+        m.spread_p = spread_test(&x, &y);
     }
+}
+
+/// The rank form of the Brown-Forsythe test: Mann-Whitney U on the
+/// absolute deviations of each sample from its own median. `None` when no
+/// run of either side deviates (equal spreads, trivially) or the test is
+/// undefined.
+fn spread_test(x: &[f64], y: &[f64]) -> Option<f64> {
+    let deviations = |v: &[f64]| -> Option<Vec<f64>> {
+        let median = describe(v).ok()?.median;
+        Some(v.iter().map(|a| (a - median).abs()).collect())
+    };
+    let (dx, dy) = (deviations(x)?, deviations(y)?);
+    if dx.iter().chain(&dy).all(|d| *d == 0.0) {
+        return None;
+    }
+    mann_whitney_u(&dx, &dy, &MannWhitneyOptions::default())
+        .ok()
+        .map(|r| r.pvalue)
 }
 
 /// The conclusion of one comparison whose p-values are adjusted.

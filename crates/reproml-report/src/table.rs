@@ -133,16 +133,17 @@ fn spread_note(c: &Comparison) -> String {
         .iter()
         .map(|m| {
             format!(
-                "{} sd {:.4} vs {:.4}",
+                "{} sd {:.4} vs {:.4}, p {}",
                 m.metric,
                 m.baseline.sd.unwrap_or(0.0),
-                m.treatment.sd.unwrap_or(0.0)
+                m.treatment.sd.unwrap_or(0.0),
+                format_p(m.spread_p)
             )
         })
         .collect();
     format!(
         "; the spreads differ ({}), so a shift does not describe the difference and \"equivalent\" is not concluded",
-        list.join(", ")
+        list.join("; ")
     )
 }
 
@@ -383,8 +384,8 @@ pub fn legend(report: &Report) -> String {
          columns show the mean and standard deviation. A12 is the chance that a run of the other variant scores higher \
          than a baseline run (ties count half; 0.5 = no difference), Cliff's δ = 2·A12 − 1. \
          The shift is the Hodges-Lehmann median difference (other − baseline) with its \
-         {:.1}% interval; \"equivalent\" needs every metric's interval inside ±{} and spreads \
-         within a factor of 2 (a shift describes two sides only when their shapes agree). Holm p is \
+         {:.1}% interval; \"equivalent\" needs every metric's interval inside ±{} and no \
+         difference in spread (a shift describes two sides only when their spreads agree). Holm p is \
          corrected over all {} tests at α = {}. \"Identical trajectories\" counts pairs of runs \
          (same seed) whose final parameters are bit-identical; a comparison whose every pair is \
          identical is decided by that and adds no test. The full table is in the report's files \

@@ -65,7 +65,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     // Refuse a missing data set before anything is created.
     reproml_runner::demo::spec(COMPARISONS[0].experiment, &size)?;
     println!(
-        "ReproduceML demo: three comparisons of {} runs per variant, LeNet-5 on {}, {} epochs each.\n\
+        "ReproduceML demo: three comparisons of {} runs per variant,\n\
+         LeNet-5 on {}, {} epochs each.\n\
          Database: {} (an interrupted demo resumes from it)\n",
         args.count,
         match args.data {
