@@ -571,3 +571,33 @@ fn compare_runs_selects_the_first_runs_of_every_side() {
     let out = reproml(&["compare", "--csv", csv.to_str().unwrap(), "--margin", "-1"]);
     assert!(text(&out.stderr).contains("must be a positive number"));
 }
+
+#[test]
+fn a_busy_port_is_explained_once_and_leaves_no_database() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = std::env::temp_dir().join(format!("reproml-busy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("new.db");
+    let out = reproml(&["server", "--listen", &addr, "--db", db.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--listen"), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
+    assert!(!db.exists(), "no database left behind");
+    // A database in a folder that does not exist: said once, with a hint.
+    let missing = dir.join("no/such/folder/x.db");
+    let out = reproml(&[
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        missing.to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.matches("unable to open").count(), 1, "{err}");
+    assert!(err.contains("does its folder exist"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -115,7 +115,11 @@ pub enum ServerError {
     #[error("cannot start the server's database writer thread: {0}")]
     Thread(#[source] std::io::Error),
     /// The address cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    // The cause is the error's source, printed by the caller's chain (not
+    // repeated here): "cannot listen on …: Address already in use".
+    #[error(
+        "cannot listen on {addr} (is another server there? choose another address with --listen 127.0.0.1:PORT)"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -198,10 +202,12 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
 /// Opens the store and binds `addr`; call [`RunningServer::serve`] to answer.
 pub async fn bind(config: &ServerConfig, addr: SocketAddr) -> Result<BoundServer, ServerError> {
     check_listen_address(addr, config.token.as_deref())?;
-    let state = AppState::open(config)?;
+    // The address first: a server that cannot listen must not leave a new,
+    // empty database behind.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
+    let state = AppState::open(config)?;
     let local = listener
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;

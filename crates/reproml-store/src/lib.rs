@@ -28,6 +28,18 @@ pub enum StoreError {
     /// SQLite failed (disk full, corrupt file, locked, …).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database file cannot be opened or created. SQLite's reason is
+    /// part of the message and not chained as a source: its own text
+    /// repeats the path and itself.
+    #[error(
+        "cannot open the database {path} ({reason}); does its folder exist, and may reproml write there?"
+    )]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's reason.
+        reason: String,
+    },
     /// The database was made by a newer ReproduceML.
     #[error(
         "the database {path} has schema version {found}, newer than this reproml knows ({known}); use a newer reproml"
@@ -194,7 +206,13 @@ impl Store {
     /// for a new database (a random one is drawn when absent) and must
     /// match it for an existing one.
     pub fn open(path: &Path, master_seed: Option<u64>) -> Result<Self, StoreError> {
-        let mut conn = Connection::open(path)?;
+        let mut conn = Connection::open(path).map_err(|e| StoreError::Open {
+            path: path.to_owned(),
+            reason: match &e {
+                rusqlite::Error::SqliteFailure(code, _) => code.to_string(),
+                other => other.to_string(),
+            },
+        })?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
