@@ -18,12 +18,26 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "reproml",
     version,
+    long_version = long_version(),
     propagate_version = true,
     max_term_width = 100
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `reproml --version`: the version, the source commit and the engine's
+/// build identity (what a run's artifact records).
+fn long_version() -> &'static str {
+    use reproml_train::fingerprint::{COMMIT, SOURCE, STACK};
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{}\ncommit {COMMIT}\nengine source {SOURCE}\nengine crates {STACK}",
+            env!("CARGO_PKG_VERSION")
+        )
+    });
+    TEXT.as_str()
 }
 
 #[derive(Debug, Subcommand)]

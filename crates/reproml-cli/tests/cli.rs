@@ -228,10 +228,20 @@ fn help_and_version_work_everywhere() {
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("Usage: reproml"), "{args:?}");
     }
-    let out = reproml(&["--version"]);
+    let out = reproml(&["-V"]);
     assert_eq!(
         text(&out.stdout).trim(),
         format!("reproml {}", env!("CARGO_PKG_VERSION"))
+    );
+    // The long form names the source commit and the engine's build identity.
+    let long = text(&reproml(&["--version"]).stdout);
+    assert!(
+        long.starts_with(&format!("reproml {}\ncommit ", env!("CARGO_PKG_VERSION"))),
+        "{long}"
+    );
+    assert!(
+        long.contains("engine source ") && long.contains("engine crates "),
+        "{long}"
     );
     let out = reproml(&["spec", "check", "--version"]);
     assert!(out.status.success());
