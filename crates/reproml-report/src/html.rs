@@ -17,10 +17,10 @@ fn escape(s: &str) -> String {
 }
 
 /// Writes `report.md`, `report.csv`, `report.json`, `provenance.json`, per
-/// experiment its box plots (`<experiment>.svg/.png`) and, when the runs
-/// carry their epochs, its learning curves (`<experiment>-curves.svg/.png`),
-/// `dispersion.svg/.png` and `index.html` into `dir`; returns the HTML
-/// page's path.
+/// experiment its box plots (`<experiment>.svg/.pdf/.png`) and, when the
+/// runs carry their epochs, its learning curves
+/// (`<experiment>-curves.svg/.pdf/.png`), `dispersion.svg/.pdf/.png` and
+/// `index.html` into `dir`; returns the HTML page's path.
 pub fn write_report(
     dir: &Path,
     report: &Report,
@@ -84,7 +84,7 @@ pub fn write_report(
     }
     let _ = write!(
         html,
-        "</ul><p>{}</p><p>Files: <a href=\"report.md\">Markdown</a>, <a href=\"report.csv\">CSV</a>, <a href=\"report.json\">JSON</a>; every figure as SVG and as PNG at print resolution.</p><h2>Table</h2><table>",
+        "</ul><p>{}</p><p>Files: <a href=\"report.md\">Markdown</a>, <a href=\"report.csv\">CSV</a>, <a href=\"report.json\">JSON</a>; every figure as SVG, as vector PDF and as PNG at print resolution.</p><h2>Table</h2><table>",
         escape(&legend(report))
     );
     for (i, line) in markdown
@@ -107,10 +107,11 @@ pub fn write_report(
     for (name, file, curves) in &figures {
         let _ = write!(
             html,
-            "<h3>{}</h3><img src=\"{}\" alt=\"box plots of {}\">",
+            "<h3>{}</h3><img src=\"{}\" alt=\"box plots of {}\"><p><small><a href=\"{}\">PDF</a></small></p>",
             escape(name),
             escape(file),
-            escape(name)
+            escape(name),
+            escape(&file.replace(".svg", ".pdf"))
         );
         if let Some(curves) = curves {
             let _ = write!(

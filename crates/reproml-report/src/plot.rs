@@ -1,5 +1,6 @@
-//! Figures with plotters, as SVG (vector) and PNG (at twice the SVG's
-//! pixel size, 300 dpi at about 11 inches wide): per experiment the
+//! Figures with plotters, as SVG and PDF (vector; the PDF converted from
+//! the SVG by svg2pdf) and PNG (at twice the SVG's pixel size, 300 dpi at
+//! about 11 inches wide): per experiment the
 //! distribution of each metric per variant with every run shown (the
 //! paper's Fig. 2) and the learning curves per variant; across experiments
 //! the distribution of per-variant standard deviations (Fig. 3). A variant
@@ -351,7 +352,29 @@ fn render(path: &Path, size: (u32, u32), figure: &Figure) -> Result<(), PlotErro
         print,
         figure,
     )
-    .map_err(|m| err(&png, m))
+    .map_err(|m| err(&png, m))?;
+    let pdf = path.with_extension("pdf");
+    svg_to_pdf(&svg, &pdf).map_err(|m| err(&pdf, m))
+}
+
+/// The SVG at `svg` as a vector PDF at `pdf` (svg2pdf), its text set in
+/// the embedded DejaVu Sans, so that a paper can include the figure
+/// without rasterising it.
+fn svg_to_pdf(svg: &Path, pdf: &Path) -> Result<(), String> {
+    use svg2pdf::usvg;
+    let text = std::fs::read_to_string(svg).map_err(|e| e.to_string())?;
+    let mut options = usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_font_data(include_bytes!("../assets/DejaVuSans.ttf").to_vec());
+    fonts.set_sans_serif_family("DejaVu Sans");
+    let tree = usvg::Tree::from_str(&text, &options).map_err(|e| e.to_string())?;
+    let bytes = svg2pdf::to_pdf(
+        &tree,
+        svg2pdf::ConversionOptions::default(),
+        svg2pdf::PageOptions::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(pdf, bytes).map_err(|e| e.to_string())
 }
 
 /// The legend entries of `sides`, coloured by their place in `order` (a

@@ -146,6 +146,8 @@ fn the_report_folder_has_every_file_and_valid_images() {
             "{stem}.svg is an SVG"
         );
         assert!(svg.contains("accuracy") || stem == "dispersion");
+        let pdf = std::fs::read(dir.join(format!("{stem}.pdf"))).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"), "{stem}.pdf is a PDF");
     }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
