@@ -175,3 +175,54 @@ fn a_three_sided_study_with_a_command_artifact_compares_each_side_with_the_refer
     assert_eq!(json["tests"], 4);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_side_without_runs_is_named_and_the_others_are_still_compared() {
+    let dir = std::env::temp_dir().join(format!("reproml-study-gap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let study = dir.join("study.toml");
+    std::fs::write(
+        &study,
+        "name = \"g\"\nruns = 3\nretries = 0\nsides = [\"engine\", \"broken\", \"no-momentum\"]\n\
+         [base]\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 1\n\
+         [[bug]]\nid = \"x\"\n[bug.sides]\nengine = { kind = \"builtin\" }\n\
+         broken = { kind = \"command\", command = \"false\" }\n\
+         no-momentum = { kind = \"builtin\", fault = \"momentum-ignored\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["study", "run"])
+        .arg(&study)
+        .args(["--embedded", "--db"])
+        .arg(dir.join("study.db"))
+        .args(["--jobs", "1", "--out"])
+        .arg(dir.join("report"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the broken side's runs are unfinished"
+    );
+    assert!(
+        stderr.contains("not compared for want of runs: g-x has no runs of broken"),
+        "{stderr}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report/report.json")).unwrap())
+            .unwrap();
+    let pairs: Vec<(&str, &str)> = json["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["baseline"].as_str().unwrap(),
+                c["treatment"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(pairs, [("engine", "no-momentum")]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -626,3 +626,25 @@ fn duplicate_runs_and_selections_are_handled() {
     };
     assert!(compare(&one, &bad).is_err());
 }
+
+#[test]
+fn all_runs_shows_both_sizes() {
+    let all = sides(
+        "uneven",
+        &[
+            ("buggy", &spread(0.9, 0.01, 6)),
+            ("corrected", &spread(0.9, 0.01, 8)),
+        ],
+    );
+    let report = compare(
+        &all,
+        &CompareOptions {
+            all_runs: true,
+            ..CompareOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(reproml_report::to_terminal(&report).contains("n = 6 vs 8"));
+    let truncated = compare(&all, &CompareOptions::default()).unwrap();
+    assert!(reproml_report::to_terminal(&truncated).contains("n = 6,"));
+}
