@@ -70,20 +70,10 @@ def _blocks(key: bytes, first: int, count: int) -> np.ndarray:
     return _chacha20(_state(keys, counters))
 
 
-def _first_words(keys: list, words: int) -> np.ndarray:
-    """The first `words` keystream words of each of `keys`, [len(keys),
-    words], in one vectorised pass: NumPy's cost per call, not per block,
-    dominates small streams, so many streams are cheaper together."""
-    blocks = (words + 15) // 16
-    key_words = np.frombuffer(b"".join(keys), dtype="<u4").reshape(len(keys), 8)
-    counters = np.tile(np.arange(blocks, dtype=np.uint64), len(keys))
-    out = _chacha20(_state(np.repeat(key_words, blocks, axis=0), counters))
-    return out.reshape(len(keys), blocks * 16)[:, :words]
-
-
 def first_words_of_each(keys: list, words: list) -> list:
-    """The first `words[i]` keystream words of stream `keys[i]`, for streams
-    of different lengths, in one vectorised pass."""
+    """The first `words[i]` keystream words of stream `keys[i]`, all in one
+    vectorised pass: NumPy's cost per call, not per block, dominates small
+    streams, so many streams are cheaper together."""
     blocks = [(w + 15) // 16 for w in words]
     key_words = np.frombuffer(b"".join(keys), dtype="<u4").reshape(len(keys), 8)
     counters = np.concatenate([np.arange(b, dtype=np.uint64) for b in blocks])
@@ -109,6 +99,14 @@ def unit_of(u64: np.ndarray) -> np.ndarray:
 def normal_of(unit: np.ndarray) -> np.ndarray:
     """Box-Muller, cosine branch, from pairs of unit doubles (§3)."""
     return np.sqrt(-2.0 * np.log(1.0 - unit[0::2])) * np.cos(2.0 * np.pi * unit[1::2])
+
+
+def _acceptance_limit(bounds: np.ndarray) -> np.ndarray:
+    """The largest candidate `below(n)` accepts, per bound n:
+    2**64 - 1 - (2**64 mod n), with 2**64 mod n computed without 128-bit
+    arithmetic, as the Rust engine does."""
+    top = np.uint64(2**64 - 1)
+    return top - (top % bounds + np.uint64(1)) % bounds
 
 
 class Stream:
@@ -156,14 +154,11 @@ class Stream:
             raise ValueError("below(0): the range is empty")
         out = np.empty(bounds.size, dtype=np.uint64)
         done = 0
-        top = np.uint64(2**64 - 1)
         while done < bounds.size:
             rest = bounds[done:]
             start = self.word
             x = self.u64(rest.size)
-            # 2**64 mod n without 128-bit arithmetic, as the Rust engine does.
-            rem = (top % rest + np.uint64(1)) % rest
-            ok = x <= top - rem
+            ok = x <= _acceptance_limit(rest)
             if ok.all():
                 out[done:] = x % rest
                 break
@@ -205,16 +200,14 @@ def epoch_orders(length: int, seed: int, epochs) -> list:
     if length < 2:
         return [list(range(length)) for _ in epochs]
     bounds = np.arange(length, 1, -1, dtype=np.uint64)
-    top = np.uint64(2**64 - 1)
-    limit = top - (top % bounds + np.uint64(1)) % bounds
+    limit = _acceptance_limit(bounds)
     per_epoch = (2 * (length - 1) + 15) // 16
     group = max(1, _BATCH_BLOCKS // per_epoch)
     orders = []
     for start in range(0, len(epochs), group):
         chunk = epochs[start : start + group]
-        words = _first_words([stream_key(seed, "epoch-order", e, 0) for e in chunk], 2 * (length - 1))
-        w = words.astype(np.uint64)
-        candidates = w[:, 0::2] | (w[:, 1::2] << np.uint64(32))
+        keys = [stream_key(seed, "epoch-order", e, 0) for e in chunk]
+        candidates = np.stack([u64_of(w) for w in first_words_of_each(keys, [2 * (length - 1)] * len(keys))])
         accepted = (candidates <= limit).all(axis=1)
         picks = candidates % bounds
         for row, epoch in enumerate(chunk):

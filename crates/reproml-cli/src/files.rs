@@ -70,3 +70,13 @@ pub fn existing_database(path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The runs of a CSV export (`GET /v1/experiments/{id}/runs?format=csv`).
+pub fn read_runs_csv(path: &Path) -> Result<Vec<reproml_api::runs_csv::RunSummary>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(reproml_api::runs_csv::read(
+        std::io::BufReader::new(file),
+        &path.display().to_string(),
+    )?)
+}

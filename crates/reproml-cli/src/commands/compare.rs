@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use reproml_api::runs_csv;
 use reproml_core::ExperimentSpec;
 use reproml_report::{CompareOptions, Report, RunSummary, compare, to_csv, write_report};
 use reproml_runner::results::{recorded_rows, selected};
@@ -108,15 +107,6 @@ pub struct ReportArgs {
     title: String,
 }
 
-fn read_csv(path: &PathBuf) -> Result<Vec<RunSummary>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(runs_csv::read(
-        std::io::BufReader::new(file),
-        &path.display().to_string(),
-    )?)
-}
-
 impl Source {
     /// The comparison, its rows, and the experiments' specs (none when
     /// read from CSV files).
@@ -125,7 +115,7 @@ impl Source {
         let (mut rows, expected) = if !self.csv.is_empty() {
             let mut rows = Vec::new();
             for path in &self.csv {
-                rows.extend(read_csv(path)?);
+                rows.extend(crate::files::read_runs_csv(path)?);
             }
             (rows, BTreeMap::new())
         } else {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
-use reproml_api::runs_csv;
 use reproml_core::metrics::Metric;
 use reproml_stats::power::{Effect, Plan, PlanOptions, Spread, plan};
 
@@ -90,9 +89,7 @@ impl PlanArgs {
         }
         let variant = self.variant.as_deref().unwrap_or_default();
         let rows = if let Some(path) = &self.csv {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            runs_csv::read(std::io::BufReader::new(file), &path.display().to_string())?
+            crate::files::read_runs_csv(path)?
         } else {
             let args = crate::connect::ServerArgs {
                 server: self.server.clone(),
