@@ -436,14 +436,19 @@ fn describe_or(experiment: &str, values: &[f64]) -> Result<Descriptives, ReportE
     })
 }
 
+/// Per metric, the baseline's and the treatment's values that a
+/// comparison's tests used: the shifts and spread tests, computed once the
+/// report's confidence is known, read exactly these.
+type Samples = Vec<(Vec<f64>, Vec<f64>)>;
+
 /// Compares `base` with `treat`, two variants of `experiment`: everything
-/// but the report-wide adjustments and the verdict.
+/// but the report-wide adjustments and the verdict; with the values used.
 fn compare_pair(
     experiment: &str,
     (base_name, base_all): (&str, &[&RunSummary]),
     (treat_name, treat_all): (&str, &[&RunSummary]),
     opts: &CompareOptions,
-) -> Result<Comparison, ReportError> {
+) -> Result<(Comparison, Samples), ReportError> {
     let n = if opts.all_runs {
         usize::MAX
     } else {
@@ -467,11 +472,19 @@ fn compare_pair(
     // Fixed seeds repeat one run: no sample, so no test, and nothing added
     // to the report's family of tests.
     let tested = seed_policy == SeedPolicy::PerRun;
-    let metrics = METRICS
+    let samples: Samples = METRICS
         .iter()
         .map(|&metric| {
-            let x: Vec<f64> = base.iter().map(|r| r.metric(metric)).collect();
-            let y: Vec<f64> = treat.iter().map(|r| r.metric(metric)).collect();
+            (
+                base.iter().map(|r| r.metric(metric)).collect(),
+                treat.iter().map(|r| r.metric(metric)).collect(),
+            )
+        })
+        .collect();
+    let metrics = METRICS
+        .iter()
+        .zip(&samples)
+        .map(|(&metric, (x, y))| {
             let wilcoxon_p = if tested && !paired.is_empty() {
                 let px: Vec<f64> = paired.iter().map(|(b, _)| b.metric(metric)).collect();
                 let py: Vec<f64> = paired.iter().map(|(_, t)| t.metric(metric)).collect();
@@ -482,19 +495,19 @@ fn compare_pair(
             } else {
                 None
             };
-            let delta = cliffs_delta(&y, &x).unwrap_or(0.0);
+            let delta = cliffs_delta(y, x).unwrap_or(0.0);
             Ok(MetricComparison {
                 metric,
-                baseline: describe_or(experiment, &x)?,
-                treatment: describe_or(experiment, &y)?,
+                baseline: describe_or(experiment, x)?,
+                treatment: describe_or(experiment, y)?,
                 mwu_p: tested
-                    .then(|| mann_whitney_u(&x, &y, &MannWhitneyOptions::default()).ok())
+                    .then(|| mann_whitney_u(x, y, &MannWhitneyOptions::default()).ok())
                     .flatten()
                     .map(|r| r.pvalue),
                 holm_p: None,
                 bh_p: None,
                 wilcoxon_p,
-                a12: vargha_delaney_a12(&y, &x).unwrap_or(0.5),
+                a12: vargha_delaney_a12(y, x).unwrap_or(0.5),
                 cliffs_delta: delta,
                 magnitude: cliffs_magnitude(delta),
                 shift: None,
@@ -502,7 +515,7 @@ fn compare_pair(
             })
         })
         .collect::<Result<Vec<_>, ReportError>>()?;
-    Ok(Comparison {
+    let comparison = Comparison {
         experiment: experiment.into(),
         baseline: base_name.into(),
         treatment: treat_name.into(),
@@ -517,7 +530,8 @@ fn compare_pair(
         same_build: same_build(&base, &treat),
         best_possible_holm_p: None,
         verdict: Verdict::Inconclusive,
-    })
+    };
+    Ok((comparison, samples))
 }
 
 /// Compares the variants of every experiment in `rows`: each against the
@@ -564,6 +578,7 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
     }
     let mut experiments = Vec::new();
     let mut comparisons = Vec::new();
+    let mut samples = Vec::new();
     for (experiment, mut variants) in by_experiment {
         for runs in variants.values_mut() {
             runs.sort_by_key(|r| r.run);
@@ -600,12 +615,14 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
                 &[][..]
             };
             for treat in others {
-                comparisons.push(compare_pair(
+                let (comparison, values) = compare_pair(
                     experiment,
                     (base, &variants[base]),
                     (treat, &variants[treat]),
                     opts,
-                )?);
+                )?;
+                comparisons.push(comparison);
+                samples.push(values);
             }
         }
     }
@@ -632,7 +649,7 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
     let tested_comparisons = comparisons.iter().filter(|c| tested(c)).count().max(1);
     let equivalence_confidence = 1.0 - 2.0 * alpha / tested_comparisons as f64;
     let mut k = 0;
-    for c in &mut comparisons {
+    for (c, values) in comparisons.iter_mut().zip(&samples) {
         c.best_possible_holm_p = tested(c)
             .then(|| best_possible_p(c.metrics[0].baseline.n, c.metrics[0].treatment.n))
             .flatten()
@@ -645,7 +662,7 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
             }
         }
         if tested(c) {
-            attach_shifts(c, rows, equivalence_confidence, opts.all_runs);
+            attach_shifts(c, values, equivalence_confidence);
         }
         c.verdict = verdict(c, alpha, margin, equivalence_confidence);
     }
@@ -664,27 +681,13 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
 /// baseline) at `confidence`, from the same runs the tests used — also
 /// where the test is undefined (a metric constant on both sides has a
 /// shift too: exactly 0 when the constants agree).
-fn attach_shifts(c: &mut Comparison, rows: &[RunSummary], confidence: f64, all_runs: bool) {
+fn attach_shifts(c: &mut Comparison, samples: &Samples, confidence: f64) {
     if !(confidence > 0.0 && confidence < 1.0) {
         return;
     }
-    let runs_of = |variant: &str| -> Vec<&RunSummary> {
-        let mut runs: Vec<&RunSummary> = rows
-            .iter()
-            .filter(|r| r.experiment.as_str() == c.experiment && r.variant.as_str() == variant)
-            .collect();
-        runs.sort_by_key(|r| r.run);
-        if !all_runs {
-            runs.truncate(c.n);
-        }
-        runs
-    };
-    let (base, treat) = (runs_of(&c.baseline), runs_of(&c.treatment));
-    for m in &mut c.metrics {
-        let x: Vec<f64> = treat.iter().map(|r| r.metric(m.metric)).collect();
-        let y: Vec<f64> = base.iter().map(|r| r.metric(m.metric)).collect();
-        m.shift = hodges_lehmann(&x, &y, confidence).ok();
-        m.spread_p = spread_test(&x, &y);
+    for (m, (baseline, treatment)) in c.metrics.iter_mut().zip(samples) {
+        m.shift = hodges_lehmann(treatment, baseline, confidence).ok();
+        m.spread_p = spread_test(treatment, baseline);
     }
 }
 
