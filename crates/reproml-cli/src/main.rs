@@ -4,6 +4,7 @@
 mod commands;
 mod connect;
 mod files;
+mod interrupt;
 mod output;
 mod progress;
 
@@ -23,6 +24,10 @@ use clap::{Parser, Subcommand};
     max_term_width = 100
 )]
 struct Cli {
+    /// No progress bars, progress lines or notes on standard error; results
+    /// and errors are still printed.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,7 +100,7 @@ fn init_logging(command: &Command) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| LossyStderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(output::colour_on_stderr())
         .try_init();
 }
 
@@ -118,6 +123,7 @@ impl std::io::Write for LossyStderr {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::set_quiet(cli.quiet);
     init_logging(&cli.command);
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
@@ -138,10 +144,16 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => match err.downcast_ref::<output::Exit>() {
+            Some(exit) => {
+                eprintln!("{}", exit.message);
+                ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -1,14 +1,60 @@
-//! What several commands print the same way.
+//! What several commands print the same way, and the process-wide output
+//! settings (`--quiet`, `NO_COLOR`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use reproml_client::Client;
 use reproml_core::ExperimentSpec;
 use reproml_report::{Provenance, Report, RunSummary, to_terminal};
 
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Sets `--quiet` for the whole process: no progress, no notes; results
+/// and errors are still printed.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Whether colours may be used on standard error: a terminal, and no
+/// `NO_COLOR` (<https://no-color.org>: set and not empty).
+pub fn colour_on_stderr() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+/// Ends the process with `code` after the command has said why: used for
+/// outcomes that are not errors but that a script must see, like a
+/// difference found by `compare --fail-on-difference`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// The process's exit status.
+    pub code: u8,
+    /// What standard error says.
+    pub message: String,
+}
+
+/// Exit status when `--fail-on-difference` finds a difference.
+pub const EXIT_DIFFERENCE: u8 = 3;
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// Prints the comparison for a terminal: verdicts, a compact table per
 /// comparison and a legend, within 100 columns.
 pub fn print_summary(report: &Report) {
     print!("{}", to_terminal(report));
+}
+
+/// Prints `value` as pretty JSON on standard output (`--json`).
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
 /// The specs of the experiments `rows` come from.

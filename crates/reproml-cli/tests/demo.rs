@@ -58,7 +58,7 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(
-        stderr.contains("8 run(s) of corrected already recorded"),
+        stderr.contains("demo-real-fault / corrected: 8 run(s) already recorded"),
         "{stderr}"
     );
     let table = |s: &str| {

@@ -115,7 +115,7 @@ fn recorded_runs_are_skipped_on_resume() {
         [2],
         "only the missing run is trained"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 run(s) of v already recorded"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("e / v: 2 run(s) already recorded"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -249,5 +249,70 @@ fn end_to_end_against_a_server_process_with_verify() {
     assert_eq!(a["comparisons"][0]["identical_pairs"], 0);
     server.kill().unwrap();
     server.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn off_a_terminal_each_run_is_a_line_and_ctrl_c_says_how_far_it_got() {
+    let dir = temp_dir("lines");
+    let spec = dir.join("spec.toml");
+    // Long enough a run (about a second) to interrupt between two runs.
+    std::fs::write(
+        &spec,
+        "id = \"e\"\nmodel = \"lenet5\"\nchallenge = \"digits\"\nepochs = 20\nruns = 5\n[optimizer]\nlr = 0.05\n",
+    )
+    .unwrap();
+    let quiet = embedded_run(&dir, "v", &["--runs", "0", "--quiet"], &[]);
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "", "--quiet");
+    assert_eq!(digests(&quiet).len(), 1, "--quiet keeps the results");
+
+    let db = dir.join("r.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["run", "--embedded", "--db", db.to_str().unwrap()])
+        .args(["--experiment", "e", "--variant", "v"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("recorded (1/4)") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l == "e / v: 1 run(s) already recorded; skipping them"),
+        "{seen:?}"
+    );
+    let run_line = seen.last().unwrap();
+    assert!(
+        run_line.starts_with("e / v: run 1 recorded (1/4): seed ")
+            && run_line.contains(", accuracy 0.")
+            && run_line.ends_with(" s"),
+        "one plain line per run with its seed, metric and time: {run_line}"
+    );
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    let last = rest.last().unwrap();
+    let recorded: usize = last
+        .strip_prefix("interrupted: ")
+        .and_then(|l| l.strip_suffix("/5 runs recorded; run the same command again to resume"))
+        .unwrap_or_else(|| panic!("the interruption line: {last:?}"))
+        .parse()
+        .unwrap();
+    assert!(
+        (2..5).contains(&recorded),
+        "the run before the signal and the one from --quiet at least: {recorded}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -15,6 +15,7 @@ use reproml_runner::results::recorded_rows;
 use crate::connect::ServerArgs;
 use crate::output::print_summary;
 use crate::progress::Bars;
+use reproml_core::selection::RunSelection;
 
 /// The data set the demo trains on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +79,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
     let connection = ServerArgs::embedded(db.clone(), Some(2026)).connect()?;
     let client = &connection.client;
+    let wanted = COMPARISONS
+        .iter()
+        .flat_map(|c| [c.baseline.0, c.treatment].map(|v| (c.experiment, v)))
+        .map(|(experiment, variant)| {
+            Ok((
+                experiment.parse()?,
+                variant.parse()?,
+                RunSelection::first(size.runs),
+            ))
+        })
+        .collect::<Result<_>>()?;
+    crate::interrupt::on_interrupt(client, wanted);
     let failures = reproml_runner::demo::train(client, &size, &Bars::new(false)).map_err(|e| {
         // An earlier demo with other --count or --epochs holds the same
         // experiments with other attributes.

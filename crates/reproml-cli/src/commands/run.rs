@@ -47,13 +47,22 @@ pub fn run(args: RunArgs) -> Result<()> {
     let connection = args.server.connect()?;
     let client = &connection.client;
     let experiment = args.experiment.resolve(client)?;
+    let runs = args
+        .runs
+        .clone()
+        .unwrap_or_else(|| RunSelection::first(experiment.spec.runs));
+    crate::interrupt::on_interrupt(
+        client,
+        vec![(
+            experiment.spec.id.clone(),
+            args.variant.clone(),
+            runs.clone(),
+        )],
+    );
     let plan = VariantPlan {
         experiment: &experiment,
         variant: &args.variant,
-        runs: args
-            .runs
-            .clone()
-            .unwrap_or_else(|| RunSelection::first(experiment.spec.runs)),
+        runs,
         jobs: args.jobs,
         threads: threads_per_run(args.jobs, args.threads),
         fault: &args.fault,

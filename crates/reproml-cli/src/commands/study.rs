@@ -82,6 +82,18 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let mut wanted = Vec::new();
+    for bug in &study.bugs {
+        let id = study.spec(bug, &origin)?.id;
+        for side in study.sides.iter().filter(|s| bug.artifact(s).is_some()) {
+            wanted.push((
+                id.clone(),
+                side.clone(),
+                reproml_core::selection::RunSelection::first(study.runs),
+            ));
+        }
+    }
+    crate::interrupt::on_interrupt(client, wanted);
     let outcome = run_study_runs(client, &study, &origin, jobs, &Bars::new(false))?;
     // Exactly the study's experiments: another study's whose name shares
     // the prefix must not join this one's family of tests.
