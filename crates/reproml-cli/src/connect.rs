@@ -12,17 +12,16 @@ use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 /// Where the server is.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// URL of a running `reproml server`, e.g. http://127.0.0.1:7878.
-    #[arg(
-        long,
-        conflicts_with = "embedded",
-        required_unless_present = "embedded"
-    )]
+    /// URL of a running `reproml server`, e.g. http://127.0.0.1:7878
+    /// [default: $REPROML_SERVER, unless --embedded].
+    #[arg(long, conflicts_with = "embedded")]
     pub server: Option<String>,
-    /// File holding the server's bearer token, if it requires one.
-    #[arg(long, requires = "server")]
+    /// File holding the server's bearer token, if it requires one
+    /// [default: $REPROML_TOKEN_FILE].
+    #[arg(long, conflicts_with = "embedded")]
     pub token_file: Option<PathBuf>,
-    /// Start a server inside this process (on 127.0.0.1, a free port).
+    /// Start a server inside this process on a database file (--db), instead
+    /// of using a running one (--server).
     #[arg(long)]
     pub embedded: bool,
     /// Database of the embedded server.
@@ -56,7 +55,7 @@ impl ServerArgs {
     /// database must exist already: commands that only read never leave
     /// an empty database behind a typo.
     pub fn connect_existing(&self) -> Result<Connection> {
-        if self.server.is_none() {
+        if self.url()?.is_none() {
             crate::files::existing_database(&self.db)?;
         }
         self.connect()
@@ -65,7 +64,7 @@ impl ServerArgs {
     /// Connects like [`ServerArgs::connect_existing`], to delete: an
     /// embedded server then allows it (the user named the database file).
     pub fn connect_to_delete(&self) -> Result<Connection> {
-        if self.server.is_none() {
+        if self.url()?.is_none() {
             crate::files::existing_database(&self.db)?;
         }
         self.start(true)
@@ -76,13 +75,37 @@ impl ServerArgs {
         self.start(false)
     }
 
+    /// The server's URL: --server, else `REPROML_SERVER`; `None` for
+    /// --embedded, which wins over the environment variable (so the
+    /// variable is not read by clap, whose conflict check would refuse
+    /// --embedded while it is set). Neither is a usage error (status 2),
+    /// with a message that offers both.
+    fn url(&self) -> Result<Option<String>> {
+        if self.embedded {
+            return Ok(None);
+        }
+        if let Some(url) = self.server.clone().or_else(server_from_env) {
+            return Ok(Some(url));
+        }
+        Err(crate::output::Exit {
+            code: crate::output::EXIT_USAGE,
+            message: "error: no server given: name a running one with --server URL (or the \
+                      REPROML_SERVER environment variable), or use --embedded to work on a \
+                      database file (--db, default reproml.db) in this process"
+                .into(),
+        }
+        .into())
+    }
+
     fn start(&self, allow_delete: bool) -> Result<Connection> {
-        if let Some(url) = &self.server {
+        if let Some(url) = &self.url()? {
             if !url.starts_with("http://") {
                 bail!("--server must be an http:// URL (got {url:?}); https is not supported yet");
             }
             let token = self
                 .token_file
+                .clone()
+                .or_else(|| std::env::var_os("REPROML_TOKEN_FILE").map(PathBuf::from))
                 .as_deref()
                 .map(crate::files::read_token)
                 .transpose()?;
@@ -108,6 +131,13 @@ impl ServerArgs {
             _embedded: Some(server),
         })
     }
+}
+
+/// `REPROML_SERVER`, when set and not empty.
+pub fn server_from_env() -> Option<String> {
+    std::env::var("REPROML_SERVER")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// Which experiment, and the spec to create it from.

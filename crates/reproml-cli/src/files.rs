@@ -59,6 +59,38 @@ pub fn load_study(path: &Path) -> Result<Study> {
     Ok(Study::from_toml(&text, &path.display().to_string())?)
 }
 
+/// Largest release-notes, corpus or labels file read.
+pub const MAX_NOTES_BYTES: u64 = 32 << 20;
+
+/// Reads a corpus written by `bugs collect`, JSON or CSV.
+pub fn read_corpus(path: &Path) -> Result<Vec<reproml_study::BugRecord>> {
+    let text = read_text_file(path, MAX_NOTES_BYTES, "corpus file")?;
+    Ok(reproml_study::files::parse_corpus(
+        &text,
+        &path.display().to_string(),
+    )?)
+}
+
+/// The labels so far; a labels file not written yet holds none.
+pub fn read_labels(path: &Path) -> Result<Vec<reproml_study::Label>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = read_text_file(path, MAX_NOTES_BYTES, "labels file")?;
+    Ok(reproml_study::files::parse_labels(
+        &text,
+        &path.display().to_string(),
+    )?)
+}
+
+/// B_f: the bugs of the corpus every labeller accepted.
+pub fn selected_bugs(corpus: &Path, labels: &Path) -> Result<std::collections::BTreeSet<String>> {
+    let corpus = read_corpus(corpus)?;
+    let mut selected = reproml_study::accepted(&read_labels(labels)?);
+    selected.retain(|id| corpus.iter().any(|b| &b.id == id));
+    Ok(selected)
+}
+
 /// Checks that the database of a command that only reads exists: such a
 /// command must never leave an empty database behind a typo.
 pub fn existing_database(path: &Path) -> Result<()> {

@@ -40,6 +40,8 @@ pub struct Exit {
     pub message: String,
 }
 
+/// Exit status of a command line that cannot work (as clap's own errors).
+pub const EXIT_USAGE: u8 = 2;
 /// Exit status when `--fail-on-difference` finds a difference.
 pub const EXIT_DIFFERENCE: u8 = 3;
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).

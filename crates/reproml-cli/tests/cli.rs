@@ -531,7 +531,7 @@ fn plan_finds_the_runs_a_study_needs_from_a_spread_or_pilot_runs() {
         "plan",
         "--shift",
         "0.01",
-        "--csv",
+        "--csv-in",
         csv,
         "--experiment",
         "shifted",
@@ -550,7 +550,7 @@ fn plan_finds_the_runs_a_study_needs_from_a_spread_or_pilot_runs() {
         "plan",
         "--a12",
         "0.7",
-        "--csv",
+        "--csv-in",
         csv,
         "--variant",
         "corrected",
@@ -565,7 +565,7 @@ fn compare_runs_selects_the_first_runs_of_every_side() {
     let csv = repo_root().join("crates/reproml-report/tests/fixtures/runs.csv");
     let out = reproml(&[
         "compare",
-        "--csv",
+        "--csv-in",
         csv.to_str().unwrap(),
         "shifted",
         "--runs",
@@ -576,9 +576,21 @@ fn compare_runs_selects_the_first_runs_of_every_side() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["comparisons"][0]["n"], 4);
     assert_eq!(json["comparisons"][0]["pairs"], 4);
-    let out = reproml(&["compare", "--csv", csv.to_str().unwrap(), "--runs", "4..2"]);
+    let out = reproml(&[
+        "compare",
+        "--csv-in",
+        csv.to_str().unwrap(),
+        "--runs",
+        "4..2",
+    ]);
     assert!(text(&out.stderr).contains("is not a run selection"));
-    let out = reproml(&["compare", "--csv", csv.to_str().unwrap(), "--margin", "-1"]);
+    let out = reproml(&[
+        "compare",
+        "--csv-in",
+        csv.to_str().unwrap(),
+        "--margin",
+        "-1",
+    ]);
     assert!(text(&out.stderr).contains("must be a positive number"));
 }
 
@@ -610,4 +622,138 @@ fn a_busy_port_is_explained_once_and_leaves_no_database() {
     assert_eq!(err.matches("unable to open").count(), 1, "{err}");
     assert!(err.contains("does its folder exist"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The exit statuses `docs/cli.md` documents: 0 done, 1 failed, 2 usage,
+/// 3 a difference with `--fail-on-difference` (130 after Ctrl-C is tested
+/// with training in `train_cli.rs`).
+#[test]
+fn exit_statuses_tell_scripts_what_happened() {
+    let csv = repo_root().join("crates/reproml-report/tests/fixtures/runs.csv");
+    let csv = csv.to_str().unwrap();
+    let gated = reproml(&["compare", "--csv-in", csv, "--fail-on-difference"]);
+    assert_eq!(gated.status.code(), Some(3), "{}", text(&gated.stderr));
+    assert!(
+        text(&gated.stdout).contains("shifted: buggy (baseline) vs corrected"),
+        "the comparison is printed before the gate"
+    );
+    assert_eq!(
+        text(&gated.stderr).trim(),
+        "difference detected in 1 comparison(s): shifted (buggy vs corrected)"
+    );
+    let json = reproml(&["compare", "--csv-in", csv, "--json", "--fail-on-difference"]);
+    assert_eq!(json.status.code(), Some(3));
+    serde_json::from_slice::<serde_json::Value>(&json.stdout).unwrap();
+    // No difference among the compared experiments, or no gate: 0.
+    let same = reproml(&[
+        "compare",
+        "--csv-in",
+        csv,
+        "identical",
+        "--fail-on-difference",
+    ]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stderr));
+    assert_eq!(
+        reproml(&["compare", "--csv-in", csv]).status.code(),
+        Some(0)
+    );
+    // Runtime failure: 1.
+    let missing = reproml(&["compare", "--csv-in", "/no/such/runs.csv"]);
+    assert_eq!(missing.status.code(), Some(1));
+    // Usage: 2, from clap and from the missing server alike.
+    assert_eq!(
+        reproml(&["compare", "--no-such-flag"]).status.code(),
+        Some(2)
+    );
+    let no_server = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["run", "--experiment", "e", "--variant", "v"])
+        .env_remove("REPROML_SERVER")
+        .output()
+        .unwrap();
+    assert_eq!(no_server.status.code(), Some(2));
+    let err = text(&no_server.stderr);
+    for hint in ["--server URL", "REPROML_SERVER", "--embedded"] {
+        assert!(err.contains(hint), "{hint}: {err}");
+    }
+}
+
+/// `REPROML_SERVER` stands in for --server, and --embedded wins over it.
+#[test]
+fn the_server_comes_from_the_environment_unless_embedded_is_asked() {
+    let dir = std::env::temp_dir().join(format!("reproml-env-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("e.db");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_reproml"))
+            .args(args)
+            .env("REPROML_SERVER", "http://127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    let remote = run(&["experiment", "list"]);
+    assert_eq!(remote.status.code(), Some(1));
+    assert!(
+        text(&remote.stderr).contains("no ReproduceML server answers at http://127.0.0.1:9"),
+        "{}",
+        text(&remote.stderr)
+    );
+    let spec = repo_root().join("examples/digits-lenet5.toml");
+    let local = run(&[
+        "experiment",
+        "create",
+        "--embedded",
+        "--db",
+        db.to_str().unwrap(),
+        "--spec",
+        spec.to_str().unwrap(),
+    ]);
+    assert!(local.status.success(), "{}", text(&local.stderr));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn completions_and_man_pages_are_generated_for_every_command() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = reproml(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = text(&out.stdout);
+        for word in ["reproml", "study", "fail-on-difference", "csv-in"] {
+            assert!(script.contains(word), "{shell} completes {word}");
+        }
+    }
+    let page = reproml(&["man"]);
+    assert!(page.status.success());
+    let page = text(&page.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH reproml"),
+        "roff: {}",
+        &page[..200]
+    );
+    assert!(page.contains("completions"));
+
+    let dir = std::env::temp_dir().join(format!("reproml-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = reproml(&["man", "--dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for name in [
+        "reproml",
+        "reproml-run",
+        "reproml-study-run",
+        "reproml-stats-wilcoxon",
+    ] {
+        let page = std::fs::read_to_string(dir.join(format!("{name}.1")))
+            .unwrap_or_else(|e| panic!("{name}.1: {e}"));
+        assert!(
+            page.contains(&format!(".TH {name} 1")),
+            "{name}: {}",
+            &page[..120]
+        );
+    }
+    let run = std::fs::read_to_string(dir.join("reproml-run.1")).unwrap();
+    assert!(
+        run.contains("\\-\\-embedded") && run.contains("Examples"),
+        "{run}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -231,7 +231,7 @@ fn end_to_end_against_a_server_process_with_verify() {
     let csv_path = dir.join("runs.csv");
     std::fs::write(&csv_path, csv).unwrap();
     let from_csv = reproml(
-        &["compare", "--csv", csv_path.to_str().unwrap(), "--json"],
+        &["compare", "--csv-in", csv_path.to_str().unwrap(), "--json"],
         &[],
     );
     assert!(
@@ -285,7 +285,8 @@ fn off_a_terminal_each_run_is_a_line_and_ctrl_c_says_how_far_it_got() {
         }
     }
     assert!(
-        seen.iter().any(|l| l == "e / v: 1 run(s) already recorded; skipping them"),
+        seen.iter()
+            .any(|l| l == "e / v: 1 run(s) already recorded; skipping them"),
         "{seen:?}"
     );
     let run_line = seen.last().unwrap();

@@ -5,7 +5,7 @@ use reproml_report::{
     CompareOptions, RunSummary, Verdict, compare, to_csv, to_markdown, verdict_lines, write_report,
 };
 
-/// The runs of `fixtures/runs.csv`, read as `compare --csv` reads an export.
+/// The runs of `fixtures/runs.csv`, read as `compare --csv-in` reads an export.
 fn fixture() -> Vec<RunSummary> {
     let text = include_str!("fixtures/runs.csv");
     reproml_api::runs_csv::read(text.as_bytes(), "fixtures/runs.csv").unwrap()

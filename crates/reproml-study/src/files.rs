@@ -43,13 +43,66 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileE
     }
 }
 
-/// Parses a corpus written as JSON by `reproml bugs collect`; `origin`
-/// names it in errors.
+/// Parses a corpus written by `reproml bugs collect`, as JSON (an array)
+/// or CSV (a header row of the columns it writes); `origin` names it in
+/// errors.
 pub fn parse_corpus(text: &str, origin: &str) -> Result<Vec<BugRecord>, FileError> {
-    serde_json::from_str(text).map_err(|e| FileError::Content {
+    if text.trim_start().starts_with('[') {
+        return serde_json::from_str(text).map_err(|e| FileError::Content {
+            path: origin.to_owned(),
+            message: format!(
+                "not a corpus written by `reproml bugs collect --out FILE.json` ({e})"
+            ),
+        });
+    }
+    parse_corpus_csv(text, origin)
+}
+
+fn parse_corpus_csv(text: &str, origin: &str) -> Result<Vec<BugRecord>, FileError> {
+    let content = |message: String| FileError::Content {
         path: origin.to_owned(),
-        message: format!("not a corpus written by `reproml bugs collect --out FILE.json` ({e})"),
-    })
+        message,
+    };
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| content(format!("not a CSV corpus ({e})")))?
+        .clone();
+    if header.iter().ne(CORPUS_COLUMNS) {
+        return Err(content(format!(
+            "not a corpus written by `reproml bugs collect --out FILE.csv`: the columns must be {}",
+            CORPUS_COLUMNS.join(",")
+        )));
+    }
+    let numbers = |field: &str, row: usize| -> Result<Vec<u32>, FileError> {
+        field
+            .split_whitespace()
+            .map(|n| {
+                n.parse()
+                    .map_err(|_| content(format!("row {row}: {n:?} is not a PR or issue number")))
+            })
+            .collect()
+    };
+    let mut corpus = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let row = i + 2;
+        let r = record.map_err(|e| content(format!("row {row}: {e}")))?;
+        let field = |k: usize| r.get(k).unwrap_or_default().to_owned();
+        corpus.push(BugRecord {
+            id: field(0),
+            framework: field(1),
+            release: field(2),
+            section: field(3),
+            context: field(4),
+            description: field(5),
+            prs: numbers(&field(6), row)?,
+            issues: numbers(&field(7), row)?,
+            links: field(8).split_whitespace().map(str::to_owned).collect(),
+            source: field(9),
+            raw: field(10),
+        });
+    }
+    Ok(corpus)
 }
 
 /// The columns of a corpus written as CSV.

@@ -209,6 +209,18 @@ pub enum StudyError {
         /// What is wrong.
         message: String,
     },
+    /// Bugs of the labelled set B_f that the study gives no artifacts.
+    #[error(
+        "{origin}: {} selected by the labellers (B_f) but the study has no [[bug]] with that id: \
+         add one per selected bug with its sides' artifacts",
+        if bugs.len() == 1 { format!("{} is", bugs[0]) } else { format!("{} are", bugs.join(", ")) }
+    )]
+    Unplanned {
+        /// The file.
+        origin: String,
+        /// The selected bugs without a `[[bug]]`.
+        bugs: Vec<String>,
+    },
 }
 
 impl Study {
@@ -340,6 +352,51 @@ impl Study {
             study.spec(bug, origin)?;
         }
         Ok(study)
+    }
+
+    /// Keeps only the bugs in `selected` (B_f: those every labeller
+    /// accepted), so that a study runs exactly the labelled set; returns
+    /// the identifiers of the study's bugs left out. Every selected bug
+    /// needs a `[[bug]]` (its artifacts), or nothing is kept.
+    ///
+    /// ```
+    /// use reproml_study::Study;
+    /// let text = "name = \"s\"\nruns = 2\n[base]\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 1\n\
+    ///     [[bug]]\nid = \"B0001\"\nbuggy = { kind = \"builtin\" }\ncorrected = { kind = \"builtin\" }\n\
+    ///     [[bug]]\nid = \"B0002\"\nbuggy = { kind = \"builtin\" }\ncorrected = { kind = \"builtin\" }\n";
+    /// let mut study = Study::from_toml(text, "s.toml").unwrap();
+    /// let left_out = study.keep_selected(&["B0002".to_string()].into(), "s.toml").unwrap();
+    /// assert_eq!(left_out, ["B0001"]);
+    /// assert_eq!(study.bugs.len(), 1);
+    /// assert!(study.keep_selected(&["B0009".to_string()].into(), "s.toml").is_err());
+    /// ```
+    pub fn keep_selected(
+        &mut self,
+        selected: &BTreeSet<String>,
+        origin: &str,
+    ) -> Result<Vec<String>, StudyError> {
+        let unplanned: Vec<String> = selected
+            .iter()
+            .filter(|id| !self.bugs.iter().any(|b| &b.id == *id))
+            .cloned()
+            .collect();
+        if !unplanned.is_empty() {
+            return Err(StudyError::Unplanned {
+                origin: origin.into(),
+                bugs: unplanned,
+            });
+        }
+        let (kept, left_out): (Vec<StudyBug>, Vec<StudyBug>) = std::mem::take(&mut self.bugs)
+            .into_iter()
+            .partition(|b| selected.contains(&b.id));
+        if kept.is_empty() {
+            return Err(StudyError::Syntax {
+                origin: origin.into(),
+                message: "no bug is selected (B_f is empty): label the corpus with `reproml bugs label` first".into(),
+            });
+        }
+        self.bugs = kept;
+        Ok(left_out.into_iter().map(|b| b.id).collect())
     }
 
     /// The reference side: every other side is compared with it.

@@ -5,7 +5,7 @@ use reproml_study::{CorpusError, NotesFormat, parse_release_notes};
 
 #[test]
 fn github_release_bodies_with_context_headings_wrapped_bullets_and_several_prs() {
-    let text = include_str!("fixtures/pytorch-1.5.1.md");
+    let text = include_str!("../../../examples/release-notes/pytorch-1.5.1.md");
     assert_eq!(NotesFormat::detect(text), NotesFormat::GithubRelease);
     let bugs = parse_release_notes(
         text,
@@ -48,7 +48,7 @@ fn github_release_bodies_with_context_headings_wrapped_bullets_and_several_prs()
 
 #[test]
 fn release_md_with_many_releases_and_nested_component_bullets() {
-    let text = include_str!("fixtures/RELEASE.md");
+    let text = include_str!("../../../examples/release-notes/tensorflow-RELEASE.md");
     assert_eq!(NotesFormat::detect(text), NotesFormat::ReleaseMd);
     let bugs = parse_release_notes(
         text,
@@ -83,7 +83,7 @@ fn release_md_with_many_releases_and_nested_component_bullets() {
 
 #[test]
 fn keep_a_changelog_fixed_sections() {
-    let text = include_str!("fixtures/CHANGELOG.md");
+    let text = include_str!("../../../examples/release-notes/CHANGELOG.md");
     assert_eq!(NotesFormat::detect(text), NotesFormat::KeepAChangelog);
     let bugs = parse_release_notes(
         text,
@@ -156,4 +156,44 @@ mod never_panics {
             }
         }
     }
+}
+
+/// A corpus written as JSON or CSV reads back as the same records, so
+/// every command that takes a corpus takes either.
+#[test]
+fn a_corpus_reads_back_from_json_and_csv_alike() {
+    use reproml_study::files::{parse_corpus, write_corpus};
+    let mut bugs = parse_release_notes(
+        include_str!("../../../examples/release-notes/tensorflow-RELEASE.md"),
+        "RELEASE.md",
+        "tensorflow",
+        None,
+        NotesFormat::ReleaseMd,
+    )
+    .unwrap();
+    bugs.extend(
+        parse_release_notes(
+            include_str!("../../../examples/release-notes/pytorch-1.5.1.md"),
+            "notes.md",
+            "pytorch",
+            Some("v1.5.1"),
+            NotesFormat::GithubRelease,
+        )
+        .unwrap(),
+    );
+    reproml_study::number_corpus(&mut bugs);
+    let dir = std::env::temp_dir().join(format!("reproml-corpus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["c.json", "c.csv"] {
+        let path = dir.join(name);
+        write_corpus(&path, &bugs).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(parse_corpus(&text, name).unwrap(), bugs, "{name}");
+    }
+    let err = parse_corpus("id,what\nB0001,x\n", "other.csv").unwrap_err();
+    assert!(
+        err.to_string().contains("the columns must be id,framework"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

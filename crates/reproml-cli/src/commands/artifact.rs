@@ -12,6 +12,9 @@ pub enum ArtifactCommand {
     /// Build the buggy and the corrected revision of a recipe, each in its
     /// own git worktree with the same command and environment, and record
     /// their provenance. A failed build is recorded and skipped.
+    #[command(
+        after_long_help = "Examples:\n  reproml artifact build recipes/B0001.toml --dir artifacts\n  reproml bugs status --corpus corpus.json --artifacts artifacts"
+    )]
     Build {
         /// The recipe (TOML: name, repository, buggy, corrected, command, [env]).
         recipe: PathBuf,

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Subcommand, ValueEnum};
 use reproml_runner::study::progress;
-use reproml_study::files::{append_label, built_bugs, parse_corpus, parse_labels, write_corpus};
+use reproml_study::files::{append_label, built_bugs, write_corpus};
+
+use crate::files::{read_corpus, read_labels};
 use reproml_study::{
     BugRecord, Decision, Label, NotesFormat, accepted, agreement, disagreements, number_corpus,
     parse_release_notes,
@@ -30,6 +32,9 @@ pub enum FormatArg {
 pub enum BugsCommand {
     /// Parse release notes into a corpus of bug fixes (CSV or JSON by the
     /// extension of --out) and print how many each release has.
+    #[command(
+        after_long_help = "Examples:\n  reproml bugs collect --framework pytorch --release v1.5.1 \\\n      examples/release-notes/pytorch-1.5.1.md --out corpus.json\n  reproml bugs collect --framework tensorflow \\\n      examples/release-notes/tensorflow-RELEASE.md --out tf.csv --json"
+    )]
     Collect {
         /// The framework the notes belong to (e.g. pytorch).
         #[arg(long)]
@@ -46,16 +51,23 @@ pub enum BugsCommand {
         /// Release-note files (Markdown).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print the per-release counts as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Record one labeller's decision on one bug (appended to a JSON Lines
     /// file; a later decision of the same labeller replaces an earlier one).
+    #[command(
+        after_long_help = "Examples:\n  reproml bugs label --corpus corpus.json --labeller ana --bug B0001 \\\n      --decision accept:gradients --comment \"wrong conv2d grad\"\n  reproml bugs label --corpus corpus.json --labeller ben --bug B0003 --decision reject:crash"
+    )]
     Label {
         /// The labels file (JSON Lines).
         #[arg(long, default_value = "labels.jsonl")]
         labels: PathBuf,
-        /// The corpus, to check that the bug exists.
+        /// The corpus (JSON or CSV, from `bugs collect`): only its bugs can
+        /// be labelled.
         #[arg(long)]
-        corpus: Option<PathBuf>,
+        corpus: PathBuf,
         /// Who decides.
         #[arg(long)]
         labeller: String,
@@ -73,8 +85,11 @@ pub enum BugsCommand {
     },
     /// Print the funnel (collected → labelled → selected), the
     /// disagreements and the inter-rater agreement.
+    #[command(
+        after_long_help = "Examples:\n  reproml bugs status --corpus corpus.json\n  reproml bugs status --corpus corpus.json --study study.toml --db study.db --json"
+    )]
     Status {
-        /// The corpus (JSON, from `bugs collect`).
+        /// The corpus (JSON or CSV, from `bugs collect`).
         #[arg(long)]
         corpus: PathBuf,
         /// The labels file.
@@ -94,35 +109,52 @@ pub enum BugsCommand {
         /// The study's database (read through an embedded server), with --study.
         #[arg(long, requires = "study")]
         db: Option<PathBuf>,
+        /// Print the funnel as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
-/// Study bugs with every run of both variants recorded.
-fn analysed(study: &std::path::Path, server: &crate::connect::ServerArgs) -> Result<usize> {
+/// The funnel of `bugs status`, as `--json` prints it.
+#[derive(serde::Serialize)]
+struct Funnel {
+    collected: usize,
+    labelled: usize,
+    /// B_f: accepted by every labeller.
+    selected: Vec<String>,
+    /// Selected bugs with both sides built (with --artifacts).
+    built: Option<usize>,
+    /// Selected bugs of the study with every run of every side recorded
+    /// (with --study).
+    analysed: Option<usize>,
+    /// Study bugs that are not in B_f, so not counted as analysed.
+    study_bugs_not_selected: Vec<String>,
+    to_discuss: Vec<String>,
+    /// (labellers, Cohen's or Fleiss' κ).
+    agreement: Option<(usize, f64)>,
+}
+
+/// Selected study bugs with every run of every side recorded, and the
+/// study's bugs that are not selected (not counted: the funnel narrows).
+fn analysed(
+    study: &std::path::Path,
+    server: &crate::connect::ServerArgs,
+    selected: &std::collections::BTreeSet<String>,
+) -> Result<(usize, Vec<String>)> {
     let origin = study.display().to_string();
     let study = crate::files::load_study(study)?;
     let connection = server.connect_existing()?;
-    Ok(progress(&connection.client, &study, &origin)?
-        .iter()
-        .filter(|b| b.complete(study.runs))
-        .count())
-}
-
-/// Largest release-notes, corpus or labels file read.
-const MAX_NOTES_BYTES: u64 = 32 << 20;
-
-fn read_corpus(path: &std::path::Path) -> Result<Vec<BugRecord>> {
-    let text = crate::files::read_text_file(path, MAX_NOTES_BYTES, "corpus file")?;
-    Ok(parse_corpus(&text, &path.display().to_string())?)
-}
-
-/// The labels so far; a labels file not written yet holds none.
-fn read_labels(path: &std::path::Path) -> Result<Vec<Label>> {
-    if !path.exists() {
-        return Ok(Vec::new());
+    let progress = progress(&connection.client, &study, &origin)?;
+    let mut analysed = 0;
+    let mut not_selected = Vec::new();
+    for (bug, progress) in study.bugs.iter().zip(&progress) {
+        if !selected.contains(&bug.id) {
+            not_selected.push(bug.id.clone());
+        } else if progress.complete(study.runs) {
+            analysed += 1;
+        }
     }
-    let text = crate::files::read_text_file(path, MAX_NOTES_BYTES, "labels file")?;
-    Ok(parse_labels(&text, &path.display().to_string())?)
+    Ok((analysed, not_selected))
 }
 
 /// Runs a `reproml bugs` subcommand.
@@ -134,7 +166,8 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
             format,
             out,
             files,
-        } => collect(&framework, release.as_deref(), format, &out, &files),
+            json,
+        } => collect(&framework, release.as_deref(), format, &out, &files, json),
         BugsCommand::Label {
             labels,
             corpus,
@@ -143,10 +176,12 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
             decision,
             comment,
         } => {
-            if let Some(corpus) = corpus
-                && !read_corpus(&corpus)?.iter().any(|b| b.id == bug)
-            {
-                bail!("{} has no bug {bug}", corpus.display());
+            if !read_corpus(&corpus)?.iter().any(|b| b.id == bug) {
+                bail!(
+                    "{} has no bug {bug}; `reproml bugs status --corpus {}` shows how many it has",
+                    corpus.display(),
+                    corpus.display()
+                );
             }
             let label = Label {
                 bug,
@@ -168,56 +203,100 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
             study,
             server,
             db,
+            json,
         } => {
             let corpus = read_corpus(&corpus)?;
             let labels = read_labels(&labels)?;
             let labelled: std::collections::BTreeSet<&str> =
                 labels.iter().map(|l| l.bug.as_str()).collect();
-            let selected = accepted(&labels);
-            println!("collected  {:>5}", corpus.len());
-            println!("labelled   {:>5}", labelled.len());
-            println!(
-                "selected   {:>5}   (accepted by every labeller: B_f)",
-                selected.len()
-            );
-            if let Some(dir) = &artifacts {
-                println!(
-                    "built      {:>5}   (both sides built in {})",
-                    built_bugs(&selected, dir),
-                    dir.display()
+            let mut selected = accepted(&labels);
+            let unknown: Vec<String> = selected
+                .iter()
+                .filter(|id| !corpus.iter().any(|b| &b.id == *id))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                eprintln!(
+                    "warning: labelled bugs not in the corpus are left out: {}",
+                    unknown.join(" ")
                 );
+                selected.retain(|id| !unknown.contains(id));
             }
-            if let Some(study) = &study {
-                if server.is_none() && db.is_none() {
-                    bail!("--study needs --server URL or --db FILE to count the analysed bugs");
+            let built = artifacts.as_deref().map(|dir| built_bugs(&selected, dir));
+            let (analysed, not_selected) = match &study {
+                Some(study) => {
+                    if server.is_none() && db.is_none() {
+                        bail!("--study needs --server URL or --db FILE to count the analysed bugs");
+                    }
+                    let server = crate::connect::ServerArgs {
+                        server: server.clone(),
+                        token_file: None,
+                        embedded: server.is_none(),
+                        db: db.clone().unwrap_or_default(),
+                        master_seed: None,
+                    };
+                    let (n, not_selected) = analysed(study, &server, &selected)?;
+                    (Some(n), not_selected)
                 }
-                let server = crate::connect::ServerArgs {
-                    server: server.clone(),
-                    token_file: None,
-                    embedded: server.is_none(),
-                    db: db.clone().unwrap_or_default(),
-                    master_seed: None,
-                };
-                println!(
-                    "analysed   {:>5}   (every run of both variants recorded)",
-                    analysed(study, &server)?
-                );
+                None => (None, Vec::new()),
+            };
+            let funnel = Funnel {
+                collected: corpus.len(),
+                labelled: labelled.len(),
+                selected: selected.into_iter().collect(),
+                built,
+                analysed,
+                study_bugs_not_selected: not_selected,
+                to_discuss: disagreements(&labels),
+                agreement: agreement(&labels),
+            };
+            if json {
+                return crate::output::print_json(&funnel);
             }
-            let disputed = disagreements(&labels);
-            if !disputed.is_empty() {
-                println!("to discuss {:>5}   {}", disputed.len(), disputed.join(" "));
-            }
-            match agreement(&labels) {
-                Some((2, k)) => {
-                    println!("agreement  Cohen's κ = {k:.3} (2 labellers, bugs labelled by both)")
-                }
-                Some((n, k)) => {
-                    println!("agreement  Fleiss' κ = {k:.3} ({n} labellers, bugs labelled by all)")
-                }
-                None => println!("agreement  — (needs two or more labellers on the same bugs)"),
-            }
+            print_funnel(&funnel, artifacts.as_deref());
             Ok(())
         }
+    }
+}
+
+fn print_funnel(funnel: &Funnel, artifacts: Option<&std::path::Path>) {
+    println!("collected  {:>5}", funnel.collected);
+    println!("labelled   {:>5}", funnel.labelled);
+    println!(
+        "selected   {:>5}   (accepted by every labeller: B_f)",
+        funnel.selected.len()
+    );
+    if let (Some(built), Some(dir)) = (funnel.built, artifacts) {
+        println!(
+            "built      {built:>5}   (both sides built in {})",
+            dir.display()
+        );
+    }
+    if let Some(analysed) = funnel.analysed {
+        println!("analysed   {analysed:>5}   (every run of every side recorded)");
+    }
+    if !funnel.study_bugs_not_selected.is_empty() {
+        eprintln!(
+            "warning: the study's bugs {} are not in B_f (not in the corpus, or not accepted by \
+             every labeller), so they are not counted as analysed",
+            funnel.study_bugs_not_selected.join(" ")
+        );
+    }
+    if !funnel.to_discuss.is_empty() {
+        println!(
+            "to discuss {:>5}   {}",
+            funnel.to_discuss.len(),
+            funnel.to_discuss.join(" ")
+        );
+    }
+    match funnel.agreement {
+        Some((2, k)) => {
+            println!("agreement  Cohen's κ = {k:.3} (2 labellers, bugs labelled by both)")
+        }
+        Some((n, k)) => {
+            println!("agreement  Fleiss' κ = {k:.3} ({n} labellers, bugs labelled by all)")
+        }
+        None => println!("agreement  — (needs two or more labellers on the same bugs)"),
     }
 }
 
@@ -227,6 +306,7 @@ fn collect(
     format: FormatArg,
     out: &std::path::Path,
     files: &[PathBuf],
+    json: bool,
 ) -> Result<()> {
     if !matches!(
         out.extension().and_then(|e| e.to_str()),
@@ -236,7 +316,11 @@ fn collect(
     }
     let mut corpus: Vec<BugRecord> = Vec::new();
     for file in files {
-        let text = crate::files::read_text_file(file, MAX_NOTES_BYTES, "release-notes file")?;
+        let text = crate::files::read_text_file(
+            file,
+            crate::files::MAX_NOTES_BYTES,
+            "release-notes file",
+        )?;
         let format = match format {
             FormatArg::Auto => NotesFormat::detect(&text),
             FormatArg::GithubRelease => NotesFormat::GithubRelease,
@@ -257,6 +341,13 @@ fn collect(
         *counts.entry(&b.release).or_default() += 1;
     }
     write_corpus(out, &corpus)?;
+    if json {
+        return crate::output::print_json(&serde_json::json!({
+            "bugs": corpus.len(),
+            "per_release": counts,
+            "out": out,
+        }));
+    }
     for (release, n) in &counts {
         println!("{release}\t{n} bug fix(es)");
     }

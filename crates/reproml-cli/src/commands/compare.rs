@@ -18,17 +18,20 @@ pub struct Source {
     /// Compare every experiment whose identifier starts with this.
     #[arg(long)]
     prefix: Option<String>,
-    /// Read runs from a CSV export (`GET /v1/experiments/{id}/runs?format=csv`)
-    /// instead of a server.
-    #[arg(long, conflicts_with_all = ["server", "embedded"])]
-    csv: Vec<PathBuf>,
-    /// URL of a running `reproml server`.
+    /// Read runs from a CSV export (`reproml experiment runs --csv`, or
+    /// `GET /v1/experiments/{id}/runs?format=csv`) instead of a server;
+    /// repeat for several files.
+    #[arg(long, alias = "csv", value_name = "FILE", conflicts_with_all = ["server", "embedded"])]
+    csv_in: Vec<PathBuf>,
+    /// URL of a running `reproml server` [default: $REPROML_SERVER, else
+    /// the database of --embedded].
     #[arg(long, conflicts_with = "embedded")]
     server: Option<String>,
-    /// File holding the server's bearer token.
-    #[arg(long, requires = "server")]
+    /// File holding the server's bearer token [default: $REPROML_TOKEN_FILE].
+    #[arg(long, conflicts_with = "embedded")]
     token_file: Option<PathBuf>,
-    /// Read the runs from a database in this process.
+    /// Read the runs from a database in this process (the default without
+    /// --server or $REPROML_SERVER).
     #[arg(long)]
     embedded: bool,
     /// Database for --embedded.
@@ -86,12 +89,16 @@ fn margin(s: &str) -> Result<f64, String> {
 pub struct CompareArgs {
     #[command(flatten)]
     source: Source,
-    /// Print the comparison as JSON.
+    /// Print the comparison as JSON (the report's `report.json`).
     #[arg(long, conflicts_with = "csv_out")]
     json: bool,
-    /// Print the comparison as CSV.
+    /// Print the comparison as CSV (the report's `report.csv`).
     #[arg(long = "csv-out")]
     csv_out: bool,
+    /// Exit with status 3 when any comparison detects a difference, e.g. to
+    /// gate a framework release in CI (after printing the comparison).
+    #[arg(long)]
+    fail_on_difference: bool,
 }
 
 /// Arguments of `reproml report`.
@@ -105,6 +112,12 @@ pub struct ReportArgs {
     /// Title of the report.
     #[arg(long, default_value = "ReproduceML comparison")]
     title: String,
+    /// Print the comparison as JSON instead of the terminal summary.
+    #[arg(long)]
+    json: bool,
+    /// Exit with status 3 when any comparison detects a difference.
+    #[arg(long)]
+    fail_on_difference: bool,
 }
 
 impl Source {
@@ -112,9 +125,9 @@ impl Source {
     /// read from CSV files).
     fn load(&self) -> Result<(Report, Vec<RunSummary>, Vec<ExperimentSpec>)> {
         let mut specs = Vec::new();
-        let (mut rows, expected) = if !self.csv.is_empty() {
+        let (mut rows, expected) = if !self.csv_in.is_empty() {
             let mut rows = Vec::new();
-            for path in &self.csv {
+            for path in &self.csv_in {
                 rows.extend(crate::files::read_runs_csv(path)?);
             }
             (rows, BTreeMap::new())
@@ -122,7 +135,8 @@ impl Source {
             let args = crate::connect::ServerArgs {
                 server: self.server.clone(),
                 token_file: self.token_file.clone(),
-                embedded: self.embedded || self.server.is_none(),
+                embedded: self.embedded
+                    || (self.server.is_none() && crate::connect::server_from_env().is_none()),
                 db: self.db.clone(),
                 master_seed: None,
             };
@@ -135,7 +149,7 @@ impl Source {
             specs = crate::output::specs_of(&connection.client, &rows)?;
             (rows, expected)
         };
-        if !self.csv.is_empty() {
+        if !self.csv_in.is_empty() {
             rows.retain(|r| {
                 selected(
                     r.experiment.as_str(),
@@ -179,13 +193,13 @@ impl Source {
 pub fn run_compare(args: CompareArgs) -> Result<()> {
     let (report, _, _) = args.source.load()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::output::print_json(&report)?;
     } else if args.csv_out {
         print!("{}", to_csv(&report));
     } else {
         crate::output::print_summary(&report);
     }
-    Ok(())
+    gate(&report, args.fail_on_difference)
 }
 
 /// Runs `reproml report`.
@@ -194,7 +208,34 @@ pub fn run_report(args: ReportArgs) -> Result<()> {
     let provenance = crate::output::provenance(&rows, &specs);
     let page = write_report(&args.out, &report, &rows, &args.title, &provenance)
         .with_context(|| format!("cannot write the report into {}", args.out.display()))?;
-    crate::output::print_summary(&report);
-    println!("\nreport: {}", page.display());
+    if args.json {
+        crate::output::print_json(&report)?;
+        eprintln!("report: {}", page.display());
+    } else {
+        crate::output::print_summary(&report);
+        println!("\nreport: {}", page.display());
+    }
+    gate(&report, args.fail_on_difference)
+}
+
+/// `--fail-on-difference`: status 3 when a comparison detected a difference.
+fn gate(report: &Report, fail_on_difference: bool) -> Result<()> {
+    let detected: Vec<String> = report
+        .comparisons
+        .iter()
+        .filter(|c| c.verdict == reproml_report::Verdict::Detected)
+        .map(|c| format!("{} ({} vs {})", c.experiment, c.baseline, c.treatment))
+        .collect();
+    if fail_on_difference && !detected.is_empty() {
+        return Err(crate::output::Exit {
+            code: crate::output::EXIT_DIFFERENCE,
+            message: format!(
+                "difference detected in {} comparison(s): {}",
+                detected.len(),
+                detected.join(", ")
+            ),
+        }
+        .into());
+    }
     Ok(())
 }

@@ -19,7 +19,7 @@ pub enum ExperimentCommand {
     /// `python -m reproml.run`). Creating the same spec again is fine; a
     /// different spec under the same identifier is refused.
     ///
-    /// Example: reproml experiment create --server http://127.0.0.1:7878 --spec lenet.toml
+    /// Example: reproml experiment create --server http://127.0.0.1:7878 --spec a.toml
     Create {
         #[command(flatten)]
         server: ServerArgs,
@@ -32,6 +32,8 @@ pub enum ExperimentCommand {
     },
     /// List the experiments: identifier, model, data set, runs per variant
     /// recorded and planned.
+    ///
+    /// Example: reproml experiment list --server http://127.0.0.1:7878 --json
     List {
         #[command(flatten)]
         server: ServerArgs,
@@ -40,6 +42,8 @@ pub enum ExperimentCommand {
         json: bool,
     },
     /// Show one experiment: its spec and its variants' runs and artifacts.
+    ///
+    /// Example: reproml experiment show --embedded --db study.db conv-bug
     Show {
         #[command(flatten)]
         server: ServerArgs,
@@ -49,13 +53,26 @@ pub enum ExperimentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print an experiment's recorded runs as CSV (the server's export,
+    /// which `compare --csv-in` reads) or JSON.
+    ///
+    /// Example: reproml experiment runs --embedded --db study.db conv-bug > runs.csv
+    Runs {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The experiment.
+        id: ExperimentId,
+        /// Print JSON (every run's full result) instead of CSV.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete an experiment with all its runs, or one variant's runs.
     ///
     /// A server with a token lets whoever holds it delete; one without a
     /// token only when started with --allow-delete (an embedded server
     /// always: you named its database). Deleting cannot be undone.
     ///
-    /// Example: reproml experiment delete --embedded --db study.db conv-bug --variant Corrected --yes
+    /// Example: reproml experiment delete --db study.db --embedded conv-bug --variant v --yes
     Delete {
         #[command(flatten)]
         server: ServerArgs,
@@ -92,6 +109,16 @@ pub fn run(cmd: ExperimentCommand) -> Result<()> {
                     e.spec.runs,
                     e.spec.epochs
                 );
+            }
+            Ok(())
+        }
+        ExperimentCommand::Runs { server, id, json } => {
+            let connection = server.connect_existing()?;
+            let client = &connection.client;
+            if json {
+                crate::output::print_json(&client.runs(&id, None)?)?;
+            } else {
+                print!("{}", client.runs_csv(&id)?);
             }
             Ok(())
         }

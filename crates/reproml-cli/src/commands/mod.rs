@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod bugs;
 pub mod compare;
+pub mod conventions;
 pub mod data;
 pub mod demo;
 pub mod experiment;

@@ -12,12 +12,12 @@ use reproml_stats::power::{Effect, Plan, PlanOptions, Spread, plan};
 #[derive(Debug, Args)]
 #[command(
     group(ArgGroup::new("effect").required(true).args(["a12", "shift"])),
-    group(ArgGroup::new("spread").required(true).args(["sd", "csv", "server", "embedded"])),
+    group(ArgGroup::new("spread").required(true).args(["sd", "csv_in", "server", "embedded"])),
     after_help = "Examples:\n  \
         reproml plan --a12 0.7 --sd 0.007 --tests 72\n  \
         reproml plan --shift 0.01 --embedded --db reproml-demo/reproml.db \\\n      \
         --experiment demo-real-fault --variant corrected\n  \
-        reproml plan --a12 0.64 --csv runs.csv --variant corrected --json"
+        reproml plan --a12 0.64 --csv-in runs.csv --variant corrected --json"
 )]
 pub struct PlanArgs {
     /// The effect to detect as Vargha-Delaney A12 (e.g. 0.71: a run of the
@@ -33,13 +33,14 @@ pub struct PlanArgs {
     #[arg(long)]
     sd: Option<f64>,
     /// Pilot runs from a CSV export of runs (resampled as they are).
-    #[arg(long, requires = "variant")]
-    csv: Option<PathBuf>,
-    /// Pilot runs from a running server.
+    #[arg(long, alias = "csv", value_name = "FILE", requires = "variant")]
+    csv_in: Option<PathBuf>,
+    /// Pilot runs from a running server [default: $REPROML_SERVER, else
+    /// the database of --embedded].
     #[arg(long, requires_all = ["experiment", "variant"])]
     server: Option<String>,
-    /// File holding the server's bearer token.
-    #[arg(long, requires = "server")]
+    /// File holding the server's bearer token [default: $REPROML_TOKEN_FILE].
+    #[arg(long, conflicts_with = "embedded")]
     token_file: Option<PathBuf>,
     /// Pilot runs from a database read in this process.
     #[arg(long, requires_all = ["experiment", "variant"], conflicts_with = "server")]
@@ -88,13 +89,14 @@ impl PlanArgs {
             return Ok((Spread::Normal { sd }, format!("a normal spread, sd {sd}")));
         }
         let variant = self.variant.as_deref().unwrap_or_default();
-        let rows = if let Some(path) = &self.csv {
+        let rows = if let Some(path) = &self.csv_in {
             crate::files::read_runs_csv(path)?
         } else {
             let args = crate::connect::ServerArgs {
                 server: self.server.clone(),
                 token_file: self.token_file.clone(),
-                embedded: self.server.is_none(),
+                embedded: self.embedded
+                    || (self.server.is_none() && crate::connect::server_from_env().is_none()),
                 db: self.db.clone(),
                 master_seed: None,
             };

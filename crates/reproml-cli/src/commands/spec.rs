@@ -12,6 +12,9 @@ pub enum SpecCommand {
     ///
     /// Exits with status 1 and one line per problem (file:line:column, the
     /// key, what is wrong and what is allowed) when the spec is invalid.
+    #[command(
+        after_long_help = "Examples:\n  reproml spec check examples/digits-lenet5.toml\n  reproml spec check my-spec.toml --json"
+    )]
     Check {
         /// The spec file (TOML).
         file: PathBuf,
@@ -20,6 +23,7 @@ pub enum SpecCommand {
         json: bool,
     },
     /// Print a commented example spec with every key and its default.
+    #[command(after_long_help = "Examples:\n  reproml spec example > my-spec.toml")]
     Example,
 }
 

@@ -19,6 +19,9 @@ pub enum StatsCommand {
     /// The statistic is U of the first sample. `auto` uses the exact
     /// distribution when either sample has at most 8 values and there are
     /// no ties, the normal approximation otherwise.
+    #[command(
+        after_long_help = "Examples:\n  reproml stats mannwhitneyu --x 0.91,0.93,0.92 --y 0.95,0.96,0.94\n  reproml stats mannwhitneyu --x-file buggy.txt --y-file corrected.txt \\\n      --method asymptotic --json"
+    )]
     #[command(name = "mannwhitneyu")]
     MannWhitneyU {
         #[command(flatten)]
@@ -42,6 +45,9 @@ pub enum StatsCommand {
     /// `auto`: above 50 pairs asymptotic; otherwise exact without ties or
     /// zeros, an exact permutation test with them (up to 13 pairs),
     /// asymptotic beyond.
+    #[command(
+        after_long_help = "Examples:\n  reproml stats wilcoxon --x 0.91,0.93,0.92,0.90 --y 0.95,0.96,0.94,0.97\n  reproml stats wilcoxon --x-file buggy.txt --y-file corrected.txt --zero-method pratt"
+    )]
     Wilcoxon {
         #[command(flatten)]
         samples: Samples,

@@ -22,8 +22,14 @@ pub enum StudyCommand {
     /// Train every side of every bug (recorded runs are never redone;
     /// failed runs are retried), then compare each side with the reference
     /// and report.
+    #[command(
+        after_long_help = "Examples:\n  reproml study run examples/studies/calibration.toml --embedded --db study.db\n  reproml study run study.toml --server http://127.0.0.1:7878 \\\n      --corpus corpus.json --labels labels.jsonl"
+    )]
     Run(StudyRunArgs),
     /// Show how many runs each side of each bug has recorded.
+    #[command(
+        after_long_help = "Examples:\n  reproml study status examples/studies/calibration.toml --embedded --db study.db\n  reproml study status study.toml --server http://127.0.0.1:7878 --json"
+    )]
     Status(StudyStatusArgs),
 }
 
@@ -40,6 +46,41 @@ pub struct StudyRunArgs {
     /// Folder for the report (default: `<study name>-report`).
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    labelled: Labelled,
+}
+
+/// The labelled set a study's bugs come from.
+#[derive(Debug, Args)]
+pub struct Labelled {
+    /// Run only the study's bugs in B_f, the corpus's bugs every labeller
+    /// accepted (`bugs status` shows it); every bug of B_f needs a [[bug]]
+    /// with its artifacts in the study file.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// The labels file, with --corpus.
+    #[arg(long, default_value = "labels.jsonl", requires = "corpus")]
+    labels: PathBuf,
+}
+
+impl Labelled {
+    /// The study file, restricted to B_f when a corpus is given.
+    fn load(&self, path: &std::path::Path) -> Result<reproml_study::Study> {
+        let mut study = load_study(path)?;
+        if let Some(corpus) = &self.corpus {
+            let selected = crate::files::selected_bugs(corpus, &self.labels)?;
+            let left_out = study.keep_selected(&selected, &path.display().to_string())?;
+            if !left_out.is_empty() && !crate::output::quiet() {
+                eprintln!(
+                    "not in B_f, left out: {} ({} of {} bugs selected)",
+                    left_out.join(" "),
+                    study.bugs.len(),
+                    study.bugs.len() + left_out.len()
+                );
+            }
+        }
+        Ok(study)
+    }
 }
 
 /// Arguments of `reproml study status`.
@@ -49,6 +90,22 @@ pub struct StudyStatusArgs {
     study: PathBuf,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    labelled: Labelled,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One bug's progress, as `study status --json` prints it.
+#[derive(serde::Serialize)]
+struct BugStatus {
+    bug: String,
+    experiment: String,
+    /// Recorded runs per side; absent when the experiment does not exist yet.
+    recorded: Option<std::collections::BTreeMap<String, u32>>,
+    runs: u32,
+    complete: bool,
 }
 
 /// Runs a `reproml study` subcommand.
@@ -56,10 +113,29 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
     match cmd {
         StudyCommand::Run(args) => run_study(args),
         StudyCommand::Status(args) => {
-            let study = load_study(&args.study)?;
+            let study = args.labelled.load(&args.study)?;
             let connection = args.server.connect_existing()?;
             let origin = args.study.display().to_string();
-            for bug in progress(&connection.client, &study, &origin)? {
+            let progress = progress(&connection.client, &study, &origin)?;
+            if args.json {
+                let bugs: Vec<BugStatus> = study
+                    .bugs
+                    .iter()
+                    .zip(&progress)
+                    .map(|(bug, p)| BugStatus {
+                        bug: bug.id.clone(),
+                        experiment: p.experiment.to_string(),
+                        recorded: p
+                            .recorded
+                            .as_ref()
+                            .map(|r| r.iter().map(|(v, n)| (v.to_string(), *n)).collect()),
+                        runs: study.runs,
+                        complete: p.complete(study.runs),
+                    })
+                    .collect();
+                return crate::output::print_json(&bugs);
+            }
+            for bug in progress {
                 let counts: Vec<String> = match &bug.recorded {
                     Some(recorded) => recorded
                         .iter()
@@ -75,7 +151,7 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
 }
 
 fn run_study(args: StudyRunArgs) -> Result<()> {
-    let study = load_study(&args.study)?;
+    let study = args.labelled.load(&args.study)?;
     let origin = args.study.display().to_string();
     let connection = args.server.connect()?;
     let client = &connection.client;

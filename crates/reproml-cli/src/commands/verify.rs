@@ -23,6 +23,22 @@ pub struct VerifyArgs {
     /// Inject a defect in both trainings (see `reproml run --help`).
     #[arg(long, default_value = "none")]
     fault: Fault,
+    /// Print the outcome as JSON (also when the trainings diverge).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `verify --json`'s outcome.
+#[derive(serde::Serialize)]
+struct Outcome<'a> {
+    experiment: &'a str,
+    run: RunIndex,
+    deterministic: bool,
+    epochs: usize,
+    tensors: usize,
+    /// The first epoch and tensor whose bits differ.
+    first_divergence: Option<(u32, &'a str)>,
+    final_digest: &'a str,
 }
 
 /// Runs `reproml verify`; fails when the trainings diverge.
@@ -31,17 +47,34 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     let client = &connection.client;
     let experiment = args.experiment.resolve(client)?;
     let train = || train_run(client, &experiment, args.run, &args.fault, &mut |_| {});
-    eprintln!(
-        "training run {} of {} twice …",
-        args.run, args.experiment.experiment
-    );
+    if !crate::output::quiet() {
+        eprintln!(
+            "training run {} of {} twice …",
+            args.run, args.experiment.experiment
+        );
+    }
     let (first, second) = (train()?, train()?);
-    if let Some(d) = first_divergence(&first, &second) {
+    let divergence = first_divergence(&first, &second);
+    if args.json {
+        crate::output::print_json(&Outcome {
+            experiment: args.experiment.experiment.as_str(),
+            run: args.run,
+            deterministic: divergence.is_none(),
+            epochs: first.snapshots.len(),
+            tensors: first.snapshots.first().map_or(0, |s| s.params.len()),
+            first_divergence: divergence.as_ref().map(|d| (d.epoch, d.tensor.as_str())),
+            final_digest: first.result.final_digest().unwrap_or_default(),
+        })?;
+    }
+    if let Some(d) = divergence {
         bail!(
             "NOT deterministic: the trainings diverge in epoch {}, first in tensor {}",
             d.epoch,
             d.tensor
         );
+    }
+    if args.json {
+        return Ok(());
     }
     println!(
         "deterministic: {} epochs × {} tensors bit-identical; final digest {}",
