@@ -166,10 +166,23 @@ def _with_hash_seed(argv) -> None:
         os.execve(sys.executable, [sys.executable, "-m", "reproml.run", *sys.argv[1:]], env)
 
 
+def _token(args) -> "str | None":
+    """--token, else the file of --token-file or REPROML_TOKEN_FILE, as
+    `reproml` reads them."""
+    if args.token:
+        return args.token
+    path = args.token_file or os.environ.get("REPROML_TOKEN_FILE")
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
 def main(argv=None) -> int:
     _with_hash_seed(argv)
     parser = argparse.ArgumentParser(prog="python -m reproml.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--server", required=True, help="URL of a running reproml server")
+    parser.add_argument("--server", default=os.environ.get("REPROML_SERVER") or None,
+                        help="URL of a running reproml server (default: $REPROML_SERVER)")
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--variant", required=True, help="e.g. buggy or corrected")
     parser.add_argument("--runs", type=parse_runs, help="run indices from 0: N, A..B (B excluded), A-B (B included) "
@@ -179,25 +192,39 @@ def main(argv=None) -> int:
     parser.add_argument("--no-determinism", action="store_true",
                         help="leave PyTorch's determinism settings at their defaults (to measure what they change; "
                              "the fingerprint says so)")
-    parser.add_argument("--token", default=None)
+    parser.add_argument("--token", default=None, help="the server's bearer token")
+    parser.add_argument("--token-file", default=None,
+                        help="file holding the server's token (default: $REPROML_TOKEN_FILE)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only errors")
     args = parser.parse_args(argv)
-    client = Client(args.server, args.token)
+    if not args.server:
+        parser.error("no server given: --server URL, or set REPROML_SERVER")
+    client = Client(args.server, _token(args))
     experiment = client.experiment(args.experiment)
     wanted = args.runs if args.runs is not None else list(range(experiment["runs"]))
     done = {r["run"] for r in client.runs(args.experiment, args.variant)}
-    for run in wanted:
-        if run in done:
-            print(f"{args.experiment} / {args.variant} run {run} already recorded; skipping it", file=sys.stderr)
-            continue
-        started = time.time()
-        result = train_run(client, experiment, run, args.threads, args.device, not args.no_determinism)
-        client.post_result(args.experiment, args.variant, run, result)
-        m = result["metrics"]
-        # Name the side and artifact on every line: a study's log holds
-        # several sides' runs with the same indices.
-        print(f"{args.experiment} / {args.variant} run {run} ({result['artifact']['name']}): "
-              f"accuracy {m['accuracy']:.4f} f1 {m['f1']:.4f} digest {result['epochs'][-1]['digest'][:16]} "
-              f"({time.time() - started:.1f} s)", flush=True)
+    side = f"{args.experiment} / {args.variant}"
+    note = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    skipped = [run for run in wanted if run in done]
+    todo = [run for run in wanted if run not in done]
+    if skipped:
+        note(f"{side}: {len(skipped)} run(s) already recorded; skipping them")
+    recorded = 0
+    try:
+        for run in todo:
+            started = time.time()
+            result = train_run(client, experiment, run, args.threads, args.device, not args.no_determinism)
+            client.post_result(args.experiment, args.variant, run, result)
+            recorded += 1
+            m = result["metrics"]
+            # The same line as `reproml run` off a terminal, with the
+            # artifact: a study's log holds several sides' runs.
+            note(f"{side}: run {run} recorded ({recorded}/{len(todo)}): seed {result['seed']}, "
+                 f"accuracy {m['accuracy']:.4f}, {time.time() - started:.1f} s ({result['artifact']['name']})")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {len(skipped) + recorded}/{len(wanted)} runs recorded; "
+              "run the same command again to resume", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 

@@ -169,3 +169,25 @@ def test_initial_weights_drawn_in_one_pass_equal_those_drawn_parameter_by_parame
     for (name, a), (_, b) in zip(batched.named_parameters(), single.named_parameters()):
         assert torch.equal(a, b), name
     assert any(p.abs().sum() > 0 for p in single.parameters())
+
+
+def test_the_runner_keeps_the_cli_conventions(server, monkeypatch, capsys):  # noqa: F811
+    """REPROML_SERVER for --server, one line per recorded run on stderr (as
+    `reproml run` off a terminal), nothing with --quiet, and a resume that
+    says what it skips."""
+    client = Client(server)
+    client.create_experiment({**SPEC, "id": "conventions", "epochs": 1})
+    monkeypatch.setenv("REPROML_SERVER", server)
+    assert main(["--experiment", "conventions", "--variant", "v", "--runs", "0", "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    assert (quiet.out, quiet.err) == ("", "")
+    assert main(["--experiment", "conventions", "--variant", "v", "--runs", "0-1"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "conventions / v: 1 run(s) already recorded; skipping them"
+    assert lines[1].startswith("conventions / v: run 1 recorded (1/1): seed "), lines
+    assert ", accuracy 0." in lines[1] and " s (reproml-python-torch-" in lines[1], lines
+    monkeypatch.delenv("REPROML_SERVER")
+    with pytest.raises(SystemExit) as usage:
+        main(["--experiment", "conventions", "--variant", "v"])
+    assert usage.value.code == 2
+    assert "REPROML_SERVER" in capsys.readouterr().err

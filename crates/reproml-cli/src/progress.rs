@@ -214,7 +214,7 @@ impl Bars {
             } else {
                 String::new()
             },
-            indicatif::HumanDuration(took)
+            duration(took)
         );
         // A finished bar becomes a plain line above the live ones: bars
         // that scroll out of a short terminal are dropped by indicatif,
@@ -227,6 +227,16 @@ impl Bars {
         if had_work {
             self.note(&line);
         }
+    }
+}
+
+/// `0.4 s` below a minute (runs of small models take less than a
+/// second), `3 minutes` above.
+fn duration(took: Duration) -> String {
+    if took < Duration::from_secs(60) {
+        format!("{:.1} s", took.as_secs_f64())
+    } else {
+        indicatif::HumanDuration(took).to_string()
     }
 }
 

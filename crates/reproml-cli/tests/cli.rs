@@ -249,7 +249,7 @@ fn help_and_version_work_everywhere() {
 
 #[test]
 fn bugs_collect_writes_a_corpus_and_counts_per_release() {
-    let fixtures = repo_root().join("crates/reproml-study/tests/fixtures");
+    let fixtures = repo_root().join("examples/release-notes");
     let out = std::env::temp_dir().join(format!("reproml-corpus-{}.json", std::process::id()));
     let run = reproml(&[
         "bugs",
@@ -258,7 +258,7 @@ fn bugs_collect_writes_a_corpus_and_counts_per_release() {
         "tensorflow",
         "--out",
         out.to_str().unwrap(),
-        fixtures.join("RELEASE.md").to_str().unwrap(),
+        fixtures.join("tensorflow-RELEASE.md").to_str().unwrap(),
     ]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let stdout = text(&run.stdout);
@@ -290,11 +290,11 @@ fn bugs_label_and_status_show_the_funnel_and_agreement() {
     let dir = std::env::temp_dir().join(format!("reproml-labels-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let fixtures = repo_root().join("crates/reproml-study/tests/fixtures");
+    let fixtures = repo_root().join("examples/release-notes");
     let corpus = dir.join("corpus.json");
     let csv = dir.join("corpus.csv");
     let labels = dir.join("labels.jsonl");
-    let release_md = fixtures.join("RELEASE.md");
+    let release_md = fixtures.join("tensorflow-RELEASE.md");
     for out in [&corpus, &csv] {
         let run = reproml(&[
             "bugs",
@@ -421,10 +421,9 @@ fn read_only_commands_never_create_a_database() {
     std::fs::write(&corpus, "[]").unwrap();
     let corpus_arg = corpus.to_str().unwrap();
     let out_dir = dir.join("r");
-    let commands: [&[&str]; 5] = [
+    let commands: [&[&str]; 4] = [
         &["compare", "--db", db_arg],
         &["report", "--db", db_arg, "--out", out_dir.to_str().unwrap()],
-        &["data", "list", "--db", db_arg],
         &["study", "status", study_arg, "--embedded", "--db", db_arg],
         &[
             "bugs", "status", "--corpus", corpus_arg, "--study", study_arg, "--db", db_arg,
@@ -440,6 +439,12 @@ fn read_only_commands_never_create_a_database() {
         );
         assert!(!db.exists(), "{args:?} created {}", db.display());
     }
+    // `data list` still lists the built-in data sets, and says why only them.
+    let out = reproml(&["data", "list", "--db", db_arg]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("digits           built-in   digits-csv     1797"));
+    assert!(text(&out.stderr).contains("no database at"));
+    assert!(!db.exists(), "data list created {}", db.display());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

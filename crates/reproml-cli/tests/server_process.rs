@@ -166,3 +166,56 @@ fn sigterm_shuts_down_gracefully() {
     assert!(status.success(), "{status:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `REPROML_SERVER` and `REPROML_TOKEN_FILE` stand in for --server and
+/// --token-file, so scripts on a cluster set them once.
+#[test]
+fn the_server_and_its_token_come_from_the_environment() {
+    let dir = temp_dir("env");
+    let token = dir.join("token");
+    std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["server", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&token)
+        .arg("--db")
+        .arg(dir.join("r.db"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    let list = |token_file: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproml"));
+        cmd.args(["experiment", "list", "--json"])
+            .env("REPROML_SERVER", &url)
+            .env_remove("REPROML_TOKEN_FILE");
+        if let Some(t) = token_file {
+            cmd.env("REPROML_TOKEN_FILE", t);
+        }
+        cmd.output().unwrap()
+    };
+    let with = list(Some(&token));
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&with.stdout).trim(), "[]");
+    let without = list(None);
+    assert_eq!(without.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("token"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

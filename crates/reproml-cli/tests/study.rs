@@ -77,8 +77,9 @@ fn an_interrupted_study_resumes_without_retraining() {
     let skipped: usize = stderr
         .lines()
         .filter_map(|l| {
-            l.split_once(" run(s) of ")
-                .and_then(|(n, _)| n.trim().parse::<usize>().ok())
+            l.split_once(" run(s) already recorded")
+                .and_then(|(head, _)| head.rsplit_once(": "))
+                .and_then(|(_, n)| n.parse::<usize>().ok())
         })
         .sum();
     assert_eq!(
