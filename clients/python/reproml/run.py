@@ -199,18 +199,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.server:
         parser.error("no server given: --server URL, or set REPROML_SERVER")
-    client = Client(args.server, _token(args))
-    experiment = client.experiment(args.experiment)
-    wanted = args.runs if args.runs is not None else list(range(experiment["runs"]))
-    done = {r["run"] for r in client.runs(args.experiment, args.variant)}
     side = f"{args.experiment} / {args.variant}"
     note = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    skipped = [run for run in wanted if run in done]
-    todo = [run for run in wanted if run not in done]
-    if skipped:
-        note(f"{side}: {len(skipped)} run(s) already recorded; skipping them")
-    recorded = 0
+    wanted, skipped, recorded = [], [], 0
     try:
+        client = Client(args.server, _token(args))
+        experiment = client.experiment(args.experiment)
+        wanted = args.runs if args.runs is not None else list(range(experiment["runs"]))
+        done = {r["run"] for r in client.runs(args.experiment, args.variant)}
+        skipped = [run for run in wanted if run in done]
+        todo = [run for run in wanted if run not in done]
+        if skipped:
+            note(f"{side}: {len(skipped)} run(s) already recorded; skipping them")
         for run in todo:
             started = time.time()
             result = train_run(client, experiment, run, args.threads, args.device, not args.no_determinism)
@@ -222,8 +222,8 @@ def main(argv=None) -> int:
             note(f"{side}: run {run} recorded ({recorded}/{len(todo)}): seed {result['seed']}, "
                  f"accuracy {m['accuracy']:.4f}, {time.time() - started:.1f} s ({result['artifact']['name']})")
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(skipped) + recorded}/{len(wanted)} runs recorded; "
-              "run the same command again to resume", file=sys.stderr, flush=True)
+        counted = f"{len(skipped) + recorded}/{len(wanted)} runs recorded; " if wanted else ""
+        print(f"interrupted: {counted}run the same command again to resume", file=sys.stderr, flush=True)
         return 130
     return 0
 

@@ -1,5 +1,5 @@
 //! The runs CSV export (`GET /v1/experiments/{id}/runs?format=csv`): one
-//! line per recorded run with the columns `reproml compare --csv` reads.
+//! line per recorded run with the columns `reproml compare --csv-in` reads.
 //! Written by the server and read by the comparison, both through this
 //! module, so the two cannot drift apart.
 

@@ -1,9 +1,10 @@
-//! Reaching a server: a remote one (`--server URL`) or one started in this
-//! process on a database file (`--embedded`).
+//! Reaching a server: a remote one (`--server URL`, or `REPROML_SERVER`)
+//! or one started in this process on a database file (`--db FILE` or
+//! `--embedded`, which wins over the environment variable).
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use reproml_client::{Client, Experiment};
 use reproml_core::ExperimentId;
@@ -13,24 +14,28 @@ use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// URL of a running `reproml server`, e.g. http://127.0.0.1:7878
-    /// [default: $REPROML_SERVER, unless --embedded].
-    #[arg(long, conflicts_with = "embedded")]
+    /// [default: $REPROML_SERVER, unless --embedded or --db].
+    #[arg(long, conflicts_with_all = ["embedded", "db"])]
     pub server: Option<String>,
     /// File holding the server's bearer token, if it requires one
     /// [default: $REPROML_TOKEN_FILE].
-    #[arg(long, conflicts_with = "embedded")]
+    #[arg(long, conflicts_with_all = ["embedded", "db"])]
     pub token_file: Option<PathBuf>,
-    /// Start a server inside this process on a database file (--db), instead
-    /// of using a running one (--server).
+    /// Start a server inside this process on a database file (--db, default
+    /// reproml.db), instead of using a running one (--server).
     #[arg(long)]
     pub embedded: bool,
-    /// Database of the embedded server.
-    #[arg(long, default_value = "reproml.db", requires = "embedded")]
-    pub db: PathBuf,
+    /// Database of a server inside this process (implies --embedded)
+    /// [default: reproml.db].
+    #[arg(long)]
+    pub db: Option<PathBuf>,
     /// Master seed of a new embedded database (random when left out).
-    #[arg(long, requires = "embedded")]
+    #[arg(long, conflicts_with = "server")]
     pub master_seed: Option<u64>,
 }
+
+/// The database an embedded server uses when --db is not given.
+const DEFAULT_DB: &str = "reproml.db";
 
 /// A client, and the embedded server it talks to (kept alive with it).
 pub struct Connection {
@@ -46,7 +51,7 @@ impl ServerArgs {
             server: None,
             token_file: None,
             embedded: true,
-            db,
+            db: Some(db),
             master_seed,
         }
     }
@@ -56,7 +61,7 @@ impl ServerArgs {
     /// an empty database behind a typo.
     pub fn connect_existing(&self) -> Result<Connection> {
         if self.url()?.is_none() {
-            crate::files::existing_database(&self.db)?;
+            crate::files::existing_database(&self.db())?;
         }
         self.connect()
     }
@@ -65,7 +70,7 @@ impl ServerArgs {
     /// embedded server then allows it (the user named the database file).
     pub fn connect_to_delete(&self) -> Result<Connection> {
         if self.url()?.is_none() {
-            crate::files::existing_database(&self.db)?;
+            crate::files::existing_database(&self.db())?;
         }
         self.start(true)
     }
@@ -81,31 +86,45 @@ impl ServerArgs {
     /// --embedded while it is set). Neither is a usage error (status 2),
     /// with a message that offers both.
     fn url(&self) -> Result<Option<String>> {
-        if self.embedded {
+        if self.embedded || self.db.is_some() {
+            if self.token_file.is_some() {
+                return Err(usage(
+                    "--token-file is for a server given by --server or REPROML_SERVER, \
+                     not for a database in this process",
+                ));
+            }
             return Ok(None);
         }
         if let Some(url) = self.server.clone().or_else(server_from_env) {
             return Ok(Some(url));
         }
-        Err(crate::output::Exit {
-            code: crate::output::EXIT_USAGE,
-            message: "error: no server given: name a running one with --server URL (or the \
-                      REPROML_SERVER environment variable), or use --embedded to work on a \
-                      database file (--db, default reproml.db) in this process"
-                .into(),
-        }
-        .into())
+        Err(usage(
+            "no server given: name a running one with --server URL (or the REPROML_SERVER \
+             environment variable), or use --embedded to work on a database file \
+             (reproml.db, or --db FILE) in this process",
+        ))
+    }
+
+    /// The embedded server's database.
+    fn db(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| DEFAULT_DB.into())
     }
 
     fn start(&self, allow_delete: bool) -> Result<Connection> {
         if let Some(url) = &self.url()? {
             if !url.starts_with("http://") {
-                bail!("--server must be an http:// URL (got {url:?}); https is not supported yet");
+                return Err(usage(&format!(
+                    "the server must be an http:// URL (got {url:?}); https is not supported yet"
+                )));
             }
             let token = self
                 .token_file
                 .clone()
-                .or_else(|| std::env::var_os("REPROML_TOKEN_FILE").map(PathBuf::from))
+                .or_else(|| {
+                    std::env::var_os("REPROML_TOKEN_FILE")
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from)
+                })
                 .as_deref()
                 .map(crate::files::read_token)
                 .transpose()?;
@@ -118,19 +137,29 @@ impl ServerArgs {
                 _embedded: None,
             });
         }
+        let db = self.db();
         let server = EmbeddedServer::start(ServerConfig {
-            db: self.db.clone(),
+            db: db.clone(),
             master_seed: self.master_seed,
             token: None,
             limits: Limits::default(),
             allow_delete,
         })
-        .with_context(|| format!("cannot start the embedded server on {}", self.db.display()))?;
+        .with_context(|| format!("cannot start the embedded server on {}", db.display()))?;
         Ok(Connection {
             client: Client::new(&server.url(), None),
             _embedded: Some(server),
         })
     }
+}
+
+/// A command line that cannot work: exit status 2, as clap's own errors.
+pub fn usage(message: &str) -> anyhow::Error {
+    crate::output::Exit {
+        code: crate::output::EXIT_USAGE,
+        message: format!("error: {message}"),
+    }
+    .into()
 }
 
 /// `REPROML_SERVER`, when set and not empty.

@@ -42,8 +42,11 @@ pub fn on_interrupt(client: &Client, wanted: Wanted) {
             _ => "interrupted; run the same command again to resume (recorded runs are kept)"
                 .to_owned(),
         };
-        // A line of its own, below whatever bar was being drawn.
-        eprintln!("\n{message}");
+        // On a terminal, a line of its own below the bar being drawn.
+        if crate::progress::Mode::detect() == crate::progress::Mode::Bars {
+            eprintln!();
+        }
+        eprintln!("{message}");
         std::process::exit(i32::from(crate::output::EXIT_INTERRUPTED));
     });
     if let Err(e) = result {

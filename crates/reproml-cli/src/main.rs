@@ -107,14 +107,8 @@ enum Command {
     #[command(subcommand)]
     Stats(commands::stats::StatsCommand),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
-    #[command(
-        after_long_help = "Examples:\n  reproml completions bash > ~/.local/share/bash-completion/completions/reproml"
-    )]
     Completions(commands::conventions::CompletionsArgs),
     /// Print the man page, or write one per command into a folder.
-    #[command(
-        after_long_help = "Examples:\n  reproml man | man -l -\n  reproml man --dir ~/.local/share/man/man1"
-    )]
     Man(commands::conventions::ManArgs),
 }
 

@@ -80,3 +80,48 @@ pub fn provenance(rows: &[RunSummary], specs: &[ExperimentSpec]) -> Provenance {
         .map_or(0, |d| d.as_secs());
     Provenance::new(&tool, &reproml_core::time::rfc3339_utc(now), rows, specs)
 }
+
+/// `--fail-on-difference`: status 3 when a comparison detected a
+/// difference. Comparisons that cannot vouch for "no difference"
+/// (inconclusive, underpowered, fixed seeds) pass the gate, so they are
+/// named on standard error: a gate is only as good as its runs.
+pub fn gate(report: &Report, fail_on_difference: bool) -> Result<()> {
+    use reproml_report::Verdict;
+    let unsure: Vec<String> = report
+        .comparisons
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.verdict,
+                Verdict::Inconclusive | Verdict::Underpowered | Verdict::FixedSeeds
+            )
+        })
+        .map(|c| format!("{} ({})", c.experiment, c.verdict.as_str()))
+        .collect();
+    if fail_on_difference && !unsure.is_empty() {
+        eprintln!(
+            "warning: the gate cannot vouch for {} comparison(s) without a verdict either way: {}; \
+             `reproml plan` says how many runs would decide",
+            unsure.len(),
+            unsure.join(", ")
+        );
+    }
+    let detected: Vec<String> = report
+        .comparisons
+        .iter()
+        .filter(|c| c.verdict == reproml_report::Verdict::Detected)
+        .map(|c| format!("{} ({} vs {})", c.experiment, c.baseline, c.treatment))
+        .collect();
+    if fail_on_difference && !detected.is_empty() {
+        return Err(Exit {
+            code: EXIT_DIFFERENCE,
+            message: format!(
+                "difference detected in {} comparison(s): {}",
+                detected.len(),
+                detected.join(", ")
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}

@@ -642,9 +642,11 @@ fn exit_statuses_tell_scripts_what_happened() {
         text(&gated.stdout).contains("shifted: buggy (baseline) vs corrected"),
         "the comparison is printed before the gate"
     );
-    assert_eq!(
-        text(&gated.stderr).trim(),
-        "difference detected in 1 comparison(s): shifted (buggy vs corrected)"
+    let err = text(&gated.stderr);
+    assert!(
+        err.trim_end()
+            .ends_with("difference detected in 1 comparison(s): shifted (buggy vs corrected)"),
+        "{err}"
     );
     let json = reproml(&["compare", "--csv-in", csv, "--json", "--fail-on-difference"]);
     assert_eq!(json.status.code(), Some(3));
@@ -714,6 +716,33 @@ fn the_server_comes_from_the_environment_unless_embedded_is_asked() {
         spec.to_str().unwrap(),
     ]);
     assert!(local.status.success(), "{}", text(&local.stderr));
+    // --db alone means that database, whatever REPROML_SERVER says.
+    for args in [
+        &["experiment", "list", "--db", db.to_str().unwrap()][..],
+        &["compare", "--db", db.to_str().unwrap()],
+    ] {
+        let out = run(args);
+        let err = text(&out.stderr);
+        assert!(
+            !err.contains("no ReproduceML server answers"),
+            "{args:?}: {err}"
+        );
+    }
+    let listed = run(&["experiment", "list", "--db", db.to_str().unwrap(), "--json"]);
+    assert!(
+        text(&listed.stdout).contains("digits-lenet5"),
+        "{}",
+        text(&listed.stderr)
+    );
+    // A token is for a server, not for a database file.
+    let token = run(&["compare", "--db", db.to_str().unwrap(), "--token-file", "t"]);
+    assert_eq!(token.status.code(), Some(2));
+    let token = run(&["compare", "--token-file", "t"]);
+    assert_eq!(
+        token.status.code(),
+        Some(1),
+        "with REPROML_SERVER: no server answers"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

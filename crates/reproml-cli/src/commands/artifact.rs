@@ -21,15 +21,22 @@ pub enum ArtifactCommand {
         /// Folder for worktrees, outputs, logs and provenance.
         #[arg(long, default_value = "artifacts")]
         dir: PathBuf,
+        /// Print both sides' provenance as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 /// Runs a `reproml artifact` subcommand.
 pub fn run(cmd: ArtifactCommand) -> Result<()> {
-    let ArtifactCommand::Build { recipe, dir } = cmd;
+    let ArtifactCommand::Build { recipe, dir, json } = cmd;
     let text = crate::files::read_text_file(&recipe, 1 << 20, "recipe file")?;
     let recipe = Recipe::from_toml(&text, &recipe.display().to_string())?;
-    for p in build(&recipe, &dir)? {
+    let built = build(&recipe, &dir)?;
+    if json {
+        return crate::output::print_json(&built);
+    }
+    for p in built {
         if p.succeeded {
             println!(
                 "{:<10} {} built: {} (digest {})",

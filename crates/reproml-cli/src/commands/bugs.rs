@@ -103,12 +103,10 @@ pub enum BugsCommand {
         /// bugs with every run of both variants recorded (needs --server or --db).
         #[arg(long)]
         study: Option<PathBuf>,
-        /// URL of the study's server, with --study.
-        #[arg(long, requires = "study", conflicts_with = "db")]
-        server: Option<String>,
-        /// The study's database (read through an embedded server), with --study.
-        #[arg(long, requires = "study")]
-        db: Option<PathBuf>,
+        /// Where the study's runs are, with --study: --server URL (or
+        /// $REPROML_SERVER) or --db FILE.
+        #[command(flatten)]
+        server: crate::connect::ServerArgs,
         /// Print the funnel as JSON.
         #[arg(long)]
         json: bool,
@@ -202,39 +200,31 @@ pub fn run(cmd: BugsCommand) -> Result<()> {
             artifacts,
             study,
             server,
-            db,
             json,
         } => {
             let corpus = read_corpus(&corpus)?;
             let labels = read_labels(&labels)?;
-            let labelled: std::collections::BTreeSet<&str> =
-                labels.iter().map(|l| l.bug.as_str()).collect();
-            let mut selected = accepted(&labels);
-            let unknown: Vec<String> = selected
+            // Labels of bugs the corpus does not hold (another corpus's,
+            // or written by hand) are left out of every count.
+            let in_corpus = |id: &str| corpus.iter().any(|b| b.id == id);
+            let unknown: std::collections::BTreeSet<&str> = labels
                 .iter()
-                .filter(|id| !corpus.iter().any(|b| &b.id == *id))
-                .cloned()
+                .map(|l| l.bug.as_str())
+                .filter(|id| !in_corpus(id))
                 .collect();
             if !unknown.is_empty() {
                 eprintln!(
-                    "warning: labelled bugs not in the corpus are left out: {}",
-                    unknown.join(" ")
+                    "warning: labels of bugs not in the corpus are left out: {}",
+                    unknown.into_iter().collect::<Vec<_>>().join(" ")
                 );
-                selected.retain(|id| !unknown.contains(id));
             }
+            let labels: Vec<Label> = labels.into_iter().filter(|l| in_corpus(&l.bug)).collect();
+            let labelled: std::collections::BTreeSet<&str> =
+                labels.iter().map(|l| l.bug.as_str()).collect();
+            let selected = accepted(&labels);
             let built = artifacts.as_deref().map(|dir| built_bugs(&selected, dir));
             let (analysed, not_selected) = match &study {
                 Some(study) => {
-                    if server.is_none() && db.is_none() {
-                        bail!("--study needs --server URL or --db FILE to count the analysed bugs");
-                    }
-                    let server = crate::connect::ServerArgs {
-                        server: server.clone(),
-                        token_file: None,
-                        embedded: server.is_none(),
-                        db: db.clone().unwrap_or_default(),
-                        master_seed: None,
-                    };
                     let (n, not_selected) = analysed(study, &server, &selected)?;
                     (Some(n), not_selected)
                 }

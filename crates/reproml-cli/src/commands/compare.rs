@@ -18,14 +18,14 @@ pub struct Source {
     /// Compare every experiment whose identifier starts with this.
     #[arg(long)]
     prefix: Option<String>,
-    /// Read runs from a CSV export (`reproml experiment runs --csv`, or
+    /// Read runs from a CSV export (`reproml experiment runs ID`, or
     /// `GET /v1/experiments/{id}/runs?format=csv`) instead of a server;
     /// repeat for several files.
-    #[arg(long, alias = "csv", value_name = "FILE", conflicts_with_all = ["server", "embedded"])]
+    #[arg(long, alias = "csv", value_name = "FILE", conflicts_with_all = ["server", "embedded", "db"])]
     csv_in: Vec<PathBuf>,
     /// URL of a running `reproml server` [default: $REPROML_SERVER, else
     /// the database of --embedded].
-    #[arg(long, conflicts_with = "embedded")]
+    #[arg(long, conflicts_with_all = ["embedded", "db"])]
     server: Option<String>,
     /// File holding the server's bearer token [default: $REPROML_TOKEN_FILE].
     #[arg(long, conflicts_with = "embedded")]
@@ -34,9 +34,10 @@ pub struct Source {
     /// --server or $REPROML_SERVER).
     #[arg(long)]
     embedded: bool,
-    /// Database for --embedded.
-    #[arg(long, default_value = "reproml.db")]
-    db: PathBuf,
+    /// Database to read in this process (implies --embedded) [default:
+    /// reproml.db].
+    #[arg(long)]
+    db: Option<PathBuf>,
     /// The variants to compare, the reference first: each other variant is
     /// compared with it (default: buggy,corrected, or the only two
     /// variants). E.g. `--variants torch-1.13,torch-2.15,burn`.
@@ -170,10 +171,10 @@ impl Source {
             bail!("no recorded runs match; train some with `reproml run`");
         }
         if self.variants.len() == 1 {
-            bail!(
+            return Err(crate::connect::usage(&format!(
                 "--variants names the variants to compare, the reference first: at least two (e.g. buggy,corrected); got {:?}",
                 self.variants
-            );
+            )));
         }
         let options = CompareOptions {
             variants: self.variants.clone(),
@@ -199,7 +200,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     } else {
         crate::output::print_summary(&report);
     }
-    gate(&report, args.fail_on_difference)
+    crate::output::gate(&report, args.fail_on_difference)
 }
 
 /// Runs `reproml report`.
@@ -210,32 +211,12 @@ pub fn run_report(args: ReportArgs) -> Result<()> {
         .with_context(|| format!("cannot write the report into {}", args.out.display()))?;
     if args.json {
         crate::output::print_json(&report)?;
-        eprintln!("report: {}", page.display());
+        if !crate::output::quiet() {
+            eprintln!("report: {}", page.display());
+        }
     } else {
         crate::output::print_summary(&report);
         println!("\nreport: {}", page.display());
     }
-    gate(&report, args.fail_on_difference)
-}
-
-/// `--fail-on-difference`: status 3 when a comparison detected a difference.
-fn gate(report: &Report, fail_on_difference: bool) -> Result<()> {
-    let detected: Vec<String> = report
-        .comparisons
-        .iter()
-        .filter(|c| c.verdict == reproml_report::Verdict::Detected)
-        .map(|c| format!("{} ({} vs {})", c.experiment, c.baseline, c.treatment))
-        .collect();
-    if fail_on_difference && !detected.is_empty() {
-        return Err(crate::output::Exit {
-            code: crate::output::EXIT_DIFFERENCE,
-            message: format!(
-                "difference detected in {} comparison(s): {}",
-                detected.len(),
-                detected.join(", ")
-            ),
-        }
-        .into());
-    }
-    Ok(())
+    crate::output::gate(&report, args.fail_on_difference)
 }

@@ -12,7 +12,8 @@ use reproml_stats::power::{Effect, Plan, PlanOptions, Spread, plan};
 #[derive(Debug, Args)]
 #[command(
     group(ArgGroup::new("effect").required(true).args(["a12", "shift"])),
-    group(ArgGroup::new("spread").required(true).args(["sd", "csv_in", "server", "embedded"])),
+    // Not `required`: the pilot's server may come from REPROML_SERVER.
+    group(ArgGroup::new("spread").args(["sd", "csv_in", "server", "embedded"])),
     after_help = "Examples:\n  \
         reproml plan --a12 0.7 --sd 0.007 --tests 72\n  \
         reproml plan --shift 0.01 --embedded --db reproml-demo/reproml.db \\\n      \
@@ -42,14 +43,15 @@ pub struct PlanArgs {
     /// File holding the server's bearer token [default: $REPROML_TOKEN_FILE].
     #[arg(long, conflicts_with = "embedded")]
     token_file: Option<PathBuf>,
-    /// Pilot runs from a database read in this process.
+    /// Pilot runs from a database read in this process (reproml.db, or --db).
     #[arg(long, requires_all = ["experiment", "variant"], conflicts_with = "server")]
     embedded: bool,
-    /// Database for --embedded.
-    #[arg(long, default_value = "reproml.db")]
-    db: PathBuf,
-    /// The pilot experiment (required with a server; with --csv, when the
-    /// file holds several).
+    /// Pilot runs from this database, read in this process (implies
+    /// --embedded).
+    #[arg(long, requires_all = ["experiment", "variant"], conflicts_with_all = ["server", "sd", "csv_in"])]
+    db: Option<PathBuf>,
+    /// The pilot experiment (required with a server; with --csv-in, when
+    /// the file holds several).
     #[arg(long)]
     experiment: Option<String>,
     /// The pilot variant whose runs give the spread.
@@ -87,6 +89,21 @@ impl PlanArgs {
     fn spread(&self) -> Result<(Spread, String)> {
         if let Some(sd) = self.sd {
             return Ok((Spread::Normal { sd }, format!("a normal spread, sd {sd}")));
+        }
+        let from_server = self.server.is_some()
+            || self.embedded
+            || self.db.is_some()
+            || crate::connect::server_from_env().is_some();
+        if self.csv_in.is_none() && !from_server {
+            return Err(crate::connect::usage(
+                "the spread comes from --sd, pilot runs (--csv-in FILE, or --experiment and \
+                 --variant on --server URL, $REPROML_SERVER or --db FILE)",
+            ));
+        }
+        if self.csv_in.is_none() && (self.experiment.is_none() || self.variant.is_none()) {
+            return Err(crate::connect::usage(
+                "pilot runs on a server need --experiment and --variant",
+            ));
         }
         let variant = self.variant.as_deref().unwrap_or_default();
         let rows = if let Some(path) = &self.csv_in {

@@ -48,6 +48,12 @@ pub struct StudyRunArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     labelled: Labelled,
+    /// Print the comparison as JSON instead of the terminal summary.
+    #[arg(long)]
+    json: bool,
+    /// Exit with status 3 when any bug's sides differ (after the report).
+    #[arg(long)]
+    fail_on_difference: bool,
 }
 
 /// The labelled set a study's bugs come from.
@@ -238,8 +244,15 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
         &provenance,
     )
     .with_context(|| format!("cannot write the report into {}", out.display()))?;
-    print_summary(&report);
-    println!("\nreport: {}", page.display());
+    if args.json {
+        crate::output::print_json(&report)?;
+        if !crate::output::quiet() {
+            eprintln!("report: {}", page.display());
+        }
+    } else {
+        print_summary(&report);
+        println!("\nreport: {}", page.display());
+    }
     if !uncompared.is_empty() {
         eprintln!("not compared for want of runs: {}", uncompared.join("; "));
     }
@@ -250,5 +263,5 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
             outcome.unfinished.join("; ")
         );
     }
-    Ok(())
+    crate::output::gate(&report, args.fail_on_difference)
 }

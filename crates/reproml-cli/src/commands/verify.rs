@@ -1,7 +1,7 @@
 //! `reproml verify`: train one run twice and compare every parameter after
 //! every epoch.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use reproml_core::RunIndex;
 use reproml_core::fault::Fault;
@@ -41,7 +41,7 @@ struct Outcome<'a> {
     final_digest: &'a str,
 }
 
-/// Runs `reproml verify`; fails when the trainings diverge.
+/// Runs `reproml verify`; exits with status 3 when the trainings diverge.
 pub fn run(args: VerifyArgs) -> Result<()> {
     let connection = args.server.connect()?;
     let client = &connection.client;
@@ -67,11 +67,16 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         })?;
     }
     if let Some(d) = divergence {
-        bail!(
-            "NOT deterministic: the trainings diverge in epoch {}, first in tensor {}",
-            d.epoch,
-            d.tensor
-        );
+        // Status 3, as a detected difference: a script tells "not
+        // deterministic" apart from a failure to train (1).
+        return Err(crate::output::Exit {
+            code: crate::output::EXIT_DIFFERENCE,
+            message: format!(
+                "NOT deterministic: the trainings diverge in epoch {}, first in tensor {}",
+                d.epoch, d.tensor
+            ),
+        }
+        .into());
     }
     if args.json {
         return Ok(());
