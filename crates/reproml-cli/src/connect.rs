@@ -56,6 +56,24 @@ impl ServerArgs {
         }
     }
 
+    /// Where a command that reads runs (`compare`, `report`, `plan`)
+    /// finds them: `server` (or `REPROML_SERVER`), else a database in this
+    /// process, `db` or reproml.db.
+    pub fn reading(
+        server: Option<String>,
+        token_file: Option<PathBuf>,
+        embedded: bool,
+        db: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            embedded: embedded || (server.is_none() && server_from_env().is_none()),
+            server,
+            token_file,
+            db,
+            master_seed: None,
+        }
+    }
+
     /// Connects like [`ServerArgs::connect`], but an embedded server's
     /// database must exist already: commands that only read never leave
     /// an empty database behind a typo.

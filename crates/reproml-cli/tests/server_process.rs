@@ -22,6 +22,11 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Starts `reproml server` on a free port; returns the child and its URL.
 fn start_server(db: &Path) -> (Child, String) {
+    start_server_with(db, &[])
+}
+
+/// Like [`start_server`], with more arguments.
+fn start_server_with(db: &Path, more: &[&std::ffi::OsStr]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_reproml"))
         .args([
             "server",
@@ -32,6 +37,7 @@ fn start_server(db: &Path) -> (Child, String) {
             "--db",
         ])
         .arg(db)
+        .args(more)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -174,23 +180,10 @@ fn the_server_and_its_token_come_from_the_environment() {
     let dir = temp_dir("env");
     let token = dir.join("token");
     std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_reproml"))
-        .args(["server", "--listen", "127.0.0.1:0", "--token-file"])
-        .arg(&token)
-        .arg("--db")
-        .arg(dir.join("r.db"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
+    let (mut server, url) = start_server_with(
+        &dir.join("r.db"),
+        &["--token-file".as_ref(), token.as_ref()],
+    );
     let list = |token_file: Option<&Path>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproml"));
         cmd.args(["experiment", "list", "--json"])

@@ -133,14 +133,12 @@ impl Source {
             }
             (rows, BTreeMap::new())
         } else {
-            let args = crate::connect::ServerArgs {
-                server: self.server.clone(),
-                token_file: self.token_file.clone(),
-                embedded: self.embedded
-                    || (self.server.is_none() && crate::connect::server_from_env().is_none()),
-                db: self.db.clone(),
-                master_seed: None,
-            };
+            let args = crate::connect::ServerArgs::reading(
+                self.server.clone(),
+                self.token_file.clone(),
+                self.embedded,
+                self.db.clone(),
+            );
             let connection = args.connect_existing()?;
             let (rows, expected) = recorded_rows(
                 &connection.client,

@@ -109,14 +109,12 @@ impl PlanArgs {
         let rows = if let Some(path) = &self.csv_in {
             crate::files::read_runs_csv(path)?
         } else {
-            let args = crate::connect::ServerArgs {
-                server: self.server.clone(),
-                token_file: self.token_file.clone(),
-                embedded: self.embedded
-                    || (self.server.is_none() && crate::connect::server_from_env().is_none()),
-                db: self.db.clone(),
-                master_seed: None,
-            };
+            let args = crate::connect::ServerArgs::reading(
+                self.server.clone(),
+                self.token_file.clone(),
+                self.embedded,
+                self.db.clone(),
+            );
             let connection = args.connect_existing()?;
             let experiment = self.experiment.as_deref().unwrap_or_default();
             reproml_runner::results::recorded_rows(&connection.client, &[experiment.into()], None)?
