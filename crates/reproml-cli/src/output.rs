@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 use reproml_client::Client;
 use reproml_core::ExperimentSpec;
-use reproml_report::{Provenance, Report, RunSummary, to_terminal};
+use reproml_report::{Provenance, Report, RunSummary};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -48,9 +48,12 @@ pub const EXIT_DIFFERENCE: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Prints the comparison for a terminal: verdicts, a compact table per
-/// comparison and a legend, within 100 columns.
+/// comparison and a legend, within 100 columns, or within the terminal's
+/// width down to 80 when standard output is a narrower terminal.
 pub fn print_summary(report: &Report) {
-    print!("{}", to_terminal(report));
+    let width = terminal_size::terminal_size_of(std::io::stdout())
+        .map_or(reproml_report::SUMMARY_WIDTH, |(w, _)| usize::from(w.0));
+    print!("{}", reproml_report::to_terminal_width(report, width));
 }
 
 /// Prints `value` as pretty JSON on standard output (`--json`).

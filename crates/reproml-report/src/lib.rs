@@ -18,4 +18,7 @@ pub use comparison::{
 pub use html::write_report;
 pub use plot::{PlotError, plot_dispersion, plot_experiment};
 pub use provenance::{ExperimentProvenance, Provenance, VariantProvenance};
-pub use table::{SUMMARY_WIDTH, format_p, legend, to_csv, to_markdown, to_terminal, verdict_lines};
+pub use table::{
+    NARROW_WIDTH, SUMMARY_WIDTH, format_p, legend, to_csv, to_markdown, to_terminal,
+    to_terminal_width, verdict_lines, wrap,
+};

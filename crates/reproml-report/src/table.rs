@@ -216,8 +216,14 @@ pub fn verdict_lines(report: &Report) -> Vec<String> {
 }
 
 /// Breaks `text` into lines of at most `width` characters, the first
-/// starting with `first`, the others with `rest`.
-fn wrap(text: &str, width: usize, first: &str, rest: &str) -> Vec<String> {
+/// starting with `first`, the others with `rest`; a word longer than a
+/// line gets a line of its own.
+///
+/// ```
+/// let lines = reproml_report::wrap("one two three four", 10, "- ", "  ");
+/// assert_eq!(lines, ["- one two", "  three", "  four"]);
+/// ```
+pub fn wrap(text: &str, width: usize, first: &str, rest: &str) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = first.to_owned();
     let mut empty = true;
@@ -251,15 +257,19 @@ fn wrap(text: &str, width: usize, first: &str, rest: &str) -> Vec<String> {
 }
 
 /// Appends `text` to `out`, wrapped to the summary's width.
-fn push_wrapped(out: &mut String, text: &str, first: &str, rest: &str) {
-    for line in wrap(text, SUMMARY_WIDTH, first, rest) {
+fn push_wrapped(out: &mut String, width: usize, text: &str, first: &str, rest: &str) {
+    for line in wrap(text, width, first, rest) {
         out.push_str(&line);
         out.push('\n');
     }
 }
 
-/// Width of the terminal summary.
+/// Width of the terminal summary: its full table needs it.
 pub const SUMMARY_WIDTH: usize = 100;
+
+/// The narrowest summary: its table leaves out Cliff's δ (= 2·A12 − 1)
+/// to fit a classic terminal.
+pub const NARROW_WIDTH: usize = 80;
 
 /// Cuts a name to `width` characters, marking the cut with `…`.
 fn fit(name: &str, width: usize) -> String {
@@ -277,6 +287,15 @@ fn fit(name: &str, width: usize) -> String {
 /// no line is wider than [`SUMMARY_WIDTH`]. The full table is in the
 /// report's files.
 pub fn to_terminal(report: &Report) -> String {
+    to_terminal_width(report, SUMMARY_WIDTH)
+}
+
+/// [`to_terminal`] for a terminal `width` columns wide: below
+/// [`SUMMARY_WIDTH`] the table leaves out Cliff's δ and every line fits
+/// `width` (at least [`NARROW_WIDTH`]).
+pub fn to_terminal_width(report: &Report, width: usize) -> String {
+    let width = width.clamp(NARROW_WIDTH, SUMMARY_WIDTH);
+    let full = width >= SUMMARY_WIDTH;
     let mut out = String::new();
     for c in &report.comparisons {
         let head = format!(
@@ -288,9 +307,10 @@ pub fn to_terminal(report: &Report) -> String {
             c.identical_pairs,
             c.pairs
         );
-        push_wrapped(&mut out, &head, "", "    ");
+        push_wrapped(&mut out, width, &head, "", "    ");
         push_wrapped(
             &mut out,
+            width,
             &format!(
                 "{}{}{}",
                 c.verdict.describe(),
@@ -301,21 +321,33 @@ pub fn to_terminal(report: &Report) -> String {
             "     ",
         );
         let (b, t) = (fit(&c.baseline, 13), fit(&c.treatment, 13));
+        let delta = |text: &str| {
+            if full {
+                format!("  {text:<16}")
+            } else {
+                String::new()
+            }
+        };
         let _ = writeln!(
             out,
-            "  {:<9}  {:>13}  {:>13}  {:>6}  {:>4}  {:<16}  shift [CI]",
-            "metric", b, t, "Holm p", "A12", "Cliff's δ"
+            "  {:<9}  {:>13}  {:>13}  {:>6}  {:>4}{}  shift [CI]",
+            "metric",
+            b,
+            t,
+            "Holm p",
+            "A12",
+            delta("Cliff's δ")
         );
         for m in &c.metrics {
             let _ = writeln!(
                 out,
-                "  {:<9}  {:>13}  {:>13}  {:>6}  {:>4.2}  {:<16}  {}",
+                "  {:<9}  {:>13}  {:>13}  {:>6}  {:>4.2}{}  {}",
                 m.metric.to_string(),
                 mean_sd(&m.baseline, 3),
                 mean_sd(&m.treatment, 3),
                 format_p(m.holm_p),
                 m.a12,
-                format!("{:+.2} {}", m.cliffs_delta, m.magnitude.as_str()),
+                delta(&format!("{:+.2} {}", m.cliffs_delta, m.magnitude.as_str())),
                 shift(m)
             );
         }
@@ -323,6 +355,7 @@ pub fn to_terminal(report: &Report) -> String {
         if !differs.is_empty() {
             push_wrapped(
                 &mut out,
+                width,
                 &format!("possible confounds (runtimes differ): {differs}"),
                 "  ",
                 "    ",
@@ -339,10 +372,16 @@ pub fn to_terminal(report: &Report) -> String {
             c.treatment,
             c.verdict.describe()
         );
-        push_wrapped(&mut out, &line, "- ", "  ");
+        push_wrapped(&mut out, width, &line, "- ", "  ");
     }
     out.push('\n');
-    push_wrapped(&mut out, &legend(report), "", "");
+    let mut legend = legend(report);
+    if !full {
+        legend.push_str(
+            " Cliff's δ and its magnitude are left out at this width; a terminal of 100 columns shows them.",
+        );
+    }
+    push_wrapped(&mut out, width, &legend, "", "");
     out
 }
 

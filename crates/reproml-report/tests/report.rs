@@ -540,6 +540,30 @@ fn the_terminal_summary_fits_100_columns_and_formats_p_one_way() {
     }
     assert!(text.contains("possible confounds"), "{text}");
     assert!(text.contains("<0.001"), "{text}");
+    // A classic 80-column terminal: the same summary without Cliff's δ.
+    let narrow = reproml_report::to_terminal_width(&report, 80);
+    for line in narrow.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(text.contains("Cliff's δ  ") && !narrow.contains("Cliff's δ  "));
+    // The same verdicts, however the lines break.
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    for c in &report.comparisons {
+        let verdict = format!(
+            "({} vs {}): {}",
+            c.baseline,
+            c.treatment,
+            c.verdict.describe()
+        );
+        assert!(
+            words(&text).contains(&verdict) && words(&narrow).contains(&verdict),
+            "{verdict}"
+        );
+    }
     let scientific = |t: &str| {
         t.as_bytes()
             .windows(4)

@@ -151,8 +151,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
         } else {
             "UNEXPECTED"
         };
-        println!("- {}: {}", c.experiment, c.about);
-        println!("  expected: {} ({why})", expected.as_str());
+        // Within 80 columns, like the summary above it.
+        let lines = [
+            (format!("{}: {}", c.experiment, c.about), "- "),
+            (format!("expected: {} ({why})", expected.as_str()), "  "),
+        ];
+        for (text, first) in lines {
+            for line in
+                reproml_report::wrap(&text, reproml_report::NARROW_WIDTH, first, "            ")
+            {
+                println!("{line}");
+            }
+        }
         println!("  got:      {} — {outcome}", got.verdict.as_str());
     }
     if let Some(e) = report
