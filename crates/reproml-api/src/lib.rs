@@ -96,6 +96,24 @@ pub struct RecordedRun {
     pub result: RunResult,
 }
 
+/// How far one variant of an experiment is (`GET /v1/progress`): what a
+/// dashboard needs to show progress without downloading every run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantProgress {
+    /// The experiment.
+    pub experiment: ExperimentId,
+    /// The variant.
+    pub variant: VariantLabel,
+    /// Runs recorded.
+    pub recorded: u32,
+    /// When the first of them was recorded (RFC 3339, UTC).
+    pub first_recorded_at: String,
+    /// When the last of them was recorded (RFC 3339, UTC).
+    pub last_recorded_at: String,
+    /// The artifact every run of the variant was trained by.
+    pub artifact: reproml_core::run::Artifact,
+}
+
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

@@ -108,6 +108,9 @@ problem_codes! {
     NoOfficialSplit = ("no_official_split", 422),
     /// The data set is too small for the split.
     SplitImpossible = ("split_impossible", 422),
+    /// The experiment's runs cannot be compared or drawn yet (no runs, a
+    /// side without runs, variants to name).
+    NothingToCompare = ("nothing_to_compare", 409),
     /// An `Expect` other than `100-continue`.
     ExpectationFailed = ("expectation_failed", 417),
     /// A fault of the server; it goes on serving.

@@ -16,7 +16,7 @@ pub use comparison::{
     MetricComparison, Report, ReportError, RunSummary, Side, Verdict, compare,
 };
 pub use html::write_report;
-pub use plot::{PlotError, plot_dispersion, plot_experiment};
+pub use plot::{PlotError, curves_svg, experiment_svg, plot_dispersion, plot_experiment};
 pub use provenance::{ExperimentProvenance, Provenance, VariantProvenance};
 pub use table::{
     NARROW_WIDTH, SUMMARY_WIDTH, format_p, legend, to_csv, to_markdown, to_terminal,

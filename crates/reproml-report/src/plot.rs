@@ -357,6 +357,22 @@ fn render(path: &Path, size: (u32, u32), figure: &Figure) -> Result<(), PlotErro
     svg_to_pdf(&svg, &pdf).map_err(|m| err(&pdf, m))
 }
 
+/// `figure` as an SVG document in memory.
+fn render_svg(size: (u32, u32), figure: &Figure) -> Result<String, PlotError> {
+    register_font();
+    let mut svg = String::new();
+    draw_figure(
+        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
+        Scale(1.0),
+        figure,
+    )
+    .map_err(|message| PlotError {
+        path: "(in memory)".into(),
+        message,
+    })?;
+    Ok(svg)
+}
+
 /// The SVG at `svg` as a vector PDF at `pdf` (svg2pdf), its text set in
 /// the embedded DejaVu Sans, so that a paper can include the figure
 /// without rasterising it.
@@ -391,13 +407,29 @@ fn legend_of(sides: &[&str], order: &[&str]) -> Vec<(String, RGBColor)> {
 
 /// Box plots of the four metrics of one experiment, one box per variant
 /// in `sides`, coloured by the variant's place in `order`, written to
-/// `path` with extensions `.svg` and `.png`.
+/// `path` with extensions `.svg`, `.png` and `.pdf`.
 pub fn plot_experiment(
     path: &Path,
     rows: &[RunSummary],
     sides: &[&str],
     order: &[&str],
 ) -> Result<(), PlotError> {
+    let (figure, size) = boxes_figure(rows, sides, order);
+    render(path, size, &figure)
+}
+
+/// The box plots of [`plot_experiment`] as an SVG document (the
+/// dashboard's figure, drawn by the same code as the report's).
+pub fn experiment_svg(
+    rows: &[RunSummary],
+    sides: &[&str],
+    order: &[&str],
+) -> Result<String, PlotError> {
+    let (figure, size) = boxes_figure(rows, sides, order);
+    render_svg(size, &figure)
+}
+
+fn boxes_figure(rows: &[RunSummary], sides: &[&str], order: &[&str]) -> (Figure, (u32, u32)) {
     let legend = legend_of(sides, order);
     let panels = METRICS
         .iter()
@@ -422,7 +454,7 @@ pub fn plot_experiment(
         })
         .collect();
     let width = 1600.max(240 * 4 * sides.len() as u32 / 2);
-    render(path, (width, 520), &Figure::Boxes { panels, legend })
+    (Figure::Boxes { panels, legend }, (width, 520))
 }
 
 /// Per-epoch learning curves of one experiment's variants: training loss
@@ -435,9 +467,33 @@ pub fn plot_curves(
     sides: &[&str],
     order: &[&str],
 ) -> Result<bool, PlotError> {
+    let Some((figure, size)) = curves_figure(rows, sides, order) else {
+        return Ok(false);
+    };
+    render(path, size, &figure)?;
+    Ok(true)
+}
+
+/// The learning curves of [`plot_curves`] as an SVG document; `None` when
+/// no run has its epochs.
+pub fn curves_svg(
+    rows: &[RunSummary],
+    sides: &[&str],
+    order: &[&str],
+) -> Result<Option<String>, PlotError> {
+    curves_figure(rows, sides, order)
+        .map(|(figure, size)| render_svg(size, &figure))
+        .transpose()
+}
+
+fn curves_figure(
+    rows: &[RunSummary],
+    sides: &[&str],
+    order: &[&str],
+) -> Option<(Figure, (u32, u32))> {
     let legend = legend_of(sides, order);
     if !rows.iter().any(|r| !r.curve.is_empty()) {
-        return Ok(false);
+        return None;
     }
     let summarise = |variant: &str, pick: fn(&reproml_api::runs_csv::CurvePoint) -> f64| {
         let runs: Vec<&RunSummary> = rows
@@ -479,8 +535,7 @@ pub fn plot_curves(
             |p| p.accuracy,
         ),
     ];
-    render(path, (1600, 480), &Figure::Curves { panels, legend })?;
-    Ok(true)
+    Some((Figure::Curves { panels, legend }, (1600, 480)))
 }
 
 /// The distribution, across experiments and variants, of each metric's

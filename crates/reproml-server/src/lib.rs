@@ -14,6 +14,7 @@ mod extract;
 mod log;
 mod routes;
 mod state;
+mod views;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,9 +46,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("GET", "/"),
 ];
-
-/// The dashboard: a page that lists experiments and their runs through the API.
-pub const DASHBOARD: &str = include_str!("../dashboard.html");
 
 /// The OpenAPI 3.1 description of the API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -168,11 +166,19 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             post(routes::post_result),
         )
         .route("/v1/datasets", get(routes::list_datasets))
+        .route("/v1/progress", get(views::progress))
+        .route("/v1/experiments/{id}/comparison", get(views::comparison))
+        .route("/v1/experiments/{id}/figures/{name}", get(views::figure))
         .route("/openapi.json", get(routes::openapi))
-        .route("/", get(routes::dashboard))
+        .route("/", get(views::index))
+        .route("/assets/{name}", get(views::asset))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
     api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        views::conditional_get,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         routes::authenticate,
     ))

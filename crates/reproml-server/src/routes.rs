@@ -24,11 +24,11 @@ use crate::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-fn experiment_id(raw: &str) -> ApiResult<ExperimentId> {
+pub(crate) fn experiment_id(raw: &str) -> ApiResult<ExperimentId> {
     ExperimentId::new(raw).map_err(|e| ApiError::new(ProblemCode::BadIdentifier, e.to_string()))
 }
 
-fn variant_label(raw: &str) -> ApiResult<VariantLabel> {
+pub(crate) fn variant_label(raw: &str) -> ApiResult<VariantLabel> {
     VariantLabel::new(raw).map_err(|e| ApiError::new(ProblemCode::BadIdentifier, e.to_string()))
 }
 
@@ -56,7 +56,10 @@ fn run_index(raw: &str, experiment: &Experiment) -> ApiResult<(RunIndex, Seed)> 
     Ok((run, seed))
 }
 
-async fn load_experiment(state: &AppState, id: ExperimentId) -> ApiResult<Arc<Experiment>> {
+pub(crate) async fn load_experiment(
+    state: &AppState,
+    id: ExperimentId,
+) -> ApiResult<Arc<Experiment>> {
     // A cached experiment is checked against its row (one primary-key
     // read, not its seeds): another process sharing the database may have
     // deleted or re-created it.
@@ -109,9 +112,10 @@ pub(crate) async fn authenticate(
     let Some(token) = state.token() else {
         return next.run(request).await;
     };
-    // The health check and the dashboard page itself are open; the API
-    // calls the page makes still need the token.
-    if matches!(request.uri().path(), "/v1/health" | "/") {
+    // The health check and the dashboard's page and files are open (they
+    // hold no data); the API calls the page makes still need the token.
+    let path = request.uri().path();
+    if matches!(path, "/v1/health" | "/") || path.starts_with("/assets/") {
         return next.run(request).await;
     }
     let given = request
@@ -149,10 +153,6 @@ pub(crate) async fn health() -> axum::Json<Health> {
         version: env!("CARGO_PKG_VERSION").into(),
         api: reproml_api::API_VERSION.into(),
     })
-}
-
-pub(crate) async fn dashboard() -> impl IntoResponse {
-    axum::response::Html(crate::DASHBOARD)
 }
 
 pub(crate) async fn openapi() -> impl IntoResponse {

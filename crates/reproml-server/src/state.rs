@@ -31,6 +31,11 @@ struct Inner {
     experiments: Mutex<ExperimentCache>,
     token: Option<String>,
     allow_delete: bool,
+    /// Bumped after every write: what a conditional GET compares.
+    changes: std::sync::atomic::AtomicU64,
+    /// Tells this process's change counts from another's (a restart
+    /// starts counting again).
+    instance: String,
 }
 
 /// Experiments by identifier, and a count of the deletes so far.
@@ -58,6 +63,13 @@ impl AppState {
             experiments: Mutex::new(ExperimentCache::default()),
             token: config.token.clone(),
             allow_delete: config.allow_delete,
+            changes: std::sync::atomic::AtomicU64::new(0),
+            instance: format!(
+                "{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
         })))
     }
 
@@ -128,7 +140,20 @@ impl AppState {
         &self,
         write: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        self.0.db.write(write).await
+        let written = self.0.db.write(write).await;
+        // After the commit, so that a reader who sees the new count also
+        // sees the new data (a failed write bumps it too: harmless).
+        self.0
+            .changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        written
+    }
+
+    /// An entity tag for everything the API can answer now: it changes
+    /// with every write, so an unchanged tag means an unchanged answer.
+    pub(crate) fn entity_tag(&self) -> String {
+        let changes = self.0.changes.load(std::sync::atomic::Ordering::SeqCst);
+        format!("\"{}-{changes}\"", self.0.instance)
     }
 
     /// The data set of a challenge: a registered one (checked against its

@@ -55,7 +55,22 @@ async fn send(
     body: Option<Value>,
     token: Option<&str>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    send_with(app, method, path, body, token, &[]).await
+}
+
+/// [`send`] with more request headers.
+async fn send_with(
+    app: &App,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+    headers: &[(header::HeaderName, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(name, *value);
+    }
     if let Some(t) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
@@ -530,4 +545,209 @@ async fn deleting_needs_a_token_or_allow_delete_and_frees_the_names() {
     send(&app, "POST", "/v1/experiments", Some(spec(1)), None).await;
     let (status, _, _) = send(&app, "DELETE", "/v1/experiments/e1", None, None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Posts run `run` of variant `variant` with final accuracy `accuracy`.
+async fn post_run(app: &App, e: &Experiment, variant: &str, run: usize, accuracy: f64) {
+    let mut r = sample_result(e.seeds[run], accuracy, 1);
+    r.artifact.name = format!("build-{variant}");
+    let path = format!("/v1/experiments/e1/variants/{variant}/runs/{run}");
+    let (status, _, body) = send(
+        app,
+        "POST",
+        &path,
+        Some(serde_json::to_value(r).unwrap()),
+        None,
+    )
+    .await;
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_with_a_strict_content_security_policy() {
+    let app = app("page", Some("0123456789abcdef"));
+    for path in ["/", "/assets/app.js", "/assets/app.css"] {
+        let (status, headers, body) = send(&app, "GET", path, None, None).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{path} needs no token: it holds no data"
+        );
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(!body.is_empty());
+    }
+    let (_, _, page) = send(&app, "GET", "/", None, None).await;
+    let page = String::from_utf8(page).unwrap();
+    // Nothing the policy would have to allow: no inline script or style.
+    assert!(page.contains(r#"<script src="/assets/app.js" defer></script>"#));
+    assert_eq!(page.matches("<script").count(), 1, "{page}");
+    assert!(!page.contains("style=") && !page.contains("<style") && !page.contains(" onclick="));
+    let (status, headers, body) = send(&app, "GET", "/assets/other.js", None, None).await;
+    assert_eq!(
+        problem(status, &headers, &body).code,
+        ProblemCode::RouteNotFound
+    );
+    // The data behind it still needs the token.
+    let (status, headers, body) = send(&app, "GET", "/v1/progress", None, None).await;
+    assert_eq!(
+        problem(status, &headers, &body).code,
+        ProblemCode::MissingToken
+    );
+}
+
+#[tokio::test]
+async fn polling_is_answered_304_until_something_is_written() {
+    let app = app("etag", None);
+    let e = create_e1(&app, None).await;
+    let (status, headers, _) = send(&app, "GET", "/v1/progress", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let tag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let (status, headers, body) = send_with(
+        &app,
+        "GET",
+        "/v1/progress",
+        None,
+        None,
+        &[(header::IF_NONE_MATCH, &tag)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    assert_eq!(headers[header::ETAG], tag.as_str());
+    post_run(&app, &e, "a", 0, 0.5).await;
+    let (status, headers, body) = send_with(
+        &app,
+        "GET",
+        "/v1/progress",
+        None,
+        None,
+        &[(header::IF_NONE_MATCH, &tag)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "a write changes the answer");
+    assert_ne!(headers[header::ETAG], tag.as_str());
+    let progress: Vec<reproml_api::VariantProgress> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(progress.len(), 1);
+    assert_eq!(
+        (progress[0].variant.as_str(), progress[0].recorded),
+        ("a", 1)
+    );
+    assert_eq!(progress[0].artifact.name, "build-a");
+    assert_eq!(progress[0].first_recorded_at, progress[0].last_recorded_at);
+}
+
+#[tokio::test]
+async fn the_comparison_is_the_report_compare_makes_from_the_same_runs() {
+    let app = app("compare", None);
+    let e = create_e1(&app, None).await;
+    for run in 0..3 {
+        post_run(&app, &e, "a", run, 0.80 + 0.01 * run as f64).await;
+        post_run(&app, &e, "b", run, 0.90 + 0.01 * run as f64).await;
+    }
+    let (status, headers, body) = send(
+        &app,
+        "GET",
+        "/v1/experiments/e1/comparison?variants=a,b",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains_key(header::ETAG));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+
+    let (_, _, runs) = send(&app, "GET", "/v1/experiments/e1/runs", None, None).await;
+    let runs: Vec<RecordedRun> = serde_json::from_slice(&runs).unwrap();
+    let rows: Vec<_> = runs
+        .iter()
+        .map(|r| reproml_api::runs_csv::RunSummary::new(r, e.spec.seed_policy))
+        .collect();
+    let options = reproml_report::CompareOptions {
+        variants: vec!["a".into(), "b".into()],
+        expected_runs: [("e1".to_owned(), 3)].into(),
+        ..Default::default()
+    };
+    let expected = reproml_report::compare(&rows, &options).unwrap();
+    assert_eq!(answer["report"], serde_json::to_value(&expected).unwrap());
+    assert_eq!(
+        answer["verdicts"],
+        serde_json::to_value(reproml_report::verdict_lines(&expected)).unwrap()
+    );
+
+    for (path, code) in [
+        (
+            "/v1/experiments/e1/comparison?variants=a",
+            ProblemCode::BadQuery,
+        ),
+        (
+            "/v1/experiments/e1/comparison?variants=a,b&alpha=0.7",
+            ProblemCode::BadQuery,
+        ),
+        (
+            "/v1/experiments/e1/comparison?variants=a,zz",
+            ProblemCode::NothingToCompare,
+        ),
+        (
+            "/v1/experiments/e1/comparison?variants=a,b&margin=-1",
+            ProblemCode::BadQuery,
+        ),
+        (
+            "/v1/experiments/e1/comparison?variants=a,b%20c",
+            ProblemCode::BadIdentifier,
+        ),
+        (
+            "/v1/experiments/e1/comparison?colour=red",
+            ProblemCode::BadQuery,
+        ),
+        (
+            "/v1/experiments/nope/comparison",
+            ProblemCode::ExperimentNotFound,
+        ),
+    ] {
+        let (status, headers, body) = send(&app, "GET", path, None, None).await;
+        assert_eq!(problem(status, &headers, &body).code, code, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn figures_are_drawn_by_the_reports_plotting_code() {
+    let app = app("figures", None);
+    let e = create_e1(&app, None).await;
+    for run in 0..3 {
+        post_run(&app, &e, "a", run, 0.8).await;
+        post_run(&app, &e, "b", run, 0.9).await;
+    }
+    for name in ["boxes.svg", "curves.svg"] {
+        let path = format!("/v1/experiments/e1/figures/{name}?variants=b,a");
+        let (status, headers, body) = send(&app, "GET", &path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        assert_eq!(headers[header::CONTENT_TYPE], "image/svg+xml");
+        let svg = String::from_utf8(body).unwrap();
+        assert!(svg.starts_with("<svg"), "{name}");
+        // The legend names the variants in the order asked for.
+        let (b, a) = (svg.find("\nb\n</text>"), svg.find("\na\n</text>"));
+        assert!(b.is_some() && a.is_some() && b < a, "{name}: {b:?} {a:?}");
+    }
+    for (path, code) in [
+        (
+            "/v1/experiments/e1/figures/pie.svg",
+            ProblemCode::RouteNotFound,
+        ),
+        (
+            "/v1/experiments/e1/figures/boxes.svg?variants=a,c",
+            ProblemCode::VariantNotFound,
+        ),
+    ] {
+        let (status, headers, body) = send(&app, "GET", path, None, None).await;
+        assert_eq!(problem(status, &headers, &body).code, code, "{path}");
+    }
 }

@@ -167,6 +167,18 @@ fn every_wire_type_matches_its_schema_field_by_field() {
         ),
         ("RunResult", serde_json::to_value(&result).unwrap()),
         (
+            "VariantProgress",
+            serde_json::to_value(reproml_api::VariantProgress {
+                experiment: "e".parse().unwrap(),
+                variant: "buggy".parse().unwrap(),
+                recorded: 3,
+                first_recorded_at: "2026-11-27T00:00:00Z".into(),
+                last_recorded_at: "2026-11-27T00:01:00Z".into(),
+                artifact: result.artifact.clone(),
+            })
+            .unwrap(),
+        ),
+        (
             "Run",
             serde_json::to_value(RecordedRun {
                 experiment: "e".parse().unwrap(),

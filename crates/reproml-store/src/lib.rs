@@ -686,6 +686,40 @@ impl Store {
         rows.map(|r| decode_run(r?)).collect()
     }
 
+    /// Every variant's progress: runs recorded, first and last recording
+    /// time and artifact, ordered by experiment then variant; one query,
+    /// so a dashboard can poll it.
+    pub fn progress(&self) -> Result<Vec<reproml_api::VariantProgress>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.experiment, r.variant, COUNT(*), MIN(r.recorded_at), MAX(r.recorded_at), v.artifact
+             FROM runs AS r JOIN variants AS v ON v.experiment = r.experiment AND v.variant = r.variant
+             GROUP BY r.experiment, r.variant ORDER BY r.experiment, r.variant",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let corrupt = |e: String| StoreError::Corrupt(e);
+        rows.map(|row| {
+            let (experiment, variant, recorded, first, last, artifact) = row?;
+            Ok(reproml_api::VariantProgress {
+                experiment: ExperimentId::new(experiment).map_err(|e| corrupt(e.to_string()))?,
+                variant: VariantLabel::new(variant).map_err(|e| corrupt(e.to_string()))?,
+                recorded: u32::try_from(recorded).map_err(|e| corrupt(e.to_string()))?,
+                first_recorded_at: first,
+                last_recorded_at: last,
+                artifact: serde_json::from_str(&artifact).map_err(|e| corrupt(e.to_string()))?,
+            })
+        })
+        .collect()
+    }
+
     /// Registers (or re-registers) a data set.
     pub fn register_dataset(&mut self, record: &DatasetRecord) -> Result<(), StoreError> {
         self.conn.execute(

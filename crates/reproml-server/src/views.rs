@@ -1,0 +1,296 @@
+//! What the dashboard reads beyond the plain records: every variant's
+//! progress in one query, an experiment's comparison computed by the same
+//! library code as `reproml compare` (never re-implemented in the
+//! browser), its figures drawn by the report's plotting code, and the
+//! page's own files, embedded in the binary.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use reproml_api::runs_csv::RunSummary;
+use reproml_api::{ProblemCode, VariantProgress};
+use reproml_report::{CompareOptions, Report};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::routes::{experiment_id, load_experiment, variant_label};
+use crate::state::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Most variants one comparison or figure takes: each pair is a family of
+/// tests, and a figure's boxes must stay legible.
+pub const MAX_VARIANTS: usize = 12;
+
+/// The dashboard's files: no build step, no CDN, no inline script, so a
+/// strict Content-Security-Policy holds.
+const INDEX: &str = include_str!("../dashboard/index.html");
+const APP_JS: &str = include_str!("../dashboard/app.js");
+const APP_CSS: &str = include_str!("../dashboard/app.css");
+const FAVICON: &str = include_str!("../dashboard/favicon.svg");
+
+/// The page may load only its own script and style, talk only to this
+/// server, and show figures it fetched (blob: URLs); it cannot be framed.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                   connect-src 'self'; img-src 'self' blob:; base-uri 'none'; \
+                   form-action 'none'; frame-ancestors 'none'";
+
+fn page(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+pub(crate) async fn index() -> Response {
+    page("text/html; charset=utf-8", INDEX)
+}
+
+pub(crate) async fn asset(Path(name): Path<String>) -> Response {
+    match name.as_str() {
+        "app.js" => page("text/javascript; charset=utf-8", APP_JS),
+        "app.css" => page("text/css; charset=utf-8", APP_CSS),
+        "favicon.svg" => page("image/svg+xml", FAVICON),
+        _ => ApiError::new(
+            ProblemCode::RouteNotFound,
+            format!("no asset {name:?}; the dashboard has app.js, app.css and favicon.svg"),
+        )
+        .into_response(),
+    }
+}
+
+/// Conditional GETs of the API: every answer carries an `ETag` that
+/// changes with every write, and a request whose `If-None-Match` holds it
+/// is answered `304 Not Modified` without reading anything, so a
+/// dashboard can poll every few seconds for almost nothing.
+pub(crate) async fn conditional_get(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != axum::http::Method::GET || !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    // Taken before the handler reads: a write in between makes the
+    // answer newer than its tag, which only costs one more full answer.
+    let tag = state.entity_tag();
+    let unchanged = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    if unchanged {
+        let mut response = axum::http::StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(value) = HeaderValue::from_str(&tag) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        return response;
+    }
+    let mut response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::OK
+        && let Ok(value) = HeaderValue::from_str(&tag)
+    {
+        response.headers_mut().insert(header::ETAG, value);
+        // Revalidate every time: the tag is cheap, stale data is not.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    response
+}
+
+/// `GET /v1/progress`.
+pub(crate) async fn progress(
+    State(state): State<AppState>,
+) -> ApiResult<axum::Json<Vec<VariantProgress>>> {
+    Ok(axum::Json(state.read(|store| Ok(store.progress()?)).await?))
+}
+
+/// The query of a comparison or a figure.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompareQuery {
+    /// Comma-separated variants, the reference first (default: as
+    /// `reproml compare` picks them).
+    variants: Option<String>,
+    /// Every pair instead of each against the reference.
+    #[serde(default)]
+    all_pairs: bool,
+    /// Significance level.
+    alpha: Option<f64>,
+    /// Equivalence margin.
+    margin: Option<f64>,
+}
+
+impl CompareQuery {
+    fn variants(&self) -> ApiResult<Vec<String>> {
+        let Some(list) = self.variants.as_deref().filter(|l| !l.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let variants: Vec<String> = list
+            .split(',')
+            .map(|v| variant_label(v).map(|v| v.to_string()))
+            .collect::<ApiResult<_>>()?;
+        if variants.len() > MAX_VARIANTS {
+            return Err(ApiError::new(
+                ProblemCode::BadQuery,
+                format!("at most {MAX_VARIANTS} variants at a time"),
+            ));
+        }
+        Ok(variants)
+    }
+}
+
+/// The experiment's runs as the comparison reads them.
+async fn rows(state: &AppState, id: &str) -> ApiResult<(reproml_api::Experiment, Vec<RunSummary>)> {
+    let id = experiment_id(id)?;
+    let e = load_experiment(state, id.clone()).await?;
+    let runs = state.read(move |store| Ok(store.runs(&id, None)?)).await?;
+    let policy = e.spec.seed_policy;
+    let rows = runs.iter().map(|r| RunSummary::new(r, policy)).collect();
+    Ok((reproml_api::Experiment::clone(&e), rows))
+}
+
+fn compared(
+    e: &reproml_api::Experiment,
+    rows: &[RunSummary],
+    query: &CompareQuery,
+) -> ApiResult<Report> {
+    let variants = query.variants()?;
+    if variants.len() == 1 {
+        return Err(ApiError::new(
+            ProblemCode::BadQuery,
+            "variants names at least two, the reference first (e.g. buggy,corrected)",
+        ));
+    }
+    let options = CompareOptions {
+        variants,
+        all_pairs: query.all_pairs,
+        expected_runs: [(e.spec.id.to_string(), e.spec.runs)].into(),
+        alpha: query.alpha,
+        margin: query.margin,
+        ..CompareOptions::default()
+    };
+    reproml_report::compare(rows, &options)
+        .map_err(|err| ApiError::new(ProblemCode::NothingToCompare, err.to_string()))
+}
+
+/// A comparison for the dashboard: the report `reproml compare --json`
+/// prints, and the verdict lines and legend the terminal and HTML reports
+/// show, from the same library code.
+#[derive(serde::Serialize)]
+pub(crate) struct ComparisonAnswer {
+    report: Report,
+    verdicts: Vec<String>,
+    legend: String,
+}
+
+/// `GET /v1/experiments/{id}/comparison`: exactly `reproml compare --json`
+/// for this experiment and these variants.
+pub(crate) async fn comparison(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<CompareQuery>,
+) -> ApiResult<axum::Json<ComparisonAnswer>> {
+    if query.alpha.is_some_and(|a| !(a > 0.0 && a < 0.5)) {
+        return Err(ApiError::new(
+            ProblemCode::BadQuery,
+            "alpha must lie strictly between 0 and 0.5 (e.g. 0.05)",
+        ));
+    }
+    if query.margin.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
+        return Err(ApiError::new(
+            ProblemCode::BadQuery,
+            "margin must be a positive number (e.g. 0.01)",
+        ));
+    }
+    let (e, rows) = rows(&state, &id).await?;
+    // Exact tests and intervals: CPU work, off the request threads.
+    let report = tokio::task::spawn_blocking(move || compared(&e, &rows, &query))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(axum::Json(ComparisonAnswer {
+        verdicts: reproml_report::verdict_lines(&report),
+        legend: reproml_report::legend(&report),
+        report,
+    }))
+}
+
+/// The figures an experiment has.
+#[derive(Debug, Clone, Copy)]
+enum Figure {
+    /// Box plots of the final metrics, every run drawn.
+    Boxes,
+    /// Per-epoch training loss and test accuracy.
+    Curves,
+}
+
+/// `GET /v1/experiments/{id}/figures/{name}`: `boxes.svg` or `curves.svg`
+/// of the given variants (default: all, in name order).
+pub(crate) async fn figure(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<CompareQuery>,
+) -> ApiResult<Response> {
+    let figure = match name.as_str() {
+        "boxes.svg" => Figure::Boxes,
+        "curves.svg" => Figure::Curves,
+        _ => {
+            return Err(ApiError::new(
+                ProblemCode::RouteNotFound,
+                format!("no figure {name:?}; there are boxes.svg and curves.svg"),
+            ));
+        }
+    };
+    let mut sides = query.variants()?;
+    let (_, rows) = rows(&state, &id).await?;
+    if rows.is_empty() {
+        return Err(ApiError::new(
+            ProblemCode::NothingToCompare,
+            format!("experiment {id} has no runs to draw yet"),
+        ));
+    }
+    if sides.is_empty() {
+        sides = rows.iter().map(|r| r.variant.to_string()).collect();
+        sides.dedup();
+        sides.truncate(MAX_VARIANTS);
+    }
+    if let Some(missing) = sides
+        .iter()
+        .find(|s| !rows.iter().any(|r| r.variant.as_str() == s.as_str()))
+    {
+        return Err(ApiError::new(
+            ProblemCode::VariantNotFound,
+            format!("experiment {id} has no runs of variant {missing}"),
+        ));
+    }
+    let svg = tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = sides.iter().map(String::as_str).collect();
+        match figure {
+            Figure::Boxes => reproml_report::experiment_svg(&rows, &names, &names).map(Some),
+            Figure::Curves => reproml_report::curves_svg(&rows, &names, &names),
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| {
+        ApiError::new(
+            ProblemCode::NothingToCompare,
+            format!("the runs of {id} have no per-epoch figures to draw"),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}

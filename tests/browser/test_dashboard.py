@@ -1,0 +1,189 @@
+"""The dashboard in a real browser (Debian's Chromium through chromedriver),
+against a real `reproml server` holding runs recorded by `reproml run`.
+
+Run: REPROML_BIN=target/debug/reproml python -m pytest tests/browser
+(needs `apt-get install chromium chromium-driver` and `pip install selenium pytest`).
+"""
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
+
+BINARY = os.environ.get("REPROML_BIN", "target/debug/reproml")
+TOKEN = "dashboard-test-token-0123456789"
+# What a hostile client could send as a description: shown as text, never run.
+HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+EXPERIMENT = "browser-e"
+
+
+def reproml(*args, **kwargs):
+    return subprocess.run([BINARY, *args], check=True, capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A server on a database with one experiment, two variants of 4 runs
+    each (one with a fault), and a token."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        spec = tmp / "spec.toml"
+        spec.write_text(f'id = "{EXPERIMENT}"\ndescription = {json.dumps(HOSTILE)}\nmodel = "mlp"\n'
+                        'challenge = "digits"\nepochs = 3\nruns = 4\n[optimizer]\nlr = 0.05\nmomentum = 0.9\n')
+        db = tmp / "b.db"
+        reproml("run", "--db", str(db), "--master-seed", "3", "--experiment", EXPERIMENT, "--spec", str(spec),
+                "--variant", "plain", "-q")
+        reproml("run", "--db", str(db), "--experiment", EXPERIMENT, "--variant", "faulty",
+                "--fault", "momentum-ignored", "-q")
+        token = tmp / "token"
+        token.write_text(TOKEN + "\n")
+        process = subprocess.Popen([BINARY, "server", "--listen", "127.0.0.1:0", "--db", str(db),
+                                    "--token-file", str(token)], stderr=subprocess.PIPE, text=True)
+        url = re.search(r"http://\S+", process.stderr.readline()).group(0)
+        try:
+            yield {"url": url, "token_file": str(token)}
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver, css, timeout=20):
+    return WebDriverWait(driver, timeout).until(ready.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def updated(driver):
+    """Waits until the current view has finished drawing."""
+    WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "status").text.startswith(("updated", "up to date")))
+
+
+def logged_in(driver, server):
+    """The experiments page, after giving the token if this tab has none yet."""
+    driver.get(server["url"] + "/#/")
+    WebDriverWait(driver, 20).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "input[type=password]")
+        or d.find_element(By.ID, "status").text.startswith("updated"))
+    for field in driver.find_elements(By.CSS_SELECTOR, "input[type=password]"):
+        field.send_keys(TOKEN)
+        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    updated(driver)
+
+
+def console_errors(driver):
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_the_token_is_asked_once_and_a_wrong_one_is_refused(server, browser):
+    browser.get(server["url"] + "/#/")
+    field = wait_for(browser, "input[type=password]")
+    assert "needs a token" in browser.find_element(By.TAG_NAME, "h1").text
+    field.send_keys("not-the-token")
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    # Asked again: the API refused the wrong token.
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.TAG_NAME, "h1").text.endswith("needs a token"))
+    logged_in(browser, server)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Experiments"
+    # Kept for the tab: another page needs no token again.
+    browser.get(server["url"] + "/#/progress")
+    updated(browser)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Progress"
+
+
+def test_every_page_loads_without_console_errors(server, browser):
+    logged_in(browser, server)
+    browser.get_log("browser")  # forget what came before
+    for route, heading in [("#/", "Experiments"), (f"#/e/{EXPERIMENT}", EXPERIMENT),
+                           (f"#/e/{EXPERIMENT}/compare/plain,faulty", f"{EXPERIMENT}: plain vs faulty"),
+                           ("#/progress", "Progress")]:
+        browser.get(f"{server['url']}/{route}")
+        updated(browser)
+        assert browser.find_element(By.TAG_NAME, "h1").text == heading, route
+        time.sleep(0.5)  # figures load after the page
+        assert console_errors(browser) == [], route
+    # Both figures arrived as images (blob: URLs of the server's SVG).
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}")
+    updated(browser)
+    WebDriverWait(browser, 20).until(
+        lambda d: all(i.get_attribute("src").startswith("blob:") and d.execute_script("return arguments[0].naturalWidth", i) > 0
+                      for i in d.find_elements(By.CSS_SELECTOR, "img.figure")) and len(d.find_elements(By.CSS_SELECTOR, "img.figure")) == 2)
+
+
+def test_a_hostile_description_is_shown_as_text(server, browser):
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}")
+    updated(browser)
+    assert browser.find_element(By.CSS_SELECTOR, "p.description").text == HOSTILE
+    assert browser.execute_script("return window.pwned") is None
+    assert browser.find_elements(By.CSS_SELECTOR, "main script, main img[src=x]") == []
+
+
+def run_table(browser):
+    """The run table's rows as dicts keyed by column header."""
+    table = browser.find_elements(By.CSS_SELECTOR, "main .scroll table")[-1]
+    heads = [th.text.rstrip(" ▲▼") for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    return table, [dict(zip(heads, (td.text for td in tr.find_elements(By.TAG_NAME, "td"))))
+                   for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+
+def test_the_run_table_sorts_and_filters(server, browser):
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}")
+    updated(browser)
+    table, runs = run_table(browser)
+    assert len(runs) == 8
+    header = next(th for th in table.find_elements(By.CSS_SELECTOR, "thead th") if th.text.startswith("accuracy"))
+    header.click()
+    _, runs = run_table(browser)
+    accuracies = [float(r["accuracy"]) for r in runs]
+    assert accuracies == sorted(accuracies)
+    table, _ = run_table(browser)
+    next(th for th in table.find_elements(By.CSS_SELECTOR, "thead th") if th.text.startswith("accuracy")).click()
+    _, runs = run_table(browser)
+    assert [float(r["accuracy"]) for r in runs] == sorted(accuracies, reverse=True)
+    # The fault is in the faulty variant's fingerprint only.
+    search = browser.find_elements(By.CSS_SELECTOR, "input[type=search]")[-1]
+    search.send_keys("momentum-ignored")
+    _, runs = run_table(browser)
+    assert len(runs) == 4 and {r["variant"] for r in runs} == {"faulty"}
+
+
+def test_the_comparison_shows_the_p_values_of_compare_json(server, browser):
+    expected = json.loads(reproml("compare", "--server", server["url"], "--token-file", server["token_file"],
+                                  EXPERIMENT, "--variants", "plain,faulty", "--json").stdout)
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}/compare/plain,faulty")
+    updated(browser)
+    comparison = expected["comparisons"][0]
+    assert browser.find_element(By.CSS_SELECTOR, "span.verdict").text == comparison["verdict"]
+    for metric in comparison["metrics"]:
+        row = browser.find_element(By.CSS_SELECTOR, f"tr[data-metric={metric['metric']}]")
+        for key in ("mwu", "holm", "bh", "wilcoxon"):
+            shown = row.find_element(By.CSS_SELECTOR, f"td[data-p={key}]").get_attribute("title")
+            want = metric[f"{key}_p"]
+            assert (shown == "null" and want is None) or float(shown) == want, (metric["metric"], key)
+    strip = browser.find_elements(By.CSS_SELECTOR, ".strip span")
+    assert len(strip) == 4 and all("diverges at epoch 1" in s.text for s in strip)
