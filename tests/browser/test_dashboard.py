@@ -11,6 +11,7 @@ import re
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,24 @@ def browser():
         driver.quit()
 
 
+def call(server, method, path, body=None):
+    request = urllib.request.Request(server["url"] + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or "null")
+
+
+def post_hostile_run(server, run):
+    """Run `run` of a variant "hostile" whose artifact details and
+    fingerprint carry markup, as a malicious client could send them."""
+    plain = next(r for r in call(server, "GET", f"/v1/experiments/{EXPERIMENT}/runs?variant=plain") if r["run"] == run)
+    result = {k: plain[k] for k in ("seed", "metrics", "epochs", "fingerprint", "artifact")}
+    result["artifact"]["details"]["note"] = HOSTILE
+    result["fingerprint"]["note"] = HOSTILE
+    call(server, "POST", f"/v1/experiments/{EXPERIMENT}/variants/hostile/runs/{run}", result)
+
+
 def wait_for(driver, css, timeout=20):
     return WebDriverWait(driver, timeout).until(ready.presence_of_element_located((By.CSS_SELECTOR, css)))
 
@@ -103,14 +122,16 @@ def test_the_token_is_asked_once_and_a_wrong_one_is_refused(server, browser):
     assert "needs a token" in browser.find_element(By.TAG_NAME, "h1").text
     field.send_keys("not-the-token")
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    # Asked again: the API refused the wrong token.
-    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.TAG_NAME, "h1").text.endswith("needs a token"))
+    # Asked again (a new form: the old one is gone): the API refused it.
+    WebDriverWait(browser, 20).until(ready.staleness_of(field))
+    assert browser.find_element(By.TAG_NAME, "h1").text.endswith("needs a token")
+    assert browser.find_elements(By.CSS_SELECTOR, "input[type=password]")
     logged_in(browser, server)
     assert browser.find_element(By.TAG_NAME, "h1").text == "Experiments"
-    # Kept for the tab: another page needs no token again.
-    browser.get(server["url"] + "/#/progress")
+    # Kept for the tab, across loads of the page.
+    browser.refresh()
     updated(browser)
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Progress"
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Experiments"
 
 
 def test_every_page_loads_without_console_errors(server, browser):
@@ -132,13 +153,28 @@ def test_every_page_loads_without_console_errors(server, browser):
                       for i in d.find_elements(By.CSS_SELECTOR, "img.figure")) and len(d.find_elements(By.CSS_SELECTOR, "img.figure")) == 2)
 
 
-def test_a_hostile_description_is_shown_as_text(server, browser):
+def test_what_clients_sent_is_shown_as_text_and_never_runs(server, browser):
+    post_hostile_run(server, 0)
     logged_in(browser, server)
     browser.get(f"{server['url']}/#/e/{EXPERIMENT}")
     updated(browser)
     assert browser.find_element(By.CSS_SELECTOR, "p.description").text == HOSTILE
+    variants = browser.find_elements(By.CSS_SELECTOR, "main .scroll table")[0].text
+    assert f"note={HOSTILE}" in variants, "artifact details and fingerprint, as text"
     assert browser.execute_script("return window.pwned") is None
     assert browser.find_elements(By.CSS_SELECTOR, "main script, main img[src=x]") == []
+
+
+def test_a_page_left_open_shows_new_runs_by_itself(server, browser):
+    post_hostile_run(server, 0)  # recorded once, whichever test comes first
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/progress")
+    updated(browser)
+    before = browser.find_element(By.TAG_NAME, "main").text
+    post_hostile_run(server, 1)
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.TAG_NAME, "main").text != before)
+    WebDriverWait(browser, 20).until(
+        lambda d: any("hostile" in row.text and "2 / 4" in row.text for row in d.find_elements(By.CSS_SELECTOR, "tbody tr")))
 
 
 def run_table(browser):
@@ -154,12 +190,13 @@ def test_the_run_table_sorts_and_filters(server, browser):
     browser.get(f"{server['url']}/#/e/{EXPERIMENT}")
     updated(browser)
     table, runs = run_table(browser)
+    runs = [r for r in runs if r["variant"] != "hostile"]
     assert len(runs) == 8
     header = next(th for th in table.find_elements(By.CSS_SELECTOR, "thead th") if th.text.startswith("accuracy"))
     header.click()
     _, runs = run_table(browser)
     accuracies = [float(r["accuracy"]) for r in runs]
-    assert accuracies == sorted(accuracies)
+    assert accuracies == sorted(accuracies) and len(accuracies) >= 8
     table, _ = run_table(browser)
     next(th for th in table.find_elements(By.CSS_SELECTOR, "thead th") if th.text.startswith("accuracy")).click()
     _, runs = run_table(browser)

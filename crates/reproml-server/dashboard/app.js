@@ -29,7 +29,13 @@ function h(tag, attrs, ...children) {
 }
 
 const view = () => document.getElementById("view");
-const show = (...nodes) => view().replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
+/** The figures' blob: URLs of the view on screen, freed when it is replaced. */
+let blobs = [];
+const show = (...nodes) => {
+  for (const url of blobs) URL.revokeObjectURL(url);
+  blobs = [];
+  view().replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
+};
 const status = (text) => { document.getElementById("status").textContent = text; };
 
 const fixed = (x, digits) => (typeof x === "number" ? x.toFixed(digits) : "—");
@@ -81,8 +87,8 @@ function sortableTable(columns, rows, { filter = "", sortKey, descending = false
   const column = columns.find((c) => c.key === sortKey);
   if (column) {
     shown = [...shown].sort((a, b) => {
-      const x = column.value(a), y = column.value(b);
-      const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y), undefined, { numeric: true });
+      const x = column.value(a) ?? "", y = column.value(b) ?? "";
+      const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
       return descending ? -order : order;
     });
   }
@@ -125,7 +131,11 @@ function save(name, type, text) {
 /** A figure from the server, shown through a blob: URL (the API needs the token). */
 function figure(path, alt) {
   const img = h("img", { class: "figure", alt });
-  api(path, "blob").then((blob) => { img.src = URL.createObjectURL(blob); })
+  api(path, "blob").then((blob) => {
+    const url = URL.createObjectURL(blob);
+    blobs.push(url);
+    img.src = url;
+  })
     .catch((e) => img.replaceWith(h("p", { class: "muted" }, `${alt}: ${e.message}`)));
   return img;
 }
@@ -151,14 +161,14 @@ async function experimentsView() {
     const variants = by.get(e.id) || [];
     const done = variants.reduce((n, v) => n + v.recorded, 0);
     const last = variants.map((v) => v.last_recorded_at).sort().pop() || e.created_at;
-    return { e, variants, done, planned: e.runs * Math.max(variants.length, 1), last };
+    return { e, variants, done, last };
   });
   const columns = [
     { key: "id", label: "experiment", text: true, value: (r) => r.e.id, cell: (r) => h("a", { href: `#/e/${enc(r.e.id)}` }, r.e.id) },
     { key: "model", label: "model", text: true, value: (r) => r.e.model },
     { key: "challenge", label: "data set", text: true, value: (r) => r.e.challenge },
     { key: "variants", label: "variants", text: true, value: (r) => r.variants.map((v) => v.variant).join(", ") },
-    { key: "runs", label: "runs done / planned", value: (r) => r.done, cell: (r) => `${r.done} / ${r.planned}` },
+    { key: "runs", label: "runs recorded", value: (r) => r.done, cell: (r) => `${r.done} (${r.e.runs} per variant)` },
     { key: "last", label: "last activity (UTC)", text: true, value: (r) => r.last },
   ];
   const holder = h("div");
@@ -167,9 +177,16 @@ async function experimentsView() {
   if (experiments.length) searchableTable(holder, columns, rows, listState);
 }
 
-const runState = { filter: "", sortKey: "run", descending: false };
+/** The run table's filter and sort, per experiment. */
+const runStates = new Map();
+/** The variants checked for a comparison, in the order they were checked. */
+const checkedOrder = new Map();
+
+/** An artifact in words: its name, then its details. */
+const artifactText = (a) => [a.name, ...Object.entries(a.details || {}).map(([k, v]) => `${k}=${v}`)].join(" ");
 
 async function experimentView(id) {
+  if (!runStates.has(id)) runStates.set(id, { filter: "", sortKey: "run", descending: false });
   const [e, runs, progress] = await Promise.all([
     api(`/v1/experiments/${enc(id)}`), api(`/v1/experiments/${enc(id)}/runs`), api("/v1/progress"),
   ]);
@@ -183,19 +200,29 @@ async function experimentView(id) {
     return h("tr", {},
       h("td", { class: "text" }, v.variant),
       h("td", {}, `${v.recorded} / ${e.runs}`),
-      h("td", { class: "text" }, `${v.artifact.name}${v.artifact.version ? " " + v.artifact.version : ""}`),
+      h("td", { class: "text" }, h("code", {}, artifactText(v.artifact))),
       h("td", { class: "text" }, h("code", {}, r ? Object.entries(r.fingerprint || {}).map(([k, val]) => `${k}=${val}`).join(" ") : "")));
   });
 
-  const checks = variants.map((v, i) => h("label", {}, h("input", { type: "checkbox", name: "variant", value: v.variant, checked: i < 2 }), ` ${v.variant} `));
+  if (!checkedOrder.has(id)) checkedOrder.set(id, variants.slice(0, 2).map((v) => v.variant));
+  const order = checkedOrder.get(id);
+  const checks = variants.map((v) => h("label", {}, h("input", {
+    type: "checkbox", name: "variant", value: v.variant, checked: order.includes(v.variant),
+    onchange: (event) => {
+      const at = order.indexOf(v.variant);
+      if (at >= 0) order.splice(at, 1);
+      if (event.target.checked) order.push(v.variant);
+      reference.textContent = order.length ? `reference: ${order[0]}` : "";
+    },
+  }), ` ${v.variant} `));
+  const reference = h("span", { class: "muted" }, order.length ? `reference: ${order[0]}` : "");
   const compareForm = h("form", {
     onsubmit: (event) => {
       event.preventDefault();
-      const chosen = [...event.target.querySelectorAll("input[name=variant]:checked")].map((c) => c.value);
-      if (chosen.length < 2) { status("pick at least two variants"); return; }
-      location.hash = `#/e/${enc(id)}/compare/${chosen.map(enc).join(",")}`;
+      if (order.length < 2) { status("pick at least two variants"); return; }
+      location.hash = `#/e/${enc(id)}/compare/${order.map(enc).join(",")}`;
     },
-  }, h("div", { class: "toolbar" }, checks, h("button", { type: "submit" }, "Compare")),
+  }, h("div", { class: "toolbar" }, checks, h("button", { type: "submit" }, "Compare"), reference),
   h("p", { class: "muted" }, "The first variant checked is the reference; each other one is compared with it."));
 
   const columns = [
@@ -232,7 +259,7 @@ async function experimentView(id) {
     h("h2", {}, "Spec"),
     h("pre", {}, JSON.stringify(spec, null, 2)),
   );
-  searchableTable(runsHolder, columns, runs, runState);
+  searchableTable(runsHolder, columns, runs, runStates.get(id));
 }
 
 /** "identical" or "diverges at epoch k" for each pair of runs with the same index. */
@@ -303,7 +330,8 @@ async function compareView(id, variants) {
         : h("p", { class: "muted" }, "Same artifact and fingerprint: only the variant's name differs."),
     );
   });
-  const command = `reproml report --server ${location.origin} ${id} --variants ${variants.join(",")} --out ${id}-report`;
+  const token = sessionStorage.getItem(TOKEN_KEY) ? " --token-file TOKEN_FILE" : "";
+  const command = `reproml report --server ${location.origin}${token} ${id} --variants ${variants.join(",")} --out ${id}-report`;
   show(
     h("h1", {}, h("a", { href: `#/e/${enc(id)}` }, id), `: ${variants.join(" vs ")}`),
     h("h2", {}, "Verdicts"),
@@ -367,37 +395,58 @@ function route() {
   return experimentsView;
 }
 
+/** What the current view shows, in brief: a poll redraws only when it changed. */
+function viewState(progress, experiments) {
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "e" && parts[1]) {
+    return JSON.stringify([experiments.some((e) => e.id === parts[1]), progress.filter((p) => p.experiment === parts[1])]);
+  }
+  return JSON.stringify([experiments.map((e) => e.id), progress]);
+}
+
 let drawing = false;
+let pending = false;
+let shown = null;
+
 async function render({ quiet = false } = {}) {
-  if (drawing) return;
+  if (drawing) {
+    // A navigation during a poll is drawn right after it.
+    if (!quiet) pending = true;
+    return;
+  }
   drawing = true;
-  const draw = route();
-  // A poll redraws only when some answer changed.
-  const before = [...cache.values()].map((c) => c.etag).join();
   try {
+    const [experiments, progress] = await Promise.all([api("/v1/experiments"), api("/v1/progress")]);
+    const state = viewState(progress, experiments);
+    if (quiet && state === shown) { status(`up to date ${new Date().toLocaleTimeString()}`); return; }
     if (!quiet) status("loading…");
-    if (quiet) {
-      await Promise.all(["/v1/experiments", "/v1/progress"].map((p) => api(p)));
-      const after = [...cache.values()].map((c) => c.etag).join();
-      if (after === before) { status(`up to date ${new Date().toLocaleTimeString()}`); return; }
-    }
-    await draw();
+    await route()();
+    shown = state;
     status(`updated ${new Date().toLocaleTimeString()}`);
   } catch (e) {
-    if (e instanceof NeedsToken) { status(""); tokenView(() => render()); return; }
+    if (e instanceof NeedsToken) { status(""); shown = null; tokenView(() => render()); return; }
+    if (quiet) {
+      // Keep what is on screen; say why it may be stale.
+      status(`not updated: ${e.message}`);
+      return;
+    }
     status("");
+    shown = null;
     show(h("p", { class: "error" }, `Cannot show this page: ${e.message}`));
   } finally {
     drawing = false;
+    if (pending) { pending = false; render(); }
   }
 }
 
-window.addEventListener("hashchange", () => render());
+window.addEventListener("hashchange", () => { shown = null; render(); });
 document.addEventListener("DOMContentLoaded", () => {
   render();
   setInterval(() => {
-    // Not while the user types in a box or looks at a token form.
+    // Not while the user types in a box or a token form is shown.
     if (document.activeElement && document.activeElement.tagName === "INPUT") return;
+    if (document.querySelector("input[type=password]")) return;
     render({ quiet: true });
   }, POLL_MS);
 });

@@ -112,10 +112,11 @@ pub(crate) async fn authenticate(
     let Some(token) = state.token() else {
         return next.run(request).await;
     };
-    // The health check and the dashboard's page and files are open (they
-    // hold no data); the API calls the page makes still need the token.
+    // The health check, the API's description and the dashboard's page
+    // and files are open (they hold no data); the API calls the page
+    // makes still need the token.
     let path = request.uri().path();
-    if matches!(path, "/v1/health" | "/") || path.starts_with("/assets/") {
+    if matches!(path, "/v1/health" | "/" | "/openapi.json") || path.starts_with("/assets/") {
         return next.run(request).await;
     }
     let given = request

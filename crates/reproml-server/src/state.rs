@@ -14,6 +14,9 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::{ServerConfig, ServerError};
 
+/// Comparisons and figures computed at once; more wait their turn.
+const HEAVY_AT_ONCE: usize = 2;
+
 /// A data set in memory with what is derived from it once.
 pub struct LoadedDataset {
     /// The examples.
@@ -31,11 +34,8 @@ struct Inner {
     experiments: Mutex<ExperimentCache>,
     token: Option<String>,
     allow_delete: bool,
-    /// Bumped after every write: what a conditional GET compares.
-    changes: std::sync::atomic::AtomicU64,
-    /// Tells this process's change counts from another's (a restart
-    /// starts counting again).
-    instance: String,
+    /// At most this many comparisons or figures are computed at once.
+    heavy: tokio::sync::Semaphore,
 }
 
 /// Experiments by identifier, and a count of the deletes so far.
@@ -63,13 +63,7 @@ impl AppState {
             experiments: Mutex::new(ExperimentCache::default()),
             token: config.token.clone(),
             allow_delete: config.allow_delete,
-            changes: std::sync::atomic::AtomicU64::new(0),
-            instance: format!(
-                "{:x}",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos())
-            ),
+            heavy: tokio::sync::Semaphore::new(HEAVY_AT_ONCE),
         })))
     }
 
@@ -140,20 +134,22 @@ impl AppState {
         &self,
         write: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let written = self.0.db.write(write).await;
-        // After the commit, so that a reader who sees the new count also
-        // sees the new data (a failed write bumps it too: harmless).
-        self.0
-            .changes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        written
+        self.0.db.write(write).await
     }
 
-    /// An entity tag for everything the API can answer now: it changes
-    /// with every write, so an unchanged tag means an unchanged answer.
-    pub(crate) fn entity_tag(&self) -> String {
-        let changes = self.0.changes.load(std::sync::atomic::Ordering::SeqCst);
-        format!("\"{}-{changes}\"", self.0.instance)
+    /// An entity tag for everything the API can answer now: the
+    /// database's change count (kept by triggers, so it moves with every
+    /// commit of any process on the file) and its master seed (another
+    /// database file, another tag).
+    pub(crate) async fn entity_tag(&self) -> Result<String, ApiError> {
+        let changes = self.read(|store| Ok(store.changes()?)).await?;
+        Ok(format!("\"{:x}-{changes}\"", self.0.master_seed))
+    }
+
+    /// A permit to compute a comparison or a figure: CPU work that must not
+    /// crowd out the API's other requests.
+    pub(crate) async fn heavy_work(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        self.0.heavy.acquire().await.map_err(ApiError::internal)
     }
 
     /// The data set of a challenge: a registered one (checked against its

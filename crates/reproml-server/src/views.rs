@@ -23,6 +23,12 @@ type ApiResult<T> = Result<T, ApiError>;
 /// tests, and a figure's boxes must stay legible.
 pub const MAX_VARIANTS: usize = 12;
 
+/// Most runs of one variant the server compares or draws: the
+/// Hodges-Lehmann interval needs every pairwise difference (n² values,
+/// 32 MB at this bound). Larger experiments are compared by `reproml
+/// compare`, on the user's own machine.
+pub const MAX_RUNS_COMPARED: usize = 2_000;
+
 /// The dashboard's files: no build step, no CDN, no inline script, so a
 /// strict Content-Security-Policy holds.
 const INDEX: &str = include_str!("../dashboard/index.html");
@@ -80,12 +86,18 @@ pub(crate) async fn conditional_get(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if request.method() != axum::http::Method::GET || !request.uri().path().starts_with("/v1/") {
+    if !request.uri().path().starts_with("/v1/") {
         return next.run(request).await;
+    }
+    if request.method() != axum::http::Method::GET {
+        return data_headers(next.run(request).await);
     }
     // Taken before the handler reads: a write in between makes the
     // answer newer than its tag, which only costs one more full answer.
-    let tag = state.entity_tag();
+    let tag = match state.entity_tag().await {
+        Ok(tag) => tag,
+        Err(e) => return e.into_response(),
+    };
     let unchanged = request
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -98,7 +110,7 @@ pub(crate) async fn conditional_get(
         }
         return response;
     }
-    let mut response = next.run(request).await;
+    let mut response = data_headers(next.run(request).await);
     if response.status() == axum::http::StatusCode::OK
         && let Ok(value) = HeaderValue::from_str(&tag)
     {
@@ -108,6 +120,21 @@ pub(crate) async fn conditional_get(
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
+    response
+}
+
+/// The API answers data, never documents: opened directly in a browser
+/// (an SVG figure, say), nothing in them may run.
+fn data_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
     response
 }
 
@@ -153,13 +180,45 @@ impl CompareQuery {
     }
 }
 
-/// The experiment's runs as the comparison reads them.
-async fn rows(state: &AppState, id: &str) -> ApiResult<(reproml_api::Experiment, Vec<RunSummary>)> {
+/// The experiment's runs of `variants` (all when empty) as the comparison
+/// reads them; a variant without runs is `404 variant_not_found`, one with
+/// more than [`MAX_RUNS_COMPARED`] runs `400 bad_query`.
+async fn rows(
+    state: &AppState,
+    id: &str,
+    variants: &[String],
+) -> ApiResult<(reproml_api::Experiment, Vec<RunSummary>)> {
     let id = experiment_id(id)?;
     let e = load_experiment(state, id.clone()).await?;
     let runs = state.read(move |store| Ok(store.runs(&id, None)?)).await?;
     let policy = e.spec.seed_policy;
-    let rows = runs.iter().map(|r| RunSummary::new(r, policy)).collect();
+    let rows: Vec<RunSummary> = runs
+        .iter()
+        .filter(|r| variants.is_empty() || variants.iter().any(|v| v == r.variant.as_str()))
+        .map(|r| RunSummary::new(r, policy))
+        .collect();
+    if let Some(missing) = variants
+        .iter()
+        .find(|v| !rows.iter().any(|r| r.variant.as_str() == v.as_str()))
+    {
+        return Err(ApiError::new(
+            ProblemCode::VariantNotFound,
+            format!("experiment {} has no runs of variant {missing}", e.spec.id),
+        ));
+    }
+    let mut per_variant = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &rows {
+        *per_variant.entry(r.variant.as_str()).or_default() += 1;
+    }
+    if let Some((v, n)) = per_variant.iter().find(|(_, n)| **n > MAX_RUNS_COMPARED) {
+        return Err(ApiError::new(
+            ProblemCode::BadQuery,
+            format!(
+                "variant {v} has {n} runs; the server compares and draws at most {MAX_RUNS_COMPARED} \
+                 a variant: use `reproml compare` for this experiment"
+            ),
+        ));
+    }
     Ok((reproml_api::Experiment::clone(&e), rows))
 }
 
@@ -216,7 +275,8 @@ pub(crate) async fn comparison(
             "margin must be a positive number (e.g. 0.01)",
         ));
     }
-    let (e, rows) = rows(&state, &id).await?;
+    let (e, rows) = rows(&state, &id, &query.variants()?).await?;
+    let _permit = state.heavy_work().await?;
     // Exact tests and intervals: CPU work, off the request threads.
     let report = tokio::task::spawn_blocking(move || compared(&e, &rows, &query))
         .await
@@ -255,7 +315,7 @@ pub(crate) async fn figure(
         }
     };
     let mut sides = query.variants()?;
-    let (_, rows) = rows(&state, &id).await?;
+    let (_, rows) = rows(&state, &id, &sides).await?;
     if rows.is_empty() {
         return Err(ApiError::new(
             ProblemCode::NothingToCompare,
@@ -267,15 +327,7 @@ pub(crate) async fn figure(
         sides.dedup();
         sides.truncate(MAX_VARIANTS);
     }
-    if let Some(missing) = sides
-        .iter()
-        .find(|s| !rows.iter().any(|r| r.variant.as_str() == s.as_str()))
-    {
-        return Err(ApiError::new(
-            ProblemCode::VariantNotFound,
-            format!("experiment {id} has no runs of variant {missing}"),
-        ));
-    }
+    let _permit = state.heavy_work().await?;
     let svg = tokio::task::spawn_blocking(move || {
         let names: Vec<&str> = sides.iter().map(String::as_str).collect();
         match figure {

@@ -643,6 +643,95 @@ async fn polling_is_answered_304_until_something_is_written() {
     );
     assert_eq!(progress[0].artifact.name, "build-a");
     assert_eq!(progress[0].first_recorded_at, progress[0].last_recorded_at);
+    // A delete changes the answers too.
+    let tag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let app_delete = |path: &'static str| send(&app, "DELETE", path, None, None);
+    let (status, _, _) = app_delete("/v1/experiments/e1/variants/a").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "this server allows no deletes"
+    );
+    let (status, _, _) = send_with(
+        &app,
+        "GET",
+        "/v1/progress",
+        None,
+        None,
+        &[(header::IF_NONE_MATCH, &tag)],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_MODIFIED,
+        "a refused write changes nothing"
+    );
+    // The API answers data, never a document that could run a script.
+    let (_, headers, _) = send(&app, "GET", "/v1/experiments", None, None).await;
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(
+        headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+}
+
+#[tokio::test]
+async fn a_tag_is_no_way_around_the_token_and_deletes_change_it() {
+    let token = "0123456789abcdef";
+    let app = app("etag-token", Some(token));
+    let e = create_e1(&app, Some(token)).await;
+    let mut r = sample_result(e.seeds[0], 0.5, 1);
+    r.artifact.name = "b".into();
+    let body = serde_json::to_value(r).unwrap();
+    send(
+        &app,
+        "POST",
+        "/v1/experiments/e1/variants/a/runs/0",
+        Some(body),
+        Some(token),
+    )
+    .await;
+    let (_, headers, _) = send(&app, "GET", "/v1/experiments/e1/runs", None, Some(token)).await;
+    let tag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let (status, headers, body) = send_with(
+        &app,
+        "GET",
+        "/v1/experiments/e1/runs",
+        None,
+        None,
+        &[(header::IF_NONE_MATCH, &tag)],
+    )
+    .await;
+    assert_eq!(
+        problem(status, &headers, &body).code,
+        ProblemCode::MissingToken
+    );
+    let (status, _, _) = send(
+        &app,
+        "DELETE",
+        "/v1/experiments/e1/variants/a",
+        None,
+        Some(token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, body) = send_with(
+        &app,
+        "GET",
+        "/v1/experiments/e1/runs",
+        None,
+        Some(token),
+        &[(header::IF_NONE_MATCH, &tag)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the delete changed the runs");
+    assert_ne!(headers[header::ETAG], tag.as_str());
+    assert_eq!(
+        serde_json::from_slice::<Vec<Value>>(&body).unwrap(),
+        Vec::<Value>::new()
+    );
 }
 
 #[tokio::test]
@@ -694,7 +783,7 @@ async fn the_comparison_is_the_report_compare_makes_from_the_same_runs() {
         ),
         (
             "/v1/experiments/e1/comparison?variants=a,zz",
-            ProblemCode::NothingToCompare,
+            ProblemCode::VariantNotFound,
         ),
         (
             "/v1/experiments/e1/comparison?variants=a,b&margin=-1",

@@ -686,6 +686,19 @@ impl Store {
         rows.map(|r| decode_run(r?)).collect()
     }
 
+    /// How many changes the data has seen (any table, any process): equal
+    /// counts mean equal data, so the server can answer `304 Not Modified`.
+    pub fn changes(&self) -> Result<u64, StoreError> {
+        let value: String =
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = 'changes'", [], |r| {
+                    r.get(0)
+                })?;
+        value
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("the change count {value:?} is not a number")))
+    }
+
     /// Every variant's progress: runs recorded, first and last recording
     /// time and artifact, ordered by experiment then variant; one query,
     /// so a dashboard can poll it.

@@ -61,6 +61,55 @@ const MIGRATIONS: &[&str] = &[
     // depend on (engine build, thread count where it matters), as JSON;
     // NULL for variants recorded before, whose next result fixes them.
     "ALTER TABLE variants ADD COLUMN fixed TEXT;",
+    // 4: a count of every change to the data, kept by triggers, so that it
+    // moves with every commit of any process on this file (the server's
+    // ETag; `Store::changes`).
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('changes', '0');
+     CREATE TRIGGER IF NOT EXISTS experiments_insert AFTER INSERT ON experiments BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS experiments_update AFTER UPDATE ON experiments BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS experiments_delete AFTER DELETE ON experiments BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS seeds_insert AFTER INSERT ON seeds BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS seeds_update AFTER UPDATE ON seeds BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS seeds_delete AFTER DELETE ON seeds BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS runs_insert AFTER INSERT ON runs BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS runs_update AFTER UPDATE ON runs BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS runs_delete AFTER DELETE ON runs BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS variants_insert AFTER INSERT ON variants BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS variants_update AFTER UPDATE ON variants BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS variants_delete AFTER DELETE ON variants BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS datasets_insert AFTER INSERT ON datasets BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS datasets_update AFTER UPDATE ON datasets BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS datasets_delete AFTER DELETE ON datasets BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

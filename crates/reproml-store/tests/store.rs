@@ -389,3 +389,36 @@ fn a_variant_s_runs_share_the_fingerprint_entries_their_results_depend_on() {
         .record_run(&id, &variant, RunIndex::new(2), &other_host)
         .unwrap();
 }
+
+/// The change count moves with every write, whoever makes it, and only
+/// then: the server's ETag rests on it.
+#[test]
+fn every_change_from_any_connection_moves_the_change_count() {
+    let db = temp_db("changes");
+    let mut writer = Store::open(&db, Some(1)).unwrap();
+    let watcher = Store::open(&db, None).unwrap(); // as another process would
+    let start = watcher.changes().unwrap();
+    writer.create_experiment(&spec("e", 1)).unwrap();
+    let created = watcher.changes().unwrap();
+    assert!(created > start);
+    let (id, v) = (
+        ExperimentId::new("e").unwrap(),
+        VariantLabel::new("v").unwrap(),
+    );
+    let result = sample_result(Seed::new(9), 0.9, 1);
+    writer
+        .record_run(&id, &v, RunIndex::new(0), &result)
+        .unwrap();
+    let recorded = watcher.changes().unwrap();
+    assert!(recorded > created);
+    // The same result again writes nothing.
+    writer
+        .record_run(&id, &v, RunIndex::new(0), &result)
+        .unwrap();
+    assert_eq!(watcher.changes().unwrap(), recorded);
+    assert_eq!(writer.progress().unwrap()[0].recorded, 1);
+    writer.delete_variant(&id, &v).unwrap();
+    assert!(watcher.changes().unwrap() > recorded);
+    assert!(writer.progress().unwrap().is_empty());
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
