@@ -43,8 +43,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/experiments/{id}/runs/{run}/data/{split}"),
     ("POST", "/v1/experiments/{id}/variants/{variant}/runs/{run}"),
     ("GET", "/v1/datasets"),
+    ("GET", "/v1/progress"),
+    ("GET", "/v1/experiments/{id}/comparison"),
+    ("GET", "/v1/experiments/{id}/figures/{name}"),
     ("GET", "/openapi.json"),
     ("GET", "/"),
+    ("GET", "/assets/{name}"),
 ];
 
 /// The OpenAPI 3.1 description of the API.
