@@ -224,3 +224,39 @@ def test_the_comparison_shows_the_p_values_of_compare_json(server, browser):
             assert (shown == "null" and want is None) or float(shown) == want, (metric["metric"], key)
     strip = browser.find_elements(By.CSS_SELECTOR, ".strip span")
     assert len(strip) == 4 and all("diverges at epoch 1" in s.text for s in strip)
+
+
+def test_the_comparison_takes_alpha_and_margin_like_compare(server, browser):
+    expected = json.loads(reproml("compare", "--server", server["url"], "--token-file", server["token_file"],
+                                  EXPERIMENT, "--variants", "plain,faulty", "--alpha", "0.2", "--margin", "0.5",
+                                  "--json").stdout)
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}/compare/plain,faulty")
+    updated(browser)
+    for name, value in (("alpha", "0.2"), ("margin", "0.5")):
+        field = browser.find_element(By.CSS_SELECTOR, f"input[name={name}]")
+        field.clear()
+        field.send_keys(value)
+    old = browser.find_element(By.CSS_SELECTOR, "span.verdict")
+    browser.find_element(By.XPATH, "//button[text()='Compare again']").click()
+    WebDriverWait(browser, 20).until(ready.staleness_of(old))
+    updated(browser)
+    assert "alpha=0.2" in browser.current_url
+    comparison = expected["comparisons"][0]
+    assert browser.find_element(By.CSS_SELECTOR, "span.verdict").text == comparison["verdict"]
+    holm = browser.find_element(By.CSS_SELECTOR, "tr[data-metric=accuracy] td[data-p=holm]").get_attribute("title")
+    assert float(holm) == comparison["metrics"][0]["holm_p"]
+    assert "--alpha 0.2 --margin 0.5" in browser.find_element(By.TAG_NAME, "main").text
+
+
+def test_the_learning_curves_can_show_every_run(server, browser):
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}")
+    updated(browser)
+    toggle = browser.find_element(By.XPATH, "//label[contains(., 'every run')]/input")
+    toggle.click()
+    WebDriverWait(browser, 20).until(lambda d: any(
+        d.execute_script("return arguments[0].naturalWidth", i) > 0
+        for i in d.find_elements(By.CSS_SELECTOR, "img.figure")
+        if i.get_attribute("alt").startswith("training loss")))
+    assert console_errors(browser) == []

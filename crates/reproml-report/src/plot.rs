@@ -97,6 +97,9 @@ fn draw_boxes<DB: DrawingBackend>(
     let (lo, hi) = values
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    // No values at all: an empty axis, not a range from f64::MAX down to
+    // f64::MIN, on which plotters' tick placement never ends.
+    let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo, hi) };
     let pad = ((hi - lo) * 0.1).max(1e-3);
     let (lo, hi) = (lo - pad, hi + pad);
     let labels: Vec<String> = groups
@@ -208,6 +211,8 @@ fn draw_legend<DB: DrawingBackend>(
 struct Curve {
     colour: RGBColor,
     epochs: Vec<Band>,
+    /// Every run's own values, drawn thin under the mean (empty: not drawn).
+    runs: Vec<Vec<f64>>,
 }
 
 #[derive(Clone, Copy)]
@@ -307,8 +312,17 @@ fn draw_curves<DB: DrawingBackend>(
     for Curve {
         colour: c,
         epochs: points,
+        runs,
     } in curves
     {
+        for run in runs {
+            chart
+                .draw_series(LineSeries::new(
+                    run.iter().enumerate().map(|(e, &v)| ((e + 1) as f64, v)),
+                    c.mix(0.45).stroke_width(s.u(1.0)),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
         let xs: Vec<f64> = (1..=points.len()).map(|e| e as f64).collect();
         // The band: along the maxima, then back along the minima.
         let band: Vec<(f64, f64)> = xs
@@ -467,21 +481,23 @@ pub fn plot_curves(
     sides: &[&str],
     order: &[&str],
 ) -> Result<bool, PlotError> {
-    let Some((figure, size)) = curves_figure(rows, sides, order) else {
+    let Some((figure, size)) = curves_figure(rows, sides, order, false) else {
         return Ok(false);
     };
     render(path, size, &figure)?;
     Ok(true)
 }
 
-/// The learning curves of [`plot_curves`] as an SVG document; `None` when
+/// The learning curves of [`plot_curves`] as an SVG document, with every
+/// run's own curve drawn thin under the mean when `every_run`; `None` when
 /// no run has its epochs.
 pub fn curves_svg(
     rows: &[RunSummary],
     sides: &[&str],
     order: &[&str],
+    every_run: bool,
 ) -> Result<Option<String>, PlotError> {
-    curves_figure(rows, sides, order)
+    curves_figure(rows, sides, order, every_run)
         .map(|(figure, size)| render_svg(size, &figure))
         .transpose()
 }
@@ -490,6 +506,7 @@ fn curves_figure(
     rows: &[RunSummary],
     sides: &[&str],
     order: &[&str],
+    every_run: bool,
 ) -> Option<(Figure, (u32, u32))> {
     let legend = legend_of(sides, order);
     if !rows.iter().any(|r| !r.curve.is_empty()) {
@@ -512,6 +529,15 @@ fn curves_figure(
             })
             .collect::<Vec<_>>()
     };
+    let each_run = |variant: &str, pick: fn(&reproml_api::runs_csv::CurvePoint) -> f64| {
+        if !every_run {
+            return Vec::new();
+        }
+        rows.iter()
+            .filter(|r| r.variant.as_str() == variant)
+            .map(|r| r.curve.iter().map(pick).collect())
+            .collect()
+    };
     let panel = |title: &str, y: &str, pick: fn(&reproml_api::runs_csv::CurvePoint) -> f64| Panel {
         title: title.to_owned(),
         y_label: y.to_owned(),
@@ -520,6 +546,7 @@ fn curves_figure(
             .map(|(v, c)| Curve {
                 colour: *c,
                 epochs: summarise(v, pick),
+                runs: each_run(v, pick),
             })
             .collect(),
     };

@@ -672,3 +672,19 @@ fn all_runs_shows_both_sizes() {
     let truncated = compare(&all, &CompareOptions::default()).unwrap();
     assert!(reproml_report::to_terminal(&truncated).contains("n = 6,"));
 }
+
+/// A side without runs has no values to set an axis by: the figure is
+/// drawn with an empty axis instead of never finishing (plotters' ticks
+/// over f64::MAX..f64::MIN), which once held a server's worker forever.
+#[test]
+fn a_figure_of_sides_without_runs_is_drawn_not_stuck() {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let svg = reproml_report::experiment_svg(&[], &["a", "b"], &["a", "b"]);
+        let _ = sender.send(svg.map(|s| s.starts_with("<svg")).unwrap_or(false));
+    });
+    assert_eq!(
+        receiver.recv_timeout(std::time::Duration::from_secs(60)),
+        Ok(true)
+    );
+}

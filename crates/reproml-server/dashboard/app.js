@@ -250,7 +250,7 @@ async function experimentView(id) {
     runs.length ? h("h2", {}, "Final metrics (every run drawn)") : null,
     runs.length ? figure(`/v1/experiments/${enc(id)}/figures/boxes.svg`, "box plots of the final metrics") : null,
     runs.length ? h("h2", {}, "Learning curves") : null,
-    runs.length ? figure(`/v1/experiments/${enc(id)}/figures/curves.svg`, "training loss and test accuracy per epoch") : null,
+    runs.length ? curves(id) : null,
     h("h2", {}, "Runs"),
     h("div", { class: "toolbar" },
       h("button", { type: "button", onclick: () => save(`${id}-runs.json`, "application/json", JSON.stringify(runs, null, 2)) }, "Download JSON"),
@@ -260,6 +260,18 @@ async function experimentView(id) {
     h("pre", {}, JSON.stringify(spec, null, 2)),
   );
   searchableTable(runsHolder, columns, runs, runStates.get(id));
+}
+
+/** The learning curves, with a switch to draw every run under the means. */
+function curves(id) {
+  const path = (every) => `/v1/experiments/${enc(id)}/figures/curves.svg${every ? "?every_run=true" : ""}`;
+  const alt = "training loss and test accuracy per epoch";
+  const holder = h("div", {}, figure(path(false), alt));
+  const toggle = h("input", {
+    type: "checkbox",
+    onchange: (event) => holder.replaceChildren(figure(path(event.target.checked), alt)),
+  });
+  return h("div", {}, h("label", { class: "toolbar" }, toggle, " every run (thin lines under the mean)"), holder);
 }
 
 /** "identical" or "diverges at epoch k" for each pair of runs with the same index. */
@@ -298,8 +310,35 @@ function differences(first, baseline, treatment) {
   return lines;
 }
 
-async function compareView(id, variants) {
-  const path = `/v1/experiments/${enc(id)}/comparison?variants=${variants.map(enc).join(",")}`;
+/** The comparison's settings as the API takes them. */
+function compareQuery(options) {
+  const query = new URLSearchParams();
+  for (const key of ["alpha", "margin"]) if (options.get(key)) query.set(key, options.get(key));
+  if (options.get("all_pairs") === "true") query.set("all_pairs", "true");
+  return query;
+}
+
+/** The form that changes α, the margin and which pairs are compared. */
+function compareSettings(id, variants, options) {
+  const alpha = h("input", { type: "number", name: "alpha", step: "any", min: "0", max: "0.5", value: options.get("alpha") || "0.05", "aria-label": "alpha" });
+  const margin = h("input", { type: "number", name: "margin", step: "any", min: "0", value: options.get("margin") || "0.01", "aria-label": "margin" });
+  const pairs = h("input", { type: "checkbox", name: "all_pairs", checked: options.get("all_pairs") === "true" });
+  return h("form", {
+    onsubmit: (event) => {
+      event.preventDefault();
+      const query = new URLSearchParams({ alpha: alpha.value, margin: margin.value });
+      if (pairs.checked) query.set("all_pairs", "true");
+      location.hash = `#/e/${enc(id)}/compare/${variants.map(enc).join(",")}?${query}`;
+    },
+  }, h("div", { class: "toolbar" },
+    h("label", {}, "α ", alpha), h("label", {}, "margin ", margin),
+    variants.length > 2 ? h("label", {}, pairs, " every pair") : null,
+    h("button", { type: "submit" }, "Compare again")));
+}
+
+async function compareView(id, variants, options = new URLSearchParams()) {
+  const settings = compareQuery(options).toString();
+  const path = `/v1/experiments/${enc(id)}/comparison?variants=${variants.map(enc).join(",")}${settings ? "&" + settings : ""}`;
   const [answer, runs] = await Promise.all([api(path), api(`/v1/experiments/${enc(id)}/runs`)]);
   const { report } = answer;
   const first = new Map();
@@ -331,9 +370,12 @@ async function compareView(id, variants) {
     );
   });
   const token = sessionStorage.getItem(TOKEN_KEY) ? " --token-file TOKEN_FILE" : "";
-  const command = `reproml report --server ${location.origin}${token} ${id} --variants ${variants.join(",")} --out ${id}-report`;
+  const flags = [["alpha", "--alpha"], ["margin", "--margin"]].filter(([k]) => options.get(k)).map(([k, f]) => ` ${f} ${options.get(k)}`).join("")
+    + (options.get("all_pairs") === "true" ? " --all-pairs" : "");
+  const command = `reproml report --server ${location.origin}${token} ${id} --variants ${variants.join(",")}${flags} --out ${id}-report`;
   show(
     h("h1", {}, h("a", { href: `#/e/${enc(id)}` }, id), `: ${variants.join(" vs ")}`),
+    compareSettings(id, variants, options),
     h("h2", {}, "Verdicts"),
     h("ul", { class: "lines verdicts" }, answer.verdicts.map((v) => h("li", {}, v))),
     ...sections,
@@ -385,19 +427,21 @@ function tokenView(retry) {
   input.focus();
 }
 
-/** The view for the current location hash. */
+/** The view for the current location hash (`#/e/ID/compare/A,B?alpha=…`). */
 function route() {
-  const hash = location.hash.replace(/^#/, "") || "/";
+  const [hash, query = ""] = (location.hash.replace(/^#/, "") || "/").split("?");
   const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "e" && parts.length === 2) return () => experimentView(parts[1]);
-  if (parts[0] === "e" && parts[2] === "compare" && parts.length === 4) return () => compareView(parts[1], parts[3].split(","));
+  if (parts[0] === "e" && parts[2] === "compare" && parts.length === 4) {
+    return () => compareView(parts[1], parts[3].split(","), new URLSearchParams(query));
+  }
   if (parts[0] === "progress") return progressView;
   return experimentsView;
 }
 
 /** What the current view shows, in brief: a poll redraws only when it changed. */
 function viewState(progress, experiments) {
-  const hash = location.hash.replace(/^#/, "") || "/";
+  const hash = (location.hash.replace(/^#/, "") || "/").split("?")[0];
   const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "e" && parts[1]) {
     return JSON.stringify([experiments.some((e) => e.id === parts[1]), progress.filter((p) => p.experiment === parts[1])]);

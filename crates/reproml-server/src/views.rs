@@ -159,6 +159,9 @@ pub(crate) struct CompareQuery {
     alpha: Option<f64>,
     /// Equivalence margin.
     margin: Option<f64>,
+    /// Learning curves: every run's own curve too.
+    #[serde(default)]
+    every_run: bool,
 }
 
 impl CompareQuery {
@@ -298,7 +301,8 @@ enum Figure {
 }
 
 /// `GET /v1/experiments/{id}/figures/{name}`: `boxes.svg` or `curves.svg`
-/// of the given variants (default: all, in name order).
+/// (with `every_run=true`, every run's curve too) of the given variants
+/// (default: all, in name order).
 pub(crate) async fn figure(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
@@ -327,12 +331,13 @@ pub(crate) async fn figure(
         sides.dedup();
         sides.truncate(MAX_VARIANTS);
     }
+    let every_run = query.every_run;
     let _permit = state.heavy_work().await?;
     let svg = tokio::task::spawn_blocking(move || {
         let names: Vec<&str> = sides.iter().map(String::as_str).collect();
         match figure {
             Figure::Boxes => reproml_report::experiment_svg(&rows, &names, &names).map(Some),
-            Figure::Curves => reproml_report::curves_svg(&rows, &names, &names),
+            Figure::Curves => reproml_report::curves_svg(&rows, &names, &names, every_run),
         }
     })
     .await

@@ -826,6 +826,27 @@ async fn figures_are_drawn_by_the_reports_plotting_code() {
         let (b, a) = (svg.find("\nb\n</text>"), svg.find("\na\n</text>"));
         assert!(b.is_some() && a.is_some() && b < a, "{name}: {b:?} {a:?}");
     }
+    // Every run's own curve, drawn under the means on request.
+    let lines = |svg: &[u8]| String::from_utf8_lossy(svg).matches("<polyline").count();
+    let (_, _, means) = send(
+        &app,
+        "GET",
+        "/v1/experiments/e1/figures/curves.svg",
+        None,
+        None,
+    )
+    .await;
+    let (status, _, every) = send(
+        &app,
+        "GET",
+        "/v1/experiments/e1/figures/curves.svg?every_run=true",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // 2 panels × 2 variants × 3 runs more lines.
+    assert_eq!(lines(&every), lines(&means) + 12);
     for (path, code) in [
         (
             "/v1/experiments/e1/figures/pie.svg",
