@@ -49,7 +49,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served: Result<()> = runtime.block_on(async move {
         let bound = reproml_server::bind(&config, args.listen).await?;
         let db = std::fs::canonicalize(&args.db).unwrap_or(args.db.clone());
         note(format_args!(
@@ -70,7 +70,13 @@ pub fn run(args: ServerArgs) -> Result<()> {
             .context("the server stopped with an error")?;
         note(format_args!("reproml server stopped"));
         Ok(())
-    })
+    });
+    // Requests end within the handling limit, but a blocking task (a
+    // comparison, a figure) runs to its end on its own thread, and dropping
+    // the runtime would wait for it: every write is committed by now, so
+    // the process does not wait longer than this.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    served
 }
 
 async fn shutdown_signal() {
