@@ -43,19 +43,28 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    form-action 'none'; frame-ancestors 'none'";
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
-    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let mut response = with_policy(
+        ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        CSP,
+    );
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// `response` with its Content-Security-Policy and `nosniff`, so that a
+/// browser takes it for what it says it is.
+fn with_policy(mut response: Response, policy: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(policy),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
     );
     response
 }
@@ -125,17 +134,8 @@ pub(crate) async fn conditional_get(
 
 /// The API answers data, never documents: opened directly in a browser
 /// (an SVG figure, say), nothing in them may run.
-fn data_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    response
+fn data_headers(response: Response) -> Response {
+    with_policy(response, "default-src 'none'; sandbox")
 }
 
 /// `GET /v1/progress`.
