@@ -226,6 +226,25 @@ def test_the_comparison_shows_the_p_values_of_compare_json(server, browser):
     assert len(strip) == 4 and all("diverges at epoch 1" in s.text for s in strip)
 
 
+def test_the_comparison_downloads_its_html_report(server, browser):
+    """The button saves the server's one-page report of the same
+    comparison (with the token, which a plain link could not send)."""
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}/compare/plain,faulty")
+    updated(browser)
+    verdicts = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "ul.verdicts li")]
+    browser.execute_script("""
+        const made = URL.createObjectURL;
+        window.savedBlob = null;
+        URL.createObjectURL = (blob) => { window.savedBlob = blob; return made(blob); };""")
+    browser.find_element(By.CSS_SELECTOR, "button.report").click()
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return window.savedBlob !== null"))
+    page = browser.execute_async_script("window.savedBlob.text().then(arguments[arguments.length - 1])")
+    assert page.startswith("<!doctype html>") and f"<title>{EXPERIMENT}: plain vs faulty</title>" in page
+    assert verdicts and all(v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in page for v in verdicts)
+    assert page.count("<svg") == 3
+
+
 def test_the_comparison_takes_alpha_and_margin_like_compare(server, browser):
     expected = json.loads(reproml("compare", "--server", server["url"], "--token-file", server["token_file"],
                                   EXPERIMENT, "--variants", "plain,faulty", "--alpha", "0.2", "--margin", "0.5",
@@ -259,4 +278,27 @@ def test_the_learning_curves_can_show_every_run(server, browser):
         d.execute_script("return arguments[0].naturalWidth", i) > 0
         for i in d.find_elements(By.CSS_SELECTOR, "img.figure")
         if i.get_attribute("alt").startswith("training loss")))
+    assert console_errors(browser) == []
+
+
+def test_failures_show_on_the_progress_and_experiment_pages_as_text(server, browser):
+    """A side whose run failed (reported as a client does) shows its count
+    and latest error; an error with markup is text, never run."""
+    seed = call(server, "GET", f"/v1/experiments/{EXPERIMENT}/runs/2/seed")["seed"]
+    error = f"RuntimeError: {HOSTILE}\n  File \"train.py\", line 3"
+    call(server, "POST", f"/v1/experiments/{EXPERIMENT}/variants/crashing/runs/2/failures",
+         {"seed": seed, "error": error})
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/progress")
+    updated(browser)
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if r.text.startswith(f"{EXPERIMENT} crashing"))
+    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    assert cells[2].endswith("0 / 4") and cells[5] == "1", cells
+    assert cells[6].endswith(f"RuntimeError: {HOSTILE}"), cells
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}")
+    updated(browser)
+    assert browser.find_element(By.CSS_SELECTOR, "table.failures pre.error").text == error
+    # A side with no runs is not offered for a comparison.
+    assert "crashing" not in [c.get_attribute("value") for c in browser.find_elements(By.CSS_SELECTOR, "input[name=variant]")]
+    assert browser.execute_script("return window.pwned") is None
     assert console_errors(browser) == []

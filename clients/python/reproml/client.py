@@ -23,6 +23,8 @@ MAGIC_V1 = b"RPMLSPL1"
 MAGIC = MAGIC_V2 = b"RPMLSPL2"
 MEDIA_TYPE = "application/vnd.reproml.split.v2"
 MAX_HEADER_BYTES = 64 * 1024
+# The longest error a failure report may carry (docs/protocol.md).
+MAX_FAILURE_ERROR_BYTES = 4096
 
 
 class ProblemError(Exception):
@@ -178,6 +180,17 @@ def decode_split(stream: BinaryIO) -> Split:
     return Split(header=header, records=bytes(records), version=2 if magic == MAGIC_V2 else 1)
 
 
+def cut_error(error: str) -> str:
+    """`error` cut at a character boundary to what the server keeps, with
+    an ellipsis where it was cut."""
+    data = error.encode("utf-8")
+    if len(data) <= MAX_FAILURE_ERROR_BYTES:
+        return error
+    ellipsis = "\u2026"
+    room = MAX_FAILURE_ERROR_BYTES - len(ellipsis.encode("utf-8"))
+    return data[:room].decode("utf-8", errors="ignore") + ellipsis
+
+
 def _retry_after(header: Optional[str], attempt: int) -> float:
     """Seconds to wait before the next try: the server's Retry-After (at
     most a minute), else the backoff."""
@@ -262,6 +275,17 @@ class Client:
         """POST a run's result; a retry of the same result is accepted."""
         path = f"/v1/experiments/{urllib.parse.quote(experiment)}/variants/{urllib.parse.quote(variant)}/runs/{int(run)}"
         return self._json("POST", path, result)
+
+    def post_failure(self, experiment: str, variant: str, run: int, seed: int, error: str) -> Dict[str, Any]:
+        """Reports a failed attempt at a run, for the dashboard and `reproml
+        study status`; the error is cut to the 4,096 bytes the server keeps."""
+        path = (f"/v1/experiments/{urllib.parse.quote(experiment)}/variants/{urllib.parse.quote(variant)}"
+                f"/runs/{int(run)}/failures")
+        return self._json("POST", path, {"seed": int(seed), "error": cut_error(error)})
+
+    def failures(self, experiment: str) -> List[Dict[str, Any]]:
+        """Every run of the experiment with failure reports."""
+        return self._json("GET", f"/v1/experiments/{urllib.parse.quote(experiment)}/failures")
 
     def runs(self, experiment: str, variant: Optional[str] = None) -> List[Dict[str, Any]]:
         """The recorded runs of an experiment, optionally of one variant."""

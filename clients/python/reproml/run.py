@@ -12,6 +12,7 @@ import os
 import struct
 import sys
 import time
+import traceback
 from typing import Dict, List
 
 import numpy as np
@@ -178,6 +179,18 @@ def _token(args) -> "str | None":
         return f.read().strip()
 
 
+def _report_failure(client: Client, experiment: str, variant: str, run: int, error: BaseException) -> None:
+    """Tells the server that `run` failed, for the dashboard and `reproml
+    study status`: the exception first, then where it was raised. Best
+    effort: when the server is what failed, so does the report."""
+    where = "".join(traceback.format_tb(error.__traceback__)[-3:])
+    text = f"{type(error).__name__}: {error}\n{where}".rstrip()
+    try:
+        client.post_failure(experiment, variant, run, client.seed(experiment, run)["seed"], text)
+    except Exception:  # noqa: BLE001 - the run's own error is the one to raise
+        pass
+
+
 def main(argv=None) -> int:
     _with_hash_seed(argv)
     parser = argparse.ArgumentParser(prog="python -m reproml.run", description=__doc__.splitlines()[0])
@@ -213,8 +226,12 @@ def main(argv=None) -> int:
             note(f"{side}: {len(skipped)} run(s) already recorded; skipping them")
         for run in todo:
             started = time.time()
-            result = train_run(client, experiment, run, args.threads, args.device, not args.no_determinism)
-            client.post_result(args.experiment, args.variant, run, result)
+            try:
+                result = train_run(client, experiment, run, args.threads, args.device, not args.no_determinism)
+                client.post_result(args.experiment, args.variant, run, result)
+            except Exception as error:
+                _report_failure(client, args.experiment, args.variant, run, error)
+                raise
             recorded += 1
             m = result["metrics"]
             # The same line as `reproml run` off a terminal, with the

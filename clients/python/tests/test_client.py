@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from reproml import Client, CorruptStream, ProblemError
-from reproml.client import decode_split
+from reproml.client import MAX_FAILURE_ERROR_BYTES, cut_error, decode_split
 from reproml.metrics import confusion_matrix, metrics_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -253,3 +253,16 @@ def test_split_stream_vectors_of_both_versions_decode():
                 bad[at] ^= 0x01
                 with pytest.raises(CorruptStream):
                     decode_split(io.BytesIO(bytes(bad)))
+
+
+def test_a_long_error_is_cut_at_a_character_boundary_and_accepted(server):
+    """The server keeps 4,096 bytes of an error; the client cuts, never the
+    server refuses a report the client made."""
+    client = Client(server)
+    experiment = client.create_experiment({"id": "cut", "model": "mlp", "challenge": "digits", "epochs": 1, "runs": 1})
+    long = "é" * MAX_FAILURE_ERROR_BYTES
+    cut = cut_error(long)
+    assert len(cut.encode("utf-8")) <= MAX_FAILURE_ERROR_BYTES and cut.endswith("\u2026")
+    assert cut_error("short") == "short"
+    record = client.post_failure("cut", "v", 0, experiment["seeds"][0], long)
+    assert record["last_error"] == cut and record["reports"] == 1

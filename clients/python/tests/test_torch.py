@@ -191,3 +191,23 @@ def test_the_runner_keeps_the_cli_conventions(server, monkeypatch, capsys):  # n
         main(["--experiment", "conventions", "--variant", "v"])
     assert usage.value.code == 2
     assert "REPROML_SERVER" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_is_reported_to_the_server_and_the_error_raised(server, monkeypatch):  # noqa: F811
+    """The dashboard and `reproml study status` show a run that failed in
+    PyTorch, with the exception and where it was raised."""
+    import reproml.run as runner
+
+    client = Client(server)
+    client.create_experiment({**SPEC, "id": "failing", "epochs": 1})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(runner, "train_run", broken)
+    with pytest.raises(RuntimeError):
+        main(["--server", server, "--experiment", "failing", "--variant", "v", "--runs", "1", "--quiet"])
+    [failure] = client.failures("failing")
+    assert (failure["variant"], failure["run"], failure["reports"], failure["recorded"]) == ("v", 1, 1, False)
+    assert failure["last_error"].startswith("RuntimeError: CUDA error: out of memory\n"), failure
+    assert "in broken" in failure["last_error"], failure

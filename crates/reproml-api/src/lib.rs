@@ -106,12 +106,109 @@ pub struct VariantProgress {
     pub variant: VariantLabel,
     /// Runs recorded.
     pub recorded: u32,
-    /// When the first of them was recorded (RFC 3339, UTC).
-    pub first_recorded_at: String,
-    /// When the last of them was recorded (RFC 3339, UTC).
-    pub last_recorded_at: String,
-    /// The artifact every run of the variant was trained by.
-    pub artifact: reproml_core::run::Artifact,
+    /// When the first of them was recorded (RFC 3339, UTC); absent while
+    /// none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_recorded_at: Option<String>,
+    /// When the last of them was recorded (RFC 3339, UTC); absent while
+    /// none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recorded_at: Option<String>,
+    /// The artifact every run of the variant was trained by; absent while
+    /// no run is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<reproml_core::run::Artifact>,
+    /// Runs reported failed and not recorded since.
+    #[serde(default)]
+    pub failing: u32,
+    /// Failure reports of the variant's runs, recorded ones included.
+    #[serde(default)]
+    pub failure_reports: u32,
+    /// The error of the latest failure report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the latest failure was reported (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed_at: Option<String>,
+}
+
+/// The longest error a failure report may carry, in bytes of UTF-8.
+/// Clients cut longer ones ([`RunFailure::new`]); the server refuses them.
+pub const MAX_FAILURE_ERROR_BYTES: usize = 4096;
+
+/// A failed attempt at a run, as a client reports it (`POST
+/// /v1/experiments/{id}/variants/{variant}/runs/{run}/failures`), so that
+/// whoever watches the study sees it without the client's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFailure {
+    /// The run's seed, as for a result: a report about another run's seed
+    /// is refused.
+    pub seed: Seed,
+    /// What went wrong, as the client would print it.
+    pub error: String,
+}
+
+impl RunFailure {
+    /// A report of `error`, cut at a character boundary to
+    /// [`MAX_FAILURE_ERROR_BYTES`].
+    ///
+    /// ```
+    /// use reproml_api::{MAX_FAILURE_ERROR_BYTES, RunFailure};
+    /// use reproml_core::Seed;
+    /// let long = "é".repeat(MAX_FAILURE_ERROR_BYTES);
+    /// let report = RunFailure::new(Seed::new(1), &long);
+    /// assert!(report.error.len() <= MAX_FAILURE_ERROR_BYTES);
+    /// assert!(report.error.ends_with('…'));
+    /// ```
+    pub fn new(seed: Seed, error: &str) -> Self {
+        let error = if error.len() <= MAX_FAILURE_ERROR_BYTES {
+            error.to_owned()
+        } else {
+            let ellipsis = '…';
+            let mut end = MAX_FAILURE_ERROR_BYTES - ellipsis.len_utf8();
+            while !error.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}{ellipsis}", &error[..end])
+        };
+        Self { seed, error }
+    }
+
+    /// Why the server refuses this report, if it does.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.error.trim().is_empty() {
+            problems.push("error is empty; say what went wrong".to_owned());
+        }
+        if self.error.len() > MAX_FAILURE_ERROR_BYTES {
+            problems.push(format!(
+                "error is {} bytes long; at most {MAX_FAILURE_ERROR_BYTES} are kept (cut it)",
+                self.error.len()
+            ));
+        }
+        problems
+    }
+}
+
+/// What the server keeps of one run's failure reports: their count and the
+/// latest (`GET /v1/experiments/{id}/failures`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// The experiment.
+    pub experiment: ExperimentId,
+    /// The variant.
+    pub variant: VariantLabel,
+    /// The run.
+    pub run: RunIndex,
+    /// Failure reports of this run.
+    pub reports: u32,
+    /// The latest report's error.
+    pub last_error: String,
+    /// When it was reported (RFC 3339, UTC).
+    pub last_failed_at: String,
+    /// Whether the run has a result recorded (it succeeded later).
+    pub recorded: bool,
 }
 
 /// `GET /v1/health`.

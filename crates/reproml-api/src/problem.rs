@@ -102,6 +102,9 @@ problem_codes! {
     InvalidSpec = ("invalid_spec", 422),
     /// The result breaks a rule (with `violations`).
     InvalidResult = ("invalid_result", 422),
+    /// A failure report breaks a rule (with `violations`): an empty or too
+    /// long error.
+    InvalidFailure = ("invalid_failure", 422),
     /// The challenge's data set cannot be loaded.
     DatasetUnavailable = ("dataset_unavailable", 422),
     /// The challenge has no official split.

@@ -225,5 +225,20 @@ fn a_side_without_runs_is_named_and_the_others_are_still_compared() {
         })
         .collect();
     assert_eq!(pairs, [("engine", "no-momentum")]);
+    // The command died without reporting: the study reported it for the
+    // dashboard and `study status`.
+    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["study", "status"])
+        .arg(&study)
+        .arg("--db")
+        .arg(dir.join("study.db"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("broken: 1 run(s) failing; run 0 at ")
+            && stdout.contains("the side's command exited with exit status: 1"),
+        "{stdout}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

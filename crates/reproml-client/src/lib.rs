@@ -19,14 +19,14 @@
 use std::io::Read;
 use std::time::Duration;
 
-use reproml_api::{Health, ProblemCode};
+use reproml_api::{Health, ProblemCode, RunFailure};
 use reproml_core::run::RunResult;
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
 use reproml_data::wire::{self, DecodedSplit, WireError};
 use serde::de::DeserializeOwned;
 
-pub use reproml_api::{Experiment, RecordedRun, RunSeed};
+pub use reproml_api::{Experiment, FailureRecord, RecordedRun, RunSeed};
 
 /// Largest split stream accepted: CIFAR-10 is 184 MB.
 pub const MAX_SPLIT_BYTES: u64 = 2 << 30;
@@ -357,6 +357,39 @@ impl Client {
             Some(&body),
         )?;
         Ok(status == 201)
+    }
+
+    /// `POST …/variants/{variant}/runs/{run}/failures`: reports a failed
+    /// attempt at a run (the error is cut to what the server keeps), so
+    /// that the dashboard shows it; the server's count and latest error.
+    pub fn post_failure(
+        &self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+        run: RunIndex,
+        seed: Seed,
+        error: &str,
+    ) -> Result<FailureRecord, ClientError> {
+        let body = serde_json::to_vec(&RunFailure::new(seed, error)).map_err(|e| {
+            ClientError::Protocol {
+                url: self.base.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(self
+            .json(
+                "POST",
+                &format!("/v1/experiments/{id}/variants/{variant}/runs/{run}/failures"),
+                Some(&body),
+            )?
+            .1)
+    }
+
+    /// `GET /v1/experiments/{id}/failures`.
+    pub fn failures(&self, id: &ExperimentId) -> Result<Vec<FailureRecord>, ClientError> {
+        Ok(self
+            .json("GET", &format!("/v1/experiments/{id}/failures"), None)?
+            .1)
     }
 
     /// `GET /v1/experiments/{id}/runs[?variant=V]`.

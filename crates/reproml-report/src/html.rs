@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::comparison::{Report, RunSummary};
-use crate::plot::{plot_curves, plot_dispersion, plot_experiment};
+use crate::plot::{
+    PlotError, curves_svg, dispersion_svg, experiment_svg, plot_curves, plot_dispersion,
+    plot_experiment,
+};
 use crate::provenance::Provenance;
 use crate::table::{legend, to_csv, to_markdown, verdict_lines};
 
@@ -49,44 +52,139 @@ pub fn write_report(
     )?;
     let order = report.side_names();
     let mut figures = Vec::new();
-    for e in &report.experiments {
-        let mine: Vec<RunSummary> = rows
-            .iter()
-            .filter(|r| r.experiment.as_str() == e.experiment)
-            .cloned()
-            .collect();
-        let sides: Vec<&str> = e.sides.iter().map(|s| s.variant.as_str()).collect();
+    for (e, mine, sides) in per_experiment(report, rows) {
         let stem = dir.join(&e.experiment);
         plot_experiment(&stem, &mine, &sides, &order).map_err(std::io::Error::other)?;
         let curves_stem = dir.join(format!("{}-curves", e.experiment));
         let curves = plot_curves(&curves_stem, &mine, &sides, &order)
             .map_err(std::io::Error::other)?
-            .then(|| format!("{}-curves.svg", e.experiment));
-        figures.push((
-            e.experiment.clone(),
-            format!("{}.svg", e.experiment),
+            .then(|| Image::File(format!("{}-curves.svg", e.experiment)));
+        figures.push(ExperimentFigures {
+            experiment: e.experiment.clone(),
+            boxes: Image::File(format!("{}.svg", e.experiment)),
             curves,
-        ));
+        });
     }
     plot_dispersion(&dir.join("dispersion"), report).map_err(std::io::Error::other)?;
+    let html = page(
+        report,
+        &markdown,
+        title,
+        provenance,
+        &figures,
+        &Image::File("dispersion.svg".into()),
+    );
+    let page_path = dir.join("index.html");
+    std::fs::write(&page_path, html)?;
+    Ok(page_path)
+}
 
+/// The report as one self-contained HTML page, its figures inline SVG:
+/// what the server answers for a comparison (nothing written to disk).
+pub fn report_page(
+    report: &Report,
+    rows: &[RunSummary],
+    title: &str,
+    provenance: &Provenance,
+) -> Result<String, PlotError> {
+    let order = report.side_names();
+    let mut figures = Vec::new();
+    for (e, mine, sides) in per_experiment(report, rows) {
+        figures.push(ExperimentFigures {
+            experiment: e.experiment.clone(),
+            boxes: Image::Svg(experiment_svg(&mine, &sides, &order)?),
+            curves: curves_svg(&mine, &sides, &order, false)?.map(Image::Svg),
+        });
+    }
+    Ok(page(
+        report,
+        &to_markdown(report),
+        title,
+        provenance,
+        &figures,
+        &Image::Svg(dispersion_svg(report)?),
+    ))
+}
+
+/// Per experiment of the report: its runs and its sides' names.
+fn per_experiment<'a>(
+    report: &'a Report,
+    rows: &[RunSummary],
+) -> impl Iterator<Item = (&'a crate::ExperimentSides, Vec<RunSummary>, Vec<&'a str>)> {
+    report.experiments.iter().map(|e| {
+        let mine: Vec<RunSummary> = rows
+            .iter()
+            .filter(|r| r.experiment.as_str() == e.experiment)
+            .cloned()
+            .collect();
+        (
+            e,
+            mine,
+            e.sides.iter().map(|s| s.variant.as_str()).collect(),
+        )
+    })
+}
+
+/// A figure of the page: a file beside it, or SVG drawn into it.
+enum Image {
+    File(String),
+    Svg(String),
+}
+
+impl Image {
+    fn write(&self, html: &mut String, alt: &str) {
+        match self {
+            Image::File(file) => {
+                let _ = write!(html, "<img src=\"{}\" alt=\"{alt}\">", escape(file));
+            }
+            // Drawn by our plotting code from numbers and identifiers,
+            // which plotters escapes as SVG text.
+            Image::Svg(svg) => {
+                let _ = write!(
+                    html,
+                    "<figure role=\"img\" aria-label=\"{alt}\">{}</figure>",
+                    svg.trim_start_matches(|c| c != '<')
+                        .trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+                );
+            }
+        }
+    }
+}
+
+/// One experiment's figures.
+struct ExperimentFigures {
+    experiment: String,
+    boxes: Image,
+    curves: Option<Image>,
+}
+
+/// The page: verdicts, legend, table, figures and provenance.
+fn page(
+    report: &Report,
+    markdown: &str,
+    title: &str,
+    provenance: &Provenance,
+    figures: &[ExperimentFigures],
+    dispersion: &Image,
+) -> String {
     let mut html = String::new();
+    let files = matches!(dispersion, Image::File(_));
     let _ = write!(
         html,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
          <style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}table{{border-collapse:collapse;font-size:13px}}\
          td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
-         img{{max-width:100%}}li{{margin:.3em 0}}</style></head><body><h1>{t}</h1><h2>Verdicts</h2><ul>",
+         img,figure svg{{max-width:100%;height:auto}}figure{{margin:0}}li{{margin:.3em 0}}</style></head><body><h1>{t}</h1><h2>Verdicts</h2><ul>",
         t = escape(title)
     );
     for line in verdict_lines(report) {
         let _ = write!(html, "<li>{}</li>", escape(&line));
     }
-    let _ = write!(
-        html,
-        "</ul><p>{}</p><p>Files: <a href=\"report.md\">Markdown</a>, <a href=\"report.csv\">CSV</a>, <a href=\"report.json\">JSON</a>; every figure as SVG, as vector PDF and as PNG at print resolution.</p><h2>Table</h2><table>",
-        escape(&legend(report))
-    );
+    let _ = write!(html, "</ul><p>{}</p>", escape(&legend(report)));
+    if files {
+        html.push_str("<p>Files: <a href=\"report.md\">Markdown</a>, <a href=\"report.csv\">CSV</a>, <a href=\"report.json\">JSON</a>; every figure as SVG, as vector PDF and as PNG at print resolution.</p>");
+    }
+    html.push_str("<h2>Table</h2><table>");
     for (i, line) in markdown
         .lines()
         .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
@@ -104,30 +202,33 @@ pub fn write_report(
         html.push_str("<p>† fewer runs than planned, or unequal numbers of runs per variant.</p>");
     }
     html.push_str("<h2>Metrics per variant (every run shown)</h2>");
-    for (name, file, curves) in &figures {
-        let _ = write!(
-            html,
-            "<h3>{}</h3><img src=\"{}\" alt=\"box plots of {}\"><p><small><a href=\"{}\">PDF</a></small></p>",
-            escape(name),
-            escape(file),
-            escape(name),
-            escape(&file.replace(".svg", ".pdf"))
-        );
-        if let Some(curves) = curves {
+    for f in figures {
+        let name = escape(&f.experiment);
+        let _ = write!(html, "<h3>{name}</h3>");
+        f.boxes.write(&mut html, &format!("box plots of {name}"));
+        if let Image::File(file) = &f.boxes {
             let _ = write!(
                 html,
-                "<img src=\"{}\" alt=\"learning curves of {}\">",
-                escape(curves),
-                escape(name)
+                "<p><small><a href=\"{}\">PDF</a></small></p>",
+                escape(&file.replace(".svg", ".pdf"))
             );
         }
+        if let Some(curves) = &f.curves {
+            curves.write(&mut html, &format!("learning curves of {name}"));
+        }
     }
-    html.push_str("<h2>Spread of runs across experiments</h2><img src=\"dispersion.svg\" alt=\"standard deviations\">");
+    html.push_str("<h2>Spread of runs across experiments</h2>");
+    dispersion.write(&mut html, "standard deviations");
     let _ = write!(
         html,
-        "<h2>Provenance</h2><p>Made by {} at {} (also <a href=\"provenance.json\">JSON</a>).</p>",
+        "<h2>Provenance</h2><p>Made by {} at {}{}.</p>",
         escape(&provenance.tool),
-        escape(&provenance.generated_at)
+        escape(&provenance.generated_at),
+        if files {
+            " (also <a href=\"provenance.json\">JSON</a>)"
+        } else {
+            ""
+        }
     );
     for e in &provenance.experiments {
         let _ = write!(html, "<h3>{}</h3>", escape(&e.experiment));
@@ -158,7 +259,5 @@ pub fn write_report(
         html.push_str("</ul>");
     }
     html.push_str("</body></html>\n");
-    let page = dir.join("index.html");
-    std::fs::write(&page, html)?;
-    Ok(page)
+    html
 }

@@ -15,8 +15,10 @@ pub use comparison::{
     CompareOptions, Comparison, DEFAULT_MARGIN, ExperimentSides, FingerprintDifference, METRICS,
     MetricComparison, Report, ReportError, RunSummary, Side, Verdict, compare,
 };
-pub use html::write_report;
-pub use plot::{PlotError, curves_svg, experiment_svg, plot_dispersion, plot_experiment};
+pub use html::{report_page, write_report};
+pub use plot::{
+    PlotError, curves_svg, dispersion_svg, experiment_svg, plot_dispersion, plot_experiment,
+};
 pub use provenance::{ExperimentProvenance, Provenance, VariantProvenance};
 pub use table::{
     NARROW_WIDTH, SUMMARY_WIDTH, format_p, legend, to_csv, to_markdown, to_terminal,

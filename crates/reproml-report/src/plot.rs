@@ -569,6 +569,17 @@ fn curves_figure(
 /// standard deviation over runs (the paper's Fig. 3). One neutral colour:
 /// the groups are metrics, not variants.
 pub fn plot_dispersion(path: &Path, report: &Report) -> Result<(), PlotError> {
+    let (figure, size) = dispersion_figure(report);
+    render(path, size, &figure)
+}
+
+/// The figure of [`plot_dispersion`] as an SVG document.
+pub fn dispersion_svg(report: &Report) -> Result<String, PlotError> {
+    let (figure, size) = dispersion_figure(report);
+    render_svg(size, &figure)
+}
+
+fn dispersion_figure(report: &Report) -> (Figure, (u32, u32)) {
     let groups = METRICS
         .iter()
         .enumerate()
@@ -588,12 +599,11 @@ pub fn plot_dispersion(path: &Path, report: &Report) -> Result<(), PlotError> {
         y_label: "standard deviation".into(),
         content: groups,
     }];
-    render(
-        path,
-        (900, 420),
-        &Figure::Boxes {
+    (
+        Figure::Boxes {
             panels,
             legend: Vec::new(),
         },
+        (900, 420),
     )
 }

@@ -182,11 +182,9 @@ pub fn train_variant(
                         Err(e) => {
                             outcome.failed.push(run);
                             drop(outcome);
-                            observer.event(Event::RunFailed {
-                                worker,
-                                run,
-                                error: describe(&e),
-                            });
+                            let error = describe(&e);
+                            report_failure(client, plan, run, &error);
+                            observer.event(Event::RunFailed { worker, run, error });
                         }
                     }
                 }
@@ -203,6 +201,16 @@ pub fn train_variant(
         failed: outcome.failed.clone(),
     });
     Ok(outcome)
+}
+
+/// Tells the server that `run` failed, so that the dashboard shows it.
+/// Best effort: when the server is what failed, the report fails too, and
+/// the run's failure is still in the outcome and the events.
+fn report_failure(client: &Client, plan: &VariantPlan<'_>, run: RunIndex, error: &str) {
+    if let Some(seed) = plan.experiment.run_seed(run) {
+        // Its own error would only repeat the run's (the server is down).
+        let _ = client.post_failure(&plan.experiment.spec.id, plan.variant, run, seed, error);
+    }
 }
 
 fn next(queue: &Mutex<VecDeque<RunIndex>>) -> Option<RunIndex> {

@@ -195,6 +195,7 @@ impl CommandSide<'_> {
             variant: self.variant.clone(),
             line: line.clone(),
         });
+        let reports_before = self.failure_reports(client);
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(&line)
@@ -204,14 +205,42 @@ impl CommandSide<'_> {
                 line: line.clone(),
                 source,
             })?;
+        let missing = missing_runs(client, self.experiment, self.variant, &all)?;
         if !status.success() {
             observer.event(Event::CommandFailed {
                 experiment: id.clone(),
                 variant: self.variant.clone(),
                 status: status.to_string(),
             });
+            // A client that died before it could report (a crash, an
+            // import error) is reported here, on the first run it left
+            // out, so that the dashboard shows the side failing.
+            if let Some(&run) = missing.first()
+                && self.failure_reports(client) == reports_before
+                && let Some(seed) = self.experiment.run_seed(run)
+            {
+                let error = format!(
+                    "the side's command exited with {status} before recording {} run(s); its output is in the log of `reproml study run`: {line}",
+                    missing.len()
+                );
+                let _ = client.post_failure(id, self.variant, run, seed, &error);
+            }
         }
-        missing_runs(client, self.experiment, self.variant, &all)
+        Ok(missing)
+    }
+
+    /// The failure reports of this side so far (0 when the server cannot
+    /// say: the report is only for the dashboard).
+    fn failure_reports(&self, client: &Client) -> u64 {
+        client
+            .failures(&self.experiment.spec.id)
+            .map(|all| {
+                all.iter()
+                    .filter(|f| &f.variant == self.variant)
+                    .map(|f| u64::from(f.reports))
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 }
 
@@ -260,6 +289,8 @@ pub struct BugProgress {
     /// Recorded runs per side (in the study's order); `None` when the
     /// experiment is not on the server yet.
     pub recorded: Option<Vec<(VariantLabel, u32)>>,
+    /// Runs reported failed and not recorded since, by side then run.
+    pub failing: Vec<reproml_client::FailureRecord>,
 }
 
 impl BugProgress {
@@ -296,9 +327,18 @@ pub fn progress(
                 Err(e) if e.code() == Some(reproml_api::ProblemCode::ExperimentNotFound) => None,
                 Err(e) => return Err(e.into()),
             };
+            let failing = match recorded {
+                Some(_) => client
+                    .failures(&experiment)?
+                    .into_iter()
+                    .filter(|f| !f.recorded)
+                    .collect(),
+                None => Vec::new(),
+            };
             Ok(BugProgress {
                 experiment,
                 recorded,
+                failing,
             })
         })
         .collect()

@@ -225,6 +225,11 @@ fn every_flipped_byte_is_rejected_and_nothing_is_recorded() {
     }
     assert_eq!(tried, (2 * 8 * 3 + header_bytes) * 3);
     assert!(direct.runs(&spec.id, None).unwrap().is_empty());
+    // Every failed attempt was reported to the server, for the dashboard.
+    let failures = direct.failures(&spec.id).unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].reports as usize, tried);
+    assert!(failures[0].last_error.contains("rejected") && !failures[0].recorded);
 
     // Without a flip the same path records the run: the proxy itself is
     // faithful, so the rejections above were the flips'.
@@ -232,6 +237,7 @@ fn every_flipped_byte_is_rejected_and_nothing_is_recorded() {
     let outcome = train_variant(&proxied, &plan, &reproml_runner::quiet()).unwrap();
     assert_eq!(outcome.recorded, [run]);
     assert_eq!(direct.runs(&spec.id, None).unwrap().len(), 1);
+    assert!(direct.failures(&spec.id).unwrap()[0].recorded);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

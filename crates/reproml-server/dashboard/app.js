@@ -142,6 +142,12 @@ function figure(path, alt) {
 
 // ---- views -----------------------------------------------------------------
 
+/** An error's first line, cut to 120 characters (its whole text is a hover away). */
+const firstLine = (text) => {
+  const line = text.split("\n")[0];
+  return line.length > 120 ? `${line.slice(0, 120)}…` : line;
+};
+
 /** Per experiment: its progress rows from /v1/progress. */
 function progressBy(progress) {
   const by = new Map();
@@ -160,7 +166,7 @@ async function experimentsView() {
   const rows = experiments.map((e) => {
     const variants = by.get(e.id) || [];
     const done = variants.reduce((n, v) => n + v.recorded, 0);
-    const last = variants.map((v) => v.last_recorded_at).sort().pop() || e.created_at;
+    const last = variants.flatMap((v) => [v.last_recorded_at, v.last_failed_at]).filter(Boolean).sort().pop() || e.created_at;
     return { e, variants, done, last };
   });
   const columns = [
@@ -187,10 +193,13 @@ const artifactText = (a) => [a.name, ...Object.entries(a.details || {}).map(([k,
 
 async function experimentView(id) {
   if (!runStates.has(id)) runStates.set(id, { filter: "", sortKey: "run", descending: false });
-  const [e, runs, progress] = await Promise.all([
+  const [e, runs, progress, failures] = await Promise.all([
     api(`/v1/experiments/${enc(id)}`), api(`/v1/experiments/${enc(id)}/runs`), api("/v1/progress"),
+    api(`/v1/experiments/${enc(id)}/failures`),
   ]);
   const variants = (progressBy(progress).get(id) || []);
+  // Only sides with runs can be compared or drawn.
+  const comparable = variants.filter((v) => v.recorded > 0);
   const firstRun = new Map();
   for (const r of runs) if (!firstRun.has(r.variant)) firstRun.set(r.variant, r);
   const { seeds, created_at, ...spec } = e;
@@ -200,13 +209,14 @@ async function experimentView(id) {
     return h("tr", {},
       h("td", { class: "text" }, v.variant),
       h("td", {}, `${v.recorded} / ${e.runs}`),
-      h("td", { class: "text" }, h("code", {}, artifactText(v.artifact))),
+      h("td", { class: v.failing ? "failing" : false }, `${v.failing}`),
+      h("td", { class: "text" }, v.artifact ? h("code", {}, artifactText(v.artifact)) : "—"),
       h("td", { class: "text" }, h("code", {}, r ? Object.entries(r.fingerprint || {}).map(([k, val]) => `${k}=${val}`).join(" ") : "")));
   });
 
-  if (!checkedOrder.has(id)) checkedOrder.set(id, variants.slice(0, 2).map((v) => v.variant));
+  if (!checkedOrder.has(id)) checkedOrder.set(id, comparable.slice(0, 2).map((v) => v.variant));
   const order = checkedOrder.get(id);
-  const checks = variants.map((v) => h("label", {}, h("input", {
+  const checks = comparable.map((v) => h("label", {}, h("input", {
     type: "checkbox", name: "variant", value: v.variant, checked: order.includes(v.variant),
     onchange: (event) => {
       const at = order.indexOf(v.variant);
@@ -244,9 +254,11 @@ async function experimentView(id) {
     h("p", { class: "muted" }, `${e.model} on ${e.challenge}, ${e.epochs} epochs, ${e.runs} runs per variant, seeds ${e.seed_policy}, created ${created_at}`),
     h("h2", {}, "Variants"),
     variants.length ? h("div", { class: "scroll" }, h("table", {},
-      h("thead", {}, h("tr", {}, h("th", { class: "text" }, "variant"), h("th", {}, "runs done / planned"), h("th", { class: "text" }, "artifact"), h("th", { class: "text" }, "fingerprint (first run)"))),
+      h("thead", {}, h("tr", {}, h("th", { class: "text" }, "variant"), h("th", {}, "runs done / planned"), h("th", {}, "runs failing"), h("th", { class: "text" }, "artifact"), h("th", { class: "text" }, "fingerprint (first run)"))),
       h("tbody", {}, variantRows))) : h("p", { class: "muted" }, "No runs recorded yet."),
-    variants.length >= 2 ? compareForm : null,
+    comparable.length >= 2 ? compareForm : null,
+    failures.length ? h("h2", {}, "Failures") : null,
+    failures.length ? failureTable(failures) : null,
     runs.length ? h("h2", {}, "Final metrics (every run drawn)") : null,
     runs.length ? figure(`/v1/experiments/${enc(id)}/figures/boxes.svg`, "box plots of the final metrics") : null,
     runs.length ? h("h2", {}, "Learning curves") : null,
@@ -380,8 +392,27 @@ async function compareView(id, variants, options = new URLSearchParams()) {
     h("ul", { class: "lines verdicts" }, answer.verdicts.map((v) => h("li", {}, v))),
     ...sections,
     h("p", { class: "muted" }, answer.legend),
-    h("p", {}, "The full HTML report (figures, CSV, JSON, provenance): ", h("code", {}, command)),
+    h("div", { class: "toolbar" },
+      h("button", {
+        type: "button", class: "report",
+        onclick: async () => save(`${id}-report.html`, "text/html", await api(path.replace("/comparison?", "/report.html?"), "text")),
+      }, "Download the HTML report"),
+      h("span", { class: "muted" }, "one page: verdicts, table, figures, provenance")),
+    h("p", {}, "The report folder with CSV, JSON, PDF and PNG figures too: ", h("code", {}, command)),
   );
+}
+
+/** Every run with failure reports: the latest error whole, as text. */
+function failureTable(failures) {
+  return h("div", { class: "scroll" }, h("table", { class: "failures" },
+    h("thead", {}, h("tr", {}, ["variant", "run", "reports", "last failed (UTC)", "since", "last error"].map((t, i) => h("th", { class: i === 1 || i === 2 ? false : "text" }, t)))),
+    h("tbody", {}, failures.map((f) => h("tr", { class: f.recorded ? false : "failing" },
+      h("td", { class: "text" }, f.variant),
+      h("td", {}, `${f.run}`),
+      h("td", {}, `${f.reports}`),
+      h("td", { class: "text" }, f.last_failed_at),
+      h("td", { class: "text" }, f.recorded ? "recorded on a retry" : "not recorded"),
+      h("td", { class: "text" }, h("pre", { class: "error" }, f.last_error)))))));
 }
 
 /** Runs per side, rate and time left, for every experiment with runs. */
@@ -391,7 +422,7 @@ async function progressView() {
   const rows = [];
   for (const e of experiments) {
     for (const p of by.get(e.id) || []) {
-      const seconds = (Date.parse(p.last_recorded_at) - Date.parse(p.first_recorded_at)) / 1000;
+      const seconds = p.recorded ? (Date.parse(p.last_recorded_at) - Date.parse(p.first_recorded_at)) / 1000 : 0;
       const rate = p.recorded > 1 && seconds > 0 ? (p.recorded - 1) / seconds : null;
       const left = e.runs - p.recorded;
       const eta = left <= 0 ? "done" : rate ? `≈ ${Math.ceil(left / rate / 60)} min at the recent rate` : "—";
@@ -399,14 +430,16 @@ async function progressView() {
         h("td", { class: "text" }, h("a", { href: `#/e/${enc(e.id)}` }, e.id)),
         h("td", { class: "text" }, p.variant),
         h("td", {}, h("progress", { max: e.runs, value: p.recorded }), ` ${p.recorded} / ${e.runs}`),
-        h("td", { class: "text" }, p.last_recorded_at),
-        h("td", { class: "text" }, eta)));
+        h("td", { class: "text" }, p.last_recorded_at || "—"),
+        h("td", { class: "text" }, eta),
+        h("td", { class: p.failing ? "failing" : false }, `${p.failing}`),
+        h("td", { class: "text" }, p.last_error ? h("span", { class: "error", title: p.last_error }, `${p.last_failed_at}: ${firstLine(p.last_error)}`) : "")));
     }
   }
   show(h("h1", {}, "Progress"),
-    h("p", { class: "muted" }, `Runs recorded per side; updates every ${POLL_MS / 1000} s (only what changed is fetched again). Failed runs are retried by the runner and are not reported to the server.`),
+    h("p", { class: "muted" }, `Runs recorded per side, and runs that failed without a result since, with the latest error (the experiment's page lists every failing run); updates every ${POLL_MS / 1000} s (only what changed is fetched again).`),
     rows.length ? h("div", { class: "scroll" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["experiment", "side", "runs", "last recorded (UTC)", "time left"].map((t, i) => h("th", { class: [0, 1, 3, 4].includes(i) ? "text" : false }, t)))),
+      h("thead", {}, h("tr", {}, ["experiment", "side", "runs", "last recorded (UTC)", "time left", "failing", "latest error"].map((t, i) => h("th", { class: [0, 1, 3, 4, 6].includes(i) ? "text" : false }, t)))),
       h("tbody", {}, rows))) : h("p", { class: "muted" }, "No runs recorded yet."));
 }
 

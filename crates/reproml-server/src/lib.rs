@@ -42,10 +42,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/experiments/{id}/runs/{run}/seed"),
     ("GET", "/v1/experiments/{id}/runs/{run}/data/{split}"),
     ("POST", "/v1/experiments/{id}/variants/{variant}/runs/{run}"),
+    (
+        "POST",
+        "/v1/experiments/{id}/variants/{variant}/runs/{run}/failures",
+    ),
+    ("GET", "/v1/experiments/{id}/failures"),
     ("GET", "/v1/datasets"),
     ("GET", "/v1/progress"),
     ("GET", "/v1/experiments/{id}/comparison"),
     ("GET", "/v1/experiments/{id}/figures/{name}"),
+    ("GET", "/v1/experiments/{id}/report.html"),
     ("GET", "/openapi.json"),
     ("GET", "/"),
     ("GET", "/assets/{name}"),
@@ -169,10 +175,16 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             "/v1/experiments/{id}/variants/{variant}/runs/{run}",
             post(routes::post_result),
         )
+        .route(
+            "/v1/experiments/{id}/variants/{variant}/runs/{run}/failures",
+            post(routes::post_failure),
+        )
+        .route("/v1/experiments/{id}/failures", get(routes::list_failures))
         .route("/v1/datasets", get(routes::list_datasets))
         .route("/v1/progress", get(views::progress))
         .route("/v1/experiments/{id}/comparison", get(views::comparison))
         .route("/v1/experiments/{id}/figures/{name}", get(views::figure))
+        .route("/v1/experiments/{id}/report.html", get(views::report_page))
         .route("/openapi.json", get(routes::openapi))
         .route("/", get(views::index))
         .route("/assets/{name}", get(views::asset))

@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use reproml_api::runs_csv::{self, RunSummary};
-use reproml_api::{Experiment, Health, ProblemCode, RecordedRun, RunSeed};
+use reproml_api::{
+    Experiment, FailureRecord, Health, ProblemCode, RecordedRun, RunFailure, RunSeed,
+};
 use reproml_core::run::RunResult;
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
@@ -436,6 +438,55 @@ pub(crate) async fn post_result(
         Written::Existing => StatusCode::OK,
     };
     Ok((status, axum::Json(stored)).into_response())
+}
+
+/// `POST …/variants/{variant}/runs/{run}/failures`: a failed attempt at
+/// a run, counted and kept as the run's latest error so that the dashboard
+/// shows it. Not idempotent: each report counts.
+pub(crate) async fn post_failure(
+    State(state): State<AppState>,
+    Path((id, variant, run)): Path<(String, String, String)>,
+    ApiJson(failure): ApiJson<RunFailure>,
+) -> ApiResult<Response> {
+    let e = load_experiment(&state, experiment_id(&id)?).await?;
+    let variant = variant_label(&variant)?;
+    let (run, seed) = run_index(&run, &e)?;
+    if failure.seed != seed {
+        return Err(ApiError::new(
+            ProblemCode::SeedMismatch,
+            format!(
+                "run {run} has seed {seed}, but the failure report says {}",
+                failure.seed
+            ),
+        ));
+    }
+    let problems = failure.problems();
+    if !problems.is_empty() {
+        return Err(
+            ApiError::new(ProblemCode::InvalidFailure, problems.join("; "))
+                .with("violations", problems),
+        );
+    }
+    let id = e.spec.id.clone();
+    let stored = state
+        .write(move |store| Ok(store.record_failure(&id, &variant, run, &failure.error)?))
+        .await?;
+    tracing::info!(experiment = %stored.experiment, variant = %stored.variant, run = %stored.run,
+        reports = stored.reports, "run failure reported");
+    Ok((StatusCode::CREATED, axum::Json(stored)).into_response())
+}
+
+/// `GET /v1/experiments/{id}/failures`: every run's failure reports.
+pub(crate) async fn list_failures(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<FailureRecord>>> {
+    let e = load_experiment(&state, experiment_id(&id)?).await?;
+    let id = e.spec.id.clone();
+    let failures = state
+        .read(move |store| Ok(store.failures(&id, None)?))
+        .await?;
+    Ok(axum::Json(failures))
 }
 
 #[derive(Deserialize)]

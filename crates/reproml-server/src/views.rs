@@ -56,12 +56,12 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
 
 /// `response` with its Content-Security-Policy and `nosniff`, so that a
 /// browser takes it for what it says it is.
+/// A policy the handler set already (the report page's) is kept.
 fn with_policy(mut response: Response, policy: &'static str) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(policy),
-    );
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(policy));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -165,6 +165,22 @@ pub(crate) struct CompareQuery {
 }
 
 impl CompareQuery {
+    fn check_levels(&self) -> ApiResult<()> {
+        if self.alpha.is_some_and(|a| !(a > 0.0 && a < 0.5)) {
+            return Err(ApiError::new(
+                ProblemCode::BadQuery,
+                "alpha must lie strictly between 0 and 0.5 (e.g. 0.05)",
+            ));
+        }
+        if self.margin.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
+            return Err(ApiError::new(
+                ProblemCode::BadQuery,
+                "margin must be a positive number (e.g. 0.01)",
+            ));
+        }
+        Ok(())
+    }
+
     fn variants(&self) -> ApiResult<Vec<String>> {
         let Some(list) = self.variants.as_deref().filter(|l| !l.is_empty()) else {
             return Ok(Vec::new());
@@ -266,18 +282,7 @@ pub(crate) async fn comparison(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<CompareQuery>,
 ) -> ApiResult<axum::Json<ComparisonAnswer>> {
-    if query.alpha.is_some_and(|a| !(a > 0.0 && a < 0.5)) {
-        return Err(ApiError::new(
-            ProblemCode::BadQuery,
-            "alpha must lie strictly between 0 and 0.5 (e.g. 0.05)",
-        ));
-    }
-    if query.margin.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
-        return Err(ApiError::new(
-            ProblemCode::BadQuery,
-            "margin must be a positive number (e.g. 0.01)",
-        ));
-    }
+    query.check_levels()?;
     let (e, rows) = rows(&state, &id, &query.variants()?).await?;
     let _permit = state.heavy_work().await?;
     // Exact tests and intervals: CPU work, off the request threads.
@@ -289,6 +294,41 @@ pub(crate) async fn comparison(
         legend: reproml_report::legend(&report),
         report,
     }))
+}
+
+/// `GET /v1/experiments/{id}/report.html`: the comparison as the HTML
+/// report `reproml report` writes, in one self-contained page (figures
+/// inline), for the dashboard's download and for reading on its own.
+pub(crate) async fn report_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<CompareQuery>,
+) -> ApiResult<Response> {
+    query.check_levels()?;
+    let (e, rows) = rows(&state, &id, &query.variants()?).await?;
+    let _permit = state.heavy_work().await?;
+    let page = tokio::task::spawn_blocking(move || {
+        let report = compared(&e, &rows, &query)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let provenance = reproml_report::Provenance::new(
+            &format!("reproml {} server", env!("CARGO_PKG_VERSION")),
+            &reproml_core::time::rfc3339_utc(now),
+            &rows,
+            std::slice::from_ref(&e.spec),
+        );
+        let title = format!("{}: {}", e.spec.id, report.side_names().join(" vs "));
+        reproml_report::report_page(&report, &rows, &title, &provenance).map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    // A document, unlike the API's other answers: its own style may
+    // apply; still nothing may run or load.
+    Ok(with_policy(
+        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response(),
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+    ))
 }
 
 /// The figures an experiment has.

@@ -641,7 +641,7 @@ async fn polling_is_answered_304_until_something_is_written() {
         (progress[0].variant.as_str(), progress[0].recorded),
         ("a", 1)
     );
-    assert_eq!(progress[0].artifact.name, "build-a");
+    assert_eq!(progress[0].artifact.as_ref().unwrap().name, "build-a");
     assert_eq!(progress[0].first_recorded_at, progress[0].last_recorded_at);
     // A delete changes the answers too.
     let tag = headers[header::ETAG].to_str().unwrap().to_owned();
@@ -772,6 +772,35 @@ async fn the_comparison_is_the_report_compare_makes_from_the_same_runs() {
         serde_json::to_value(reproml_report::verdict_lines(&expected)).unwrap()
     );
 
+    // The same comparison as the HTML report, one page with its figures
+    // inline, styled but sandboxed.
+    let (status, headers, body) = send(
+        &app,
+        "GET",
+        "/v1/experiments/e1/report.html?variants=a,b",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        policy.contains("sandbox") && !policy.contains("script"),
+        "{policy}"
+    );
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.contains("<title>e1: a vs b</title>"));
+    for line in reproml_report::verdict_lines(&expected) {
+        let escaped = line
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        assert!(page.contains(&escaped), "{line}");
+    }
+    assert_eq!(page.matches("<svg").count(), 3, "box plots, curves, spread");
+    assert!(!page.contains("<img") && !page.contains("<?xml"));
+
     for (path, code) in [
         (
             "/v1/experiments/e1/comparison?variants=a",
@@ -800,6 +829,14 @@ async fn the_comparison_is_the_report_compare_makes_from_the_same_runs() {
         (
             "/v1/experiments/nope/comparison",
             ProblemCode::ExperimentNotFound,
+        ),
+        (
+            "/v1/experiments/e1/report.html?variants=a,b&alpha=0.7",
+            ProblemCode::BadQuery,
+        ),
+        (
+            "/v1/experiments/e1/report.html?variants=a",
+            ProblemCode::BadQuery,
         ),
     ] {
         let (status, headers, body) = send(&app, "GET", path, None, None).await;
@@ -860,4 +897,61 @@ async fn figures_are_drawn_by_the_reports_plotting_code() {
         let (status, headers, body) = send(&app, "GET", path, None, None).await;
         assert_eq!(problem(status, &headers, &body).code, code, "{path}");
     }
+}
+
+#[tokio::test]
+async fn failure_reports_are_checked_counted_and_shown_in_progress() {
+    let app = app("failures", None);
+    let e = create_e1(&app, None).await;
+    let path = "/v1/experiments/e1/variants/buggy/runs/1/failures";
+    let report = |seed: u64, error: &str| json!({"seed": seed, "error": error});
+    let seed = e.seeds[1].get();
+    // Refused: another run's seed, no error, a too long one, an unknown
+    // field, a run the experiment does not have.
+    for (path, body, want, code) in [
+        (path, report(seed + 1, "x"), 409, ProblemCode::SeedMismatch),
+        (path, report(seed, " \n"), 422, ProblemCode::InvalidFailure),
+        (
+            path,
+            report(seed, &"x".repeat(reproml_api::MAX_FAILURE_ERROR_BYTES + 1)),
+            422,
+            ProblemCode::InvalidFailure,
+        ),
+        (
+            path,
+            json!({"seed": seed, "error": "x", "attempt": 2}),
+            422,
+            ProblemCode::InvalidBody,
+        ),
+        (
+            "/v1/experiments/e1/variants/buggy/runs/3/failures",
+            report(seed, "x"),
+            404,
+            ProblemCode::RunNotFound,
+        ),
+    ] {
+        let (status, headers, body) = send(&app, "POST", path, Some(body), None).await;
+        let p = problem(status, &headers, &body);
+        assert_eq!((p.status, p.code), (want, code), "{path}: {}", p.detail);
+    }
+    let (_, _, body) = send(&app, "GET", "/v1/progress", None, None).await;
+    assert_eq!(body, b"[]", "nothing refused was kept");
+
+    for error in ["out of memory", "<script>alert(1)</script>"] {
+        let (status, _, body) = send(&app, "POST", path, Some(report(seed, error)), None).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let record: reproml_api::FailureRecord = serde_json::from_slice(&body).unwrap();
+        assert_eq!(record.last_error, error);
+    }
+    let (_, _, body) = send(&app, "GET", "/v1/progress", None, None).await;
+    let progress: Vec<reproml_api::VariantProgress> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(progress.len(), 1);
+    assert_eq!((progress[0].failing, progress[0].failure_reports), (1, 2));
+    assert_eq!(
+        progress[0].last_error.as_deref(),
+        Some("<script>alert(1)</script>")
+    );
+    let (_, _, body) = send(&app, "GET", "/v1/experiments/e1/failures", None, None).await;
+    let failures: Vec<reproml_api::FailureRecord> = serde_json::from_slice(&body).unwrap();
+    assert_eq!((failures.len(), failures[0].reports), (1, 2));
 }

@@ -172,9 +172,31 @@ fn every_wire_type_matches_its_schema_field_by_field() {
                 experiment: "e".parse().unwrap(),
                 variant: "buggy".parse().unwrap(),
                 recorded: 3,
-                first_recorded_at: "2026-11-27T00:00:00Z".into(),
-                last_recorded_at: "2026-11-27T00:01:00Z".into(),
-                artifact: result.artifact.clone(),
+                first_recorded_at: Some("2026-11-27T00:00:00Z".into()),
+                last_recorded_at: Some("2026-11-27T00:01:00Z".into()),
+                artifact: Some(result.artifact.clone()),
+                failing: 1,
+                failure_reports: 2,
+                last_error: Some("out of memory".into()),
+                last_failed_at: Some("2026-11-27T00:02:00Z".into()),
+            })
+            .unwrap(),
+        ),
+        (
+            "RunFailure",
+            serde_json::to_value(reproml_api::RunFailure::new(Seed::new(2), "out of memory"))
+                .unwrap(),
+        ),
+        (
+            "FailureRecord",
+            serde_json::to_value(reproml_api::FailureRecord {
+                experiment: "e".parse().unwrap(),
+                variant: "buggy".parse().unwrap(),
+                run: RunIndex::new(1),
+                reports: 2,
+                last_error: "out of memory".into(),
+                last_failed_at: "2026-11-27T00:02:00Z".into(),
+                recorded: false,
             })
             .unwrap(),
         ),

@@ -15,7 +15,7 @@ mod migrations;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use reproml_api::{Experiment, RecordedRun};
+use reproml_api::{Experiment, FailureRecord, RecordedRun};
 use reproml_core::run::{Artifact, RunResult};
 use reproml_core::seed::{SEED_MASK, experiment_seeds};
 use reproml_core::{ExperimentId, ExperimentSpec, RunIndex, Seed, VariantLabel};
@@ -569,12 +569,17 @@ impl Store {
         ))
     }
 
-    /// Deletes experiment `id` with its seeds, variants and runs; the
+    /// Deletes experiment `id` with its seeds, variants, runs and failure
+    /// reports; the
     /// number of runs deleted, or `None` when there was no such experiment.
     pub fn delete_experiment(&mut self, id: &ExperimentId) -> Result<Option<usize>, StoreError> {
         let tx = self.conn.savepoint()?;
         let runs = tx.execute(
             "DELETE FROM runs WHERE experiment = ?1",
+            params![id.as_str()],
+        )?;
+        tx.execute(
+            "DELETE FROM failures WHERE experiment = ?1",
             params![id.as_str()],
         )?;
         tx.execute(
@@ -593,9 +598,9 @@ impl Store {
         Ok((found > 0).then_some(runs))
     }
 
-    /// Deletes `variant` of experiment `id` with its runs, so that the name
-    /// can be used again (with another artifact); the number of runs
-    /// deleted, or `None` when the variant had none.
+    /// Deletes `variant` of experiment `id` with its runs and failure
+    /// reports, so that the name can be used again (with another artifact);
+    /// the number of runs deleted, or `None` when the variant had neither.
     pub fn delete_variant(
         &mut self,
         id: &ExperimentId,
@@ -610,8 +615,12 @@ impl Store {
             "DELETE FROM variants WHERE experiment = ?1 AND variant = ?2",
             params![id.as_str(), variant.as_str()],
         )?;
+        let failures = tx.execute(
+            "DELETE FROM failures WHERE experiment = ?1 AND variant = ?2",
+            params![id.as_str(), variant.as_str()],
+        )?;
         tx.commit()?;
-        Ok((found > 0 || runs > 0).then_some(runs))
+        Ok((found > 0 || runs > 0 || failures > 0).then_some(runs))
     }
 
     /// The artifact that trained `variant` of experiment `id`: the one of
@@ -699,35 +708,154 @@ impl Store {
             .map_err(|_| StoreError::Corrupt(format!("the change count {value:?} is not a number")))
     }
 
-    /// Every variant's progress: runs recorded, first and last recording
-    /// time and artifact, ordered by experiment then variant; one query,
-    /// so a dashboard can poll it.
-    pub fn progress(&self) -> Result<Vec<reproml_api::VariantProgress>, StoreError> {
+    /// Counts a failed attempt at a run and keeps its error as the run's
+    /// latest; durable when this returns. The experiment must exist (its
+    /// row is referenced).
+    pub fn record_failure(
+        &mut self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+        run: RunIndex,
+        error: &str,
+    ) -> Result<FailureRecord, StoreError> {
+        let failed_at = now();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO failures (experiment, variant, run, reports, last_error, last_failed_at)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5)
+                 ON CONFLICT(experiment, variant, run) DO UPDATE SET
+                   reports = MIN(reports + 1, 4294967295),
+                   last_error = excluded.last_error, last_failed_at = excluded.last_failed_at",
+            )?
+            .execute(params![
+                id.as_str(),
+                variant.as_str(),
+                i64::from(run.get()),
+                error,
+                failed_at
+            ])?;
+        let mut all = self.failures(id, Some((variant, run)))?;
+        all.pop()
+            .ok_or_else(|| StoreError::Corrupt("a failure just written is missing".into()))
+    }
+
+    /// The failure reports of experiment `id` (of one run with `only`), by
+    /// variant then run.
+    pub fn failures(
+        &self,
+        id: &ExperimentId,
+        only: Option<(&VariantLabel, RunIndex)>,
+    ) -> Result<Vec<FailureRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT r.experiment, r.variant, COUNT(*), MIN(r.recorded_at), MAX(r.recorded_at), v.artifact
-             FROM runs AS r JOIN variants AS v ON v.experiment = r.experiment AND v.variant = r.variant
-             GROUP BY r.experiment, r.variant ORDER BY r.experiment, r.variant",
+            "SELECT f.experiment, f.variant, f.run, f.reports, f.last_error, f.last_failed_at,
+                    EXISTS (SELECT 1 FROM runs AS r WHERE r.experiment = f.experiment
+                            AND r.variant = f.variant AND r.run = f.run)
+             FROM failures AS f
+             WHERE f.experiment = ?1 AND (?2 IS NULL OR (f.variant = ?2 AND f.run = ?3))
+             ORDER BY f.variant, f.run",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let (variant, run) = only.map_or((None, None), |(v, r)| {
+            (Some(v.as_str()), Some(i64::from(r.get())))
+        });
+        let rows = stmt.query_map(params![id.as_str(), variant, run], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
+                r.get::<_, i64>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, String>(5)?,
+                r.get::<_, bool>(6)?,
             ))
         })?;
         let corrupt = |e: String| StoreError::Corrupt(e);
         rows.map(|row| {
-            let (experiment, variant, recorded, first, last, artifact) = row?;
+            let (experiment, variant, run, reports, last_error, last_failed_at, recorded) = row?;
+            Ok(FailureRecord {
+                experiment: ExperimentId::new(experiment).map_err(|e| corrupt(e.to_string()))?,
+                variant: VariantLabel::new(variant).map_err(|e| corrupt(e.to_string()))?,
+                run: u32::try_from(run)
+                    .map(RunIndex::new)
+                    .map_err(|e| corrupt(e.to_string()))?,
+                reports: u32::try_from(reports).map_err(|e| corrupt(e.to_string()))?,
+                last_error,
+                last_failed_at,
+                recorded,
+            })
+        })
+        .collect()
+    }
+
+    /// Every variant's progress: runs recorded, first and last recording
+    /// time and artifact, failing runs and the latest error, ordered by
+    /// experiment then variant; one query, so a dashboard can poll it. A
+    /// variant whose runs only failed is listed too.
+    pub fn progress(&self) -> Result<Vec<reproml_api::VariantProgress>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "WITH recorded AS (
+                 SELECT experiment, variant, COUNT(*) AS n, MIN(recorded_at) AS first,
+                        MAX(recorded_at) AS last
+                 FROM runs GROUP BY experiment, variant),
+             failed AS (
+                 SELECT f.experiment, f.variant,
+                        SUM(NOT EXISTS (SELECT 1 FROM runs AS r WHERE r.experiment = f.experiment
+                                        AND r.variant = f.variant AND r.run = f.run)) AS failing,
+                        SUM(f.reports) AS reports,
+                        MAX(f.last_failed_at) AS last_failed_at
+                 FROM failures AS f GROUP BY f.experiment, f.variant),
+             sides AS (
+                 SELECT experiment, variant FROM recorded
+                 UNION SELECT experiment, variant FROM failed)
+             SELECT s.experiment, s.variant, COALESCE(rec.n, 0), rec.first, rec.last, v.artifact,
+                    COALESCE(fl.failing, 0), COALESCE(fl.reports, 0), fl.last_failed_at,
+                    (SELECT last_error FROM failures AS f
+                     WHERE f.experiment = s.experiment AND f.variant = s.variant
+                     ORDER BY f.last_failed_at DESC, f.run DESC LIMIT 1)
+             FROM sides AS s
+             LEFT JOIN recorded AS rec ON rec.experiment = s.experiment AND rec.variant = s.variant
+             LEFT JOIN failed AS fl ON fl.experiment = s.experiment AND fl.variant = s.variant
+             LEFT JOIN variants AS v ON v.experiment = s.experiment AND v.variant = s.variant
+             ORDER BY s.experiment, s.variant",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ),
+                (
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                ),
+            ))
+        })?;
+        let corrupt = |e: String| StoreError::Corrupt(e);
+        let count = |n: i64| u32::try_from(n).map_err(|e| corrupt(e.to_string()));
+        rows.map(|row| {
+            let (
+                (experiment, variant, recorded, first, last),
+                (artifact, failing, reports, last_failed_at, last_error),
+            ) = row?;
             Ok(reproml_api::VariantProgress {
                 experiment: ExperimentId::new(experiment).map_err(|e| corrupt(e.to_string()))?,
                 variant: VariantLabel::new(variant).map_err(|e| corrupt(e.to_string()))?,
-                recorded: u32::try_from(recorded).map_err(|e| corrupt(e.to_string()))?,
+                recorded: count(recorded)?,
                 first_recorded_at: first,
                 last_recorded_at: last,
-                artifact: serde_json::from_str(&artifact).map_err(|e| corrupt(e.to_string()))?,
+                artifact: artifact
+                    .map(|a| serde_json::from_str(&a).map_err(|e| corrupt(e.to_string())))
+                    .transpose()?,
+                failing: count(failing)?,
+                // A sum over many runs may pass u32: it is a count to show.
+                failure_reports: u32::try_from(reports).unwrap_or(u32::MAX),
+                last_error,
+                last_failed_at,
             })
         })
         .collect()

@@ -110,6 +110,26 @@ const MIGRATIONS: &[&str] = &[
      CREATE TRIGGER IF NOT EXISTS datasets_delete AFTER DELETE ON datasets BEGIN
          UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
      END;",
+    // 5: failure reports, one row per run (the count and the latest), so a
+    // run that fails forever costs one row however often it is retried.
+    "CREATE TABLE failures (
+         experiment TEXT NOT NULL REFERENCES experiments(id),
+         variant TEXT NOT NULL,
+         run INTEGER NOT NULL,
+         reports INTEGER NOT NULL,
+         last_error TEXT NOT NULL,
+         last_failed_at TEXT NOT NULL,
+         PRIMARY KEY (experiment, variant, run)
+     );
+     CREATE TRIGGER IF NOT EXISTS failures_insert AFTER INSERT ON failures BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS failures_update AFTER UPDATE ON failures BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;
+     CREATE TRIGGER IF NOT EXISTS failures_delete AFTER DELETE ON failures BEGIN
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+     END;",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

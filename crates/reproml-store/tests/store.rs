@@ -269,7 +269,7 @@ fn a_version_1_database_gets_its_variants_artifacts_from_its_first_results() {
     };
     // What version 1 of the schema was: the same, without `variants`.
     let raw = rusqlite::Connection::open(&db).unwrap();
-    raw.execute_batch("DROP TABLE variants; PRAGMA user_version = 1;")
+    raw.execute_batch("DROP TABLE variants; DROP TABLE failures; PRAGMA user_version = 1;")
         .unwrap();
     drop(raw);
     let mut store = Store::open(&db, Some(3)).unwrap();
@@ -420,5 +420,63 @@ fn every_change_from_any_connection_moves_the_change_count() {
     writer.delete_variant(&id, &v).unwrap();
     assert!(watcher.changes().unwrap() > recorded);
     assert!(writer.progress().unwrap().is_empty());
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn failures_are_counted_per_run_shown_in_progress_and_deleted_with_their_variant() {
+    let db = temp_db("failures");
+    let mut store = Store::open(&db, Some(1)).unwrap();
+    let e = store.create_experiment(&spec("e", 1)).unwrap().0;
+    let id = e.spec.id.clone();
+    let (buggy, fixed) = (
+        VariantLabel::new("buggy").unwrap(),
+        VariantLabel::new("fixed").unwrap(),
+    );
+    let before = store.changes().unwrap();
+    // A side whose runs only fail is listed, with no artifact yet.
+    store
+        .record_failure(&id, &buggy, RunIndex::new(2), "out of memory")
+        .unwrap();
+    let again = store
+        .record_failure(&id, &buggy, RunIndex::new(2), "checksum mismatch")
+        .unwrap();
+    assert_eq!((again.reports, again.recorded), (2, false));
+    assert_eq!(again.last_error, "checksum mismatch");
+    assert!(store.changes().unwrap() > before);
+    let progress = store.progress().unwrap();
+    assert_eq!(progress.len(), 1);
+    let p = &progress[0];
+    assert_eq!((p.recorded, p.failing, p.failure_reports), (0, 1, 2));
+    assert_eq!(p.last_error.as_deref(), Some("checksum mismatch"));
+    assert!(p.artifact.is_none() && p.first_recorded_at.is_none());
+
+    // Run 2 succeeds on a retry: no longer failing, its reports still counted.
+    let seed = e.run_seed(RunIndex::new(2)).unwrap();
+    store
+        .record_run(&id, &buggy, RunIndex::new(2), &sample_result(seed, 0.9, 1))
+        .unwrap();
+    store
+        .record_failure(&id, &fixed, RunIndex::new(0), "killed")
+        .unwrap();
+    let progress = store.progress().unwrap();
+    let p = &progress[0];
+    assert_eq!((p.recorded, p.failing, p.failure_reports), (1, 0, 2));
+    assert!(p.artifact.is_some() && p.last_recorded_at.is_some());
+    assert_eq!(
+        (progress[1].variant.as_str(), progress[1].failing),
+        ("fixed", 1)
+    );
+    let all = store.failures(&id, None).unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[0].recorded && !all[1].recorded);
+
+    // Deleting a variant that only failed finds it; deleting the
+    // experiment takes the rest.
+    assert_eq!(store.delete_variant(&id, &fixed).unwrap(), Some(0));
+    assert_eq!(store.failures(&id, None).unwrap().len(), 1);
+    store.delete_experiment(&id).unwrap();
+    assert!(store.failures(&id, None).unwrap().is_empty());
+    assert!(store.progress().unwrap().is_empty());
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }

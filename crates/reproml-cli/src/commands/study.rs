@@ -26,7 +26,8 @@ pub enum StudyCommand {
         after_long_help = "Examples:\n  reproml study run examples/studies/calibration.toml --embedded --db study.db\n  reproml study run study.toml --server http://127.0.0.1:7878 \\\n      --corpus corpus.json --labels labels.jsonl"
     )]
     Run(StudyRunArgs),
-    /// Show how many runs each side of each bug has recorded.
+    /// Show how many runs each side of each bug has recorded, and the runs
+    /// failing with their latest error.
     #[command(
         after_long_help = "Examples:\n  reproml study status examples/studies/calibration.toml --embedded --db study.db\n  reproml study status study.toml --server http://127.0.0.1:7878 --json"
     )]
@@ -112,6 +113,18 @@ struct BugStatus {
     recorded: Option<std::collections::BTreeMap<String, u32>>,
     runs: u32,
     complete: bool,
+    /// Runs reported failed and not recorded since, per side, with the
+    /// latest error.
+    failing: std::collections::BTreeMap<String, Vec<FailingRun>>,
+}
+
+/// A run that failed and has no result yet.
+#[derive(serde::Serialize)]
+struct FailingRun {
+    run: u32,
+    reports: u32,
+    last_error: String,
+    last_failed_at: String,
 }
 
 /// Runs a `reproml study` subcommand.
@@ -137,6 +150,20 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
                             .map(|r| r.iter().map(|(v, n)| (v.to_string(), *n)).collect()),
                         runs: study.runs,
                         complete: p.complete(study.runs),
+                        failing: p.failing.iter().fold(
+                            std::collections::BTreeMap::new(),
+                            |mut by, f| {
+                                by.entry(f.variant.to_string())
+                                    .or_insert_with(Vec::new)
+                                    .push(FailingRun {
+                                        run: f.run.get(),
+                                        reports: f.reports,
+                                        last_error: f.last_error.clone(),
+                                        last_failed_at: f.last_failed_at.clone(),
+                                    });
+                                by
+                            },
+                        ),
                     })
                     .collect();
                 return crate::output::print_json(&bugs);
@@ -150,9 +177,37 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
                     None => vec!["not started".into()],
                 };
                 println!("{:<32} {}", bug.experiment, counts.join("   "));
+                // The latest failure per side: enough to see what broke.
+                let mut shown = std::collections::BTreeSet::new();
+                for f in bug.failing.iter().rev() {
+                    if shown.insert(&f.variant) {
+                        let n = bug
+                            .failing
+                            .iter()
+                            .filter(|g| g.variant == f.variant)
+                            .count();
+                        println!(
+                            "  {}: {n} run(s) failing; run {} at {}: {}",
+                            f.variant,
+                            f.run,
+                            f.last_failed_at,
+                            first_line(&f.last_error)
+                        );
+                    }
+                }
             }
             Ok(())
         }
+    }
+}
+
+/// The first line of an error, cut to 200 characters: a status line, not
+/// a log (`--json` has it whole).
+fn first_line(error: &str) -> String {
+    let line = error.lines().next().unwrap_or_default();
+    match line.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line.to_owned(),
     }
 }
 
