@@ -302,3 +302,26 @@ def test_failures_show_on_the_progress_and_experiment_pages_as_text(server, brow
     assert "crashing" not in [c.get_attribute("value") for c in browser.find_elements(By.CSS_SELECTOR, "input[name=variant]")]
     assert browser.execute_script("return window.pwned") is None
     assert console_errors(browser) == []
+
+
+def test_the_progress_page_shows_one_study_with_its_totals(server, browser):
+    """A study's experiments are named after it: typing its name keeps
+    them and adds a row of totals."""
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/progress")
+    updated(browser)
+    field = browser.find_element(By.CSS_SELECTOR, "input[name=study]")
+    field.send_keys("browser")
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "Progress of browser")
+    updated(browser)
+    assert browser.current_url.endswith("#/progress?study=browser-")
+    rows = [r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "total" not in r.get_attribute("class")]
+    assert rows and all(r.text.startswith(EXPERIMENT) for r in rows)
+    total = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "tbody tr.total td")]
+    recorded = sum(int(r.find_elements(By.TAG_NAME, "td")[2].text.split(" / ")[0]) for r in rows)
+    assert total[0] == "1 experiment" and total[1] == f"{len(rows)} sides", total
+    assert total[2].startswith(f"{recorded} / {4 * len(rows)}"), total
+    browser.get(f"{server['url']}/#/progress?study=nothing-")
+    updated(browser)
+    assert "No runs recorded yet for experiments named nothing-" in browser.find_element(By.TAG_NAME, "main").text

@@ -415,32 +415,71 @@ function failureTable(failures) {
       h("td", { class: "text" }, h("pre", { class: "error" }, f.last_error)))))));
 }
 
-/** Runs per side, rate and time left, for every experiment with runs. */
-async function progressView() {
+/** Runs recorded per second between the first and the last, or null. */
+function rateOf(recorded, first, last) {
+  const seconds = recorded > 1 ? (Date.parse(last) - Date.parse(first)) / 1000 : 0;
+  return seconds > 0 ? (recorded - 1) / seconds : null;
+}
+
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+const timeLeft = (left, rate) => left <= 0 ? "done" : rate ? `≈ ${Math.ceil(left / rate / 60)} min at the recent rate` : "—";
+
+/**
+ * Runs per side, rate and time left, failing runs and the latest error,
+ * for every experiment with runs; `?study=NAME-` keeps one study's
+ * experiments (their identifiers start with the study's name) and totals
+ * them, since a study trains its sides one after the other.
+ */
+async function progressView(options) {
   const [experiments, progress] = await Promise.all([api("/v1/experiments"), api("/v1/progress")]);
   const by = progressBy(progress);
+  const prefix = options.get("study") || "";
   const rows = [];
-  for (const e of experiments) {
+  const sides = [];
+  for (const e of experiments.filter((x) => x.id.startsWith(prefix))) {
     for (const p of by.get(e.id) || []) {
-      const seconds = p.recorded ? (Date.parse(p.last_recorded_at) - Date.parse(p.first_recorded_at)) / 1000 : 0;
-      const rate = p.recorded > 1 && seconds > 0 ? (p.recorded - 1) / seconds : null;
-      const left = e.runs - p.recorded;
-      const eta = left <= 0 ? "done" : rate ? `≈ ${Math.ceil(left / rate / 60)} min at the recent rate` : "—";
+      sides.push({ e, p });
       rows.push(h("tr", {},
         h("td", { class: "text" }, h("a", { href: `#/e/${enc(e.id)}` }, e.id)),
         h("td", { class: "text" }, p.variant),
         h("td", {}, h("progress", { max: e.runs, value: p.recorded }), ` ${p.recorded} / ${e.runs}`),
         h("td", { class: "text" }, p.last_recorded_at || "—"),
-        h("td", { class: "text" }, eta),
+        h("td", { class: "text" }, timeLeft(e.runs - p.recorded, rateOf(p.recorded, p.first_recorded_at, p.last_recorded_at))),
         h("td", { class: p.failing ? "failing" : false }, `${p.failing}`),
         h("td", { class: "text" }, p.last_error ? h("span", { class: "error", title: p.last_error }, `${p.last_failed_at}: ${firstLine(p.last_error)}`) : "")));
     }
   }
-  show(h("h1", {}, "Progress"),
-    h("p", { class: "muted" }, `Runs recorded per side, and runs that failed without a result since, with the latest error (the experiment's page lists every failing run); updates every ${POLL_MS / 1000} s (only what changed is fetched again).`),
+  let total = null;
+  if (prefix && sides.length) {
+    const recorded = sides.reduce((n, s) => n + s.p.recorded, 0);
+    const planned = sides.reduce((n, s) => n + s.e.runs, 0);
+    const times = sides.flatMap((s) => [s.p.first_recorded_at, s.p.last_recorded_at]).filter(Boolean).sort();
+    const failing = sides.reduce((n, s) => n + s.p.failing, 0);
+    total = h("tr", { class: "total" },
+      h("td", { class: "text" }, plural(new Set(sides.map((s) => s.e.id)).size, "experiment")),
+      h("td", { class: "text" }, plural(sides.length, "side")),
+      h("td", {}, h("progress", { max: planned, value: recorded }), ` ${recorded} / ${planned}`),
+      h("td", { class: "text" }, times.at(-1) || "—"),
+      h("td", { class: "text" }, timeLeft(planned - recorded, rateOf(recorded, times[0], times.at(-1)))),
+      h("td", { class: failing ? "failing" : false }, `${failing}`),
+      h("td", { class: "text" }, ""));
+  }
+  const study = h("input", { type: "search", name: "study", value: prefix, placeholder: "study name", "aria-label": "study" });
+  const form = h("form", {
+    onsubmit: (event) => {
+      event.preventDefault();
+      const name = study.value.trim();
+      location.hash = name ? `#/progress?study=${enc(name.endsWith("-") ? name : `${name}-`)}` : "#/progress";
+    },
+  }, h("div", { class: "toolbar" }, h("label", {}, "one study: ", study), h("button", { type: "submit" }, "Show"),
+    h("span", { class: "muted" }, "its experiments are named after it (NAME-BUG); the totals assume it trains one side at a time, as `reproml study run` does")));
+  show(h("h1", {}, prefix ? `Progress of ${prefix.replace(/-$/, "")}` : "Progress"),
+    h("p", { class: "muted" }, `Runs recorded per side, and runs that failed without a result since, with the latest error (the experiment's page lists every failing run); updates every ${POLL_MS / 1000} s (only what changed is fetched again). Sides with neither runs nor failures yet are not listed.`),
+    form,
     rows.length ? h("div", { class: "scroll" }, h("table", {},
       h("thead", {}, h("tr", {}, ["experiment", "side", "runs", "last recorded (UTC)", "time left", "failing", "latest error"].map((t, i) => h("th", { class: [0, 1, 3, 4, 6].includes(i) ? "text" : false }, t)))),
-      h("tbody", {}, rows))) : h("p", { class: "muted" }, "No runs recorded yet."));
+      h("tbody", {}, rows, total))) : h("p", { class: "muted" }, prefix ? `No runs recorded yet for experiments named ${prefix}….` : "No runs recorded yet."));
 }
 
 // ---- token and routing -----------------------------------------------------
@@ -468,7 +507,7 @@ function route() {
   if (parts[0] === "e" && parts[2] === "compare" && parts.length === 4) {
     return () => compareView(parts[1], parts[3].split(","), new URLSearchParams(query));
   }
-  if (parts[0] === "progress") return progressView;
+  if (parts[0] === "progress") return () => progressView(new URLSearchParams(query));
   return experimentsView;
 }
 

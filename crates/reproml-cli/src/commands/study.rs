@@ -216,6 +216,15 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
     let origin = args.study.display().to_string();
     let connection = args.server.connect()?;
     let client = &connection.client;
+    if !crate::output::quiet() {
+        // The study's page of the dashboard (an embedded server's lives
+        // as long as this command).
+        eprintln!(
+            "progress of the study: {}/#/progress?study={}-",
+            client.base().trim_end_matches('/'),
+            study.name
+        );
+    }
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
