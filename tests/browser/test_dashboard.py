@@ -320,8 +320,13 @@ def test_the_progress_page_shows_one_study_with_its_totals(server, browser):
     assert rows and all(r.text.startswith(EXPERIMENT) for r in rows)
     total = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "tbody tr.total td")]
     recorded = sum(int(r.find_elements(By.TAG_NAME, "td")[2].text.split(" / ")[0]) for r in rows)
-    assert total[0] == "1 experiment" and total[1] == f"{len(rows)} sides", total
+    assert total[0] == "1 experiment" and total[1] == f"{len(rows)} sides started", total
     assert total[2].startswith(f"{recorded} / {4 * len(rows)}"), total
+    # With the study's size, as `reproml study run` prints the address.
+    browser.get(f"{server['url']}/#/progress?study=browser-&planned=40")
+    updated(browser)
+    total = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "tbody tr.total td")]
+    assert total[1] == f"{len(rows)} sides" and total[2].endswith(f"{recorded} / 40"), total
     browser.get(f"{server['url']}/#/progress?study=nothing-")
     updated(browser)
     assert "No runs recorded yet for experiments named nothing-" in browser.find_element(By.TAG_NAME, "main").text

@@ -1,5 +1,5 @@
 """Python client of the ReproduceML server."""
 
-from .client import Client, CorruptStream, ProblemError, Split, Unreachable
+from .client import Client, CorruptStream, ProblemError, Split, TlsError, Unreachable
 
-__all__ = ["Client", "CorruptStream", "ProblemError", "Split", "Unreachable"]
+__all__ = ["Client", "CorruptStream", "ProblemError", "Split", "TlsError", "Unreachable"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import ssl
 import struct
 import time
 import urllib.error
@@ -43,6 +44,11 @@ class CorruptStream(Exception):
 
 class Unreachable(Exception):
     """The server could not be reached, even after retries."""
+
+
+class TlsError(Unreachable):
+    """The TLS connection failed: most often a server certificate this
+    client does not trust. Not retried."""
 
 
 @dataclass
@@ -183,7 +189,9 @@ def decode_split(stream: BinaryIO) -> Split:
 def cut_error(error: str) -> str:
     """`error` cut at a character boundary to what the server keeps, with
     an ellipsis where it was cut."""
-    data = error.encode("utf-8")
+    # Lone surrogates (undecodable file names) cannot be sent as UTF-8.
+    data = error.encode("utf-8", "backslashreplace")
+    error = data.decode("utf-8")
     if len(data) <= MAX_FAILURE_ERROR_BYTES:
         return error
     ellipsis = "\u2026"
@@ -205,15 +213,25 @@ class Client:
 
     Connection failures and `503 Service Unavailable` answers are retried
     with exponential backoff (100 ms, 200 ms, ..., or the server's
-    Retry-After); every call is idempotent, so this is safe. Other
-    answers, problems included, are not retried.
+    Retry-After); every call retried is idempotent (failure reports are
+    sent once), so this is safe. Other answers, problems included, are not
+    retried. An https:// server's certificate is checked against the
+    system's roots, or only against `ca_cert` (a PEM file: a private CA).
     """
 
-    def __init__(self, base: str, token: Optional[str] = None, retries: int = 5, timeout: float = 600.0) -> None:
+    def __init__(self, base: str, token: Optional[str] = None, retries: int = 5, timeout: float = 600.0,
+                 ca_cert: Optional[str] = None) -> None:
         self.base = base.rstrip("/")
         self.token = token
         self.retries = retries
         self.timeout = timeout
+        self.ca_cert = ca_cert
+        self._context = ssl.create_default_context(cafile=ca_cert) if ca_cert else None
+
+    def quick(self) -> "Client":
+        """The same client, for one call that must not be retried or wait
+        long (a failure report)."""
+        return Client(self.base, self.token, retries=0, timeout=min(self.timeout, 30.0), ca_cert=self.ca_cert)
 
     def _open(self, method: str, path: str, body: Optional[Any] = None, accept: str = "application/json") -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -225,7 +243,7 @@ class Client:
         request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
         for attempt in range(self.retries + 1):
             try:
-                return urllib.request.urlopen(request, timeout=self.timeout)
+                return urllib.request.urlopen(request, timeout=self.timeout, context=self._context)
             except urllib.error.HTTPError as e:
                 if e.code == 503 and attempt < self.retries:
                     time.sleep(_retry_after(e.headers.get("Retry-After"), attempt))
@@ -236,6 +254,10 @@ class Client:
                 except (ValueError, KeyError):
                     raise ProblemError(e.code, "unknown", f"status {e.code} without a problem object") from None
             except (urllib.error.URLError, ConnectionError) as e:
+                reason = getattr(e, "reason", e)
+                if isinstance(reason, ssl.SSLError):
+                    raise TlsError(f"the TLS connection to {self.base} failed: {reason}. If the server's certificate "
+                                   "comes from a private CA, give it with --ca-cert FILE (or REPROML_CA_CERT)") from None
                 if attempt == self.retries:
                     raise Unreachable(f"cannot reach the ReproduceML server at {self.base}: {e}") from None
                 time.sleep(0.1 * 2**attempt)
@@ -281,7 +303,9 @@ class Client:
         study status`; the error is cut to the 4,096 bytes the server keeps."""
         path = (f"/v1/experiments/{urllib.parse.quote(experiment)}/variants/{urllib.parse.quote(variant)}"
                 f"/runs/{int(run)}/failures")
-        return self._json("POST", path, {"seed": int(seed), "error": cut_error(error)})
+        # Each report counts: sent once, so a lost answer cannot count it
+        # twice, and a server that is down does not hold the run's error back.
+        return self.quick()._json("POST", path, {"seed": int(seed), "error": cut_error(error)})
 
     def failures(self, experiment: str) -> List[Dict[str, Any]]:
         """Every run of the experiment with failure reports."""

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import torch as rtorch
-from .client import Client, Split
+from .client import Client, Split, Unreachable
 from .metrics import confusion_matrix, metrics_of
 from .models import StreamDropout, build
 from .streams import Stream, epoch_orders
@@ -185,8 +185,11 @@ def _report_failure(client: Client, experiment: str, variant: str, run: int, err
     effort: when the server is what failed, so does the report."""
     where = "".join(traceback.format_tb(error.__traceback__)[-3:])
     text = f"{type(error).__name__}: {error}\n{where}".rstrip()
+    if isinstance(error, Unreachable):
+        return  # nobody to tell
     try:
-        client.post_failure(experiment, variant, run, client.seed(experiment, run)["seed"], text)
+        quick = client.quick()
+        quick.post_failure(experiment, variant, run, quick.seed(experiment, run)["seed"], text)
     except Exception:  # noqa: BLE001 - the run's own error is the one to raise
         pass
 
@@ -208,6 +211,9 @@ def main(argv=None) -> int:
     parser.add_argument("--token", default=None, help="the server's bearer token")
     parser.add_argument("--token-file", default=None,
                         help="file holding the server's token (default: $REPROML_TOKEN_FILE)")
+    parser.add_argument("--ca-cert", default=os.environ.get("REPROML_CA_CERT") or None,
+                        help="CA certificate(s) to trust for an https:// server (PEM), instead of the system's roots "
+                        "(default: $REPROML_CA_CERT)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only errors")
     args = parser.parse_args(argv)
     if not args.server:
@@ -216,7 +222,7 @@ def main(argv=None) -> int:
     note = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     wanted, skipped, recorded = [], [], 0
     try:
-        client = Client(args.server, _token(args))
+        client = Client(args.server, _token(args), ca_cert=args.ca_cert)
         experiment = client.experiment(args.experiment)
         wanted = args.runs if args.runs is not None else list(range(experiment["runs"]))
         done = {r["run"] for r in client.runs(args.experiment, args.variant)}

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from reproml import Client, CorruptStream, ProblemError
+from reproml import Client, CorruptStream, ProblemError, TlsError
 from reproml.client import MAX_FAILURE_ERROR_BYTES, cut_error, decode_split
 from reproml.metrics import confusion_matrix, metrics_of
 
@@ -266,3 +266,28 @@ def test_a_long_error_is_cut_at_a_character_boundary_and_accepted(server):
     assert cut_error("short") == "short"
     record = client.post_failure("cut", "v", 0, experiment["seeds"][0], long)
     assert record["last_error"] == cut and record["reports"] == 1
+
+
+def test_an_https_server_is_trusted_through_its_private_ca(tmp_path):
+    """`reproml server --tls-cert --tls-key` with a CA made by
+    scripts/private-ca.sh: trusted with ca_cert, refused (at once, saying
+    what to give) without it."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "private-ca.sh"), str(tmp_path), "127.0.0.1", "localhost"],
+                   check=True, capture_output=True)
+    process = subprocess.Popen(
+        [BINARY, "server", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "tls.db"),
+         "--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.key")],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        url = next(word for word in process.stderr.readline().split() if word.startswith("https://"))
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        client = Client(url, ca_cert=str(tmp_path / "ca.pem"))
+        assert client.health()["status"] == "ok"
+        experiment = client.create_experiment({**SPEC, "id": "tls"})
+        split = client.split("tls", 0, "test", experiment["seeds"][0])
+        assert split.header["examples"] > 0
+        with pytest.raises(TlsError, match="--ca-cert"):
+            Client(url, retries=3).health()
+    finally:
+        process.kill()
+        process.wait()

@@ -21,6 +21,11 @@ pub struct ServerArgs {
     /// [default: $REPROML_TOKEN_FILE].
     #[arg(long, conflicts_with_all = ["embedded", "db"])]
     pub token_file: Option<PathBuf>,
+    /// CA certificate(s) to trust for an https:// server (PEM), instead of
+    /// the system's roots: a cluster's private CA [default:
+    /// $REPROML_CA_CERT].
+    #[arg(long, value_name = "PEM", conflicts_with_all = ["embedded", "db"])]
+    pub ca_cert: Option<PathBuf>,
     /// Start a server inside this process on a database file (--db, default
     /// reproml.db), instead of using a running one (--server).
     #[arg(long)]
@@ -50,6 +55,7 @@ impl ServerArgs {
         Self {
             server: None,
             token_file: None,
+            ca_cert: None,
             embedded: true,
             db: Some(db),
             master_seed,
@@ -62,6 +68,7 @@ impl ServerArgs {
     pub fn reading(
         server: Option<String>,
         token_file: Option<PathBuf>,
+        ca_cert: Option<PathBuf>,
         embedded: bool,
         db: Option<PathBuf>,
     ) -> Self {
@@ -69,6 +76,7 @@ impl ServerArgs {
             embedded: embedded || (server.is_none() && server_from_env().is_none()),
             server,
             token_file,
+            ca_cert,
             db,
             master_seed: None,
         }
@@ -105,10 +113,10 @@ impl ServerArgs {
     /// with a message that offers both.
     fn url(&self) -> Result<Option<String>> {
         if self.embedded || self.db.is_some() {
-            if self.token_file.is_some() {
+            if self.token_file.is_some() || self.ca_cert.is_some() {
                 return Err(usage(
-                    "--token-file is for a server given by --server or REPROML_SERVER, \
-                     not for a database in this process",
+                    "--token-file and --ca-cert are for a server given by --server or \
+                     REPROML_SERVER, not for a database in this process",
                 ));
             }
             return Ok(None);
@@ -123,6 +131,15 @@ impl ServerArgs {
         ))
     }
 
+    /// The CA certificate file: --ca-cert, else `REPROML_CA_CERT`.
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.ca_cert.clone().or_else(|| {
+            std::env::var_os("REPROML_CA_CERT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+
     /// The embedded server's database.
     fn db(&self) -> PathBuf {
         self.db.clone().unwrap_or_else(|| DEFAULT_DB.into())
@@ -130,9 +147,9 @@ impl ServerArgs {
 
     fn start(&self, allow_delete: bool) -> Result<Connection> {
         if let Some(url) = &self.url()? {
-            if !url.starts_with("http://") {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
                 return Err(usage(&format!(
-                    "the server must be an http:// URL (got {url:?}); https is not supported yet"
+                    "the server must be an http:// or https:// URL (got {url:?})"
                 )));
             }
             let token = self
@@ -146,7 +163,14 @@ impl ServerArgs {
                 .as_deref()
                 .map(crate::files::read_token)
                 .transpose()?;
-            let client = Client::new(url, token);
+            let mut client = Client::new(url, token);
+            if let Some(ca) = self.ca_cert() {
+                let pem = std::fs::read(&ca)
+                    .with_context(|| format!("cannot read the CA certificate {}", ca.display()))?;
+                client = client
+                    .with_ca_certificates(&pem)
+                    .with_context(|| format!("cannot trust {}", ca.display()))?;
+            }
             client
                 .health()
                 .with_context(|| format!("no ReproduceML server answers at {url}"))?;
@@ -162,6 +186,7 @@ impl ServerArgs {
             token: None,
             limits: Limits::default(),
             allow_delete,
+            tls: None,
         })
         .with_context(|| format!("cannot start the embedded server on {}", db.display()))?;
         Ok(Connection {

@@ -54,7 +54,7 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Run the server: experiments, seeds, data and results over HTTP.
     #[command(
-        after_long_help = "Examples:\n  reproml server\n  reproml server --db study.db --listen 127.0.0.1:9000\n  reproml server --listen 0.0.0.0:7878 --token-file token.txt"
+        after_long_help = "Examples:\n  reproml server\n  reproml server --db study.db --listen 127.0.0.1:9000\n  reproml server --listen 0.0.0.0:7878 --token-file token.txt \\\n      --tls-cert server.pem --tls-key server.key"
     )]
     Server(commands::server::ServerArgs),
     /// Train an experiment's runs for one variant and record the results.

@@ -47,7 +47,7 @@ fn start_server_with(db: &Path, more: &[&std::ffi::OsStr]) -> (Child, String) {
         .unwrap();
     let url = line
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_owned();
     (child, url)
@@ -155,6 +155,106 @@ fn listening_beyond_loopback_needs_a_token() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
+
+    // A token is not enough: it would cross the network in the clear.
+    std::fs::write(dir.join("token"), "0123456789abcdef0123\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args(["server", "--listen", "0.0.0.0:0", "--token-file"])
+        .arg(dir.join("token"))
+        .arg("--db")
+        .arg(dir.join("r.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("over plain HTTP") && err.contains("--tls-cert"),
+        "{err}"
+    );
+    assert!(!dir.join("r.db").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `reproml server --tls-cert --tls-key` and a client given the private CA
+/// (`--ca-cert`, or `REPROML_CA_CERT`): a run trained over HTTPS; without
+/// the CA the client refuses the server and says what to give.
+#[test]
+fn runs_are_trained_over_https_with_a_private_ca() {
+    let dir = temp_dir("tls");
+    let (ca, files) = reproml_server::tls_testing::private_ca(&dir);
+    let token = dir.join("token");
+    std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let (mut server, url) = start_server_with(
+        &dir.join("r.db"),
+        &[
+            "--token-file".as_ref(),
+            token.as_ref(),
+            "--tls-cert".as_ref(),
+            files.cert.as_ref(),
+            "--tls-key".as_ref(),
+            files.key.as_ref(),
+        ],
+    );
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let spec = dir.join("spec.toml");
+    std::fs::write(
+        &spec,
+        "id = \"tls\"\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 1\nruns = 1\n",
+    )
+    .unwrap();
+    let reproml = |args: &[&std::ffi::OsStr], ca_env: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproml"));
+        cmd.args(args)
+            .env("REPROML_SERVER", &url)
+            .env("REPROML_TOKEN_FILE", &token)
+            .env_remove("REPROML_CA_CERT");
+        if let Some(ca) = ca_env {
+            cmd.env("REPROML_CA_CERT", ca);
+        }
+        cmd.output().unwrap()
+    };
+    let run = reproml(
+        &[
+            "run".as_ref(),
+            "--experiment".as_ref(),
+            "tls".as_ref(),
+            "--spec".as_ref(),
+            spec.as_ref(),
+            "--variant".as_ref(),
+            "v".as_ref(),
+            "--ca-cert".as_ref(),
+            ca.as_ref(),
+            "-q".as_ref(),
+        ],
+        None,
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let listed = reproml(
+        &[
+            "experiment".as_ref(),
+            "runs".as_ref(),
+            "tls".as_ref(),
+            "--json".as_ref(),
+        ],
+        Some(&ca),
+    );
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    let refused = reproml(&["experiment".as_ref(), "list".as_ref()], None);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("TLS") && err.contains("--ca-cert"), "{err}");
+    server.kill().unwrap();
+    server.wait().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
 

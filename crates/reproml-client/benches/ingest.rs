@@ -100,6 +100,7 @@ fn main() {
         token: None,
         limits: Limits::default(),
         allow_delete: false,
+        tls: None,
     })
     .unwrap();
     let client = Client::new(&server.url(), None);

@@ -46,6 +46,23 @@ pub enum ClientError {
         /// The last transport error.
         message: String,
     },
+    /// The TLS connection failed: most often a certificate this client
+    /// does not trust.
+    #[error(
+        "the TLS connection to {url} failed: {message}. If the server's certificate comes from a \
+         private CA, give that CA's certificate with --ca-cert FILE (or REPROML_CA_CERT)"
+    )]
+    Tls {
+        /// The URL called.
+        url: String,
+        /// What rustls said.
+        message: String,
+    },
+    /// The CA certificates given to trust cannot be read.
+    #[error(
+        "cannot use the CA certificates: {0} (a PEM file with -----BEGIN CERTIFICATE----- is expected)"
+    )]
+    BadCaCertificates(String),
     /// The server answered with a problem.
     #[error("{status} {name}: {detail}")]
     Problem {
@@ -109,19 +126,34 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:7878`),
     /// sending `token` as a bearer token when given.
+    /// An `https://` server's certificate is checked against the system's
+    /// roots ([`Client::with_ca_certificates`] for a private CA).
     pub fn new(base: &str, token: Option<String>) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(600)))
-            .build()
-            .new_agent();
         Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
-            agent,
+            agent: agent(ureq::tls::RootCerts::PlatformVerifier),
             retries: 5,
         }
+    }
+
+    /// Trusts only the CA certificates in `pem` (one or more PEM blocks):
+    /// a cluster's private CA, or a server's self-signed certificate.
+    pub fn with_ca_certificates(mut self, pem: &[u8]) -> Result<Self, ClientError> {
+        let certificates = ureq::tls::parse_pem(pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(ClientError::BadCaCertificates(e.to_string()))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if certificates.is_empty() {
+            return Err(ClientError::BadCaCertificates(
+                "it holds no certificate".into(),
+            ));
+        }
+        self.agent = agent(ureq::tls::RootCerts::new_with_certs(&certificates));
+        Ok(self)
     }
 
     /// Sets how many times a connection failure or a `503 Service
@@ -185,13 +217,20 @@ impl Client {
             };
             match result {
                 // A busy or overloaded server asks to be tried again: every
-                // call of this API is idempotent (a result or experiment
-                // posted twice is recognised), so retrying is safe.
+                // call retried is idempotent (a result or experiment posted
+                // twice is recognised; failure reports are sent without
+                // retries), so retrying is safe.
                 Ok(response) if response.status().as_u16() == 503 && attempt < self.retries => {
                     std::thread::sleep(retry_after(&response).unwrap_or(backoff(attempt)));
                     attempt += 1;
                 }
                 Ok(response) => return Ok((url, response)),
+                Err(e) if tls_failure(&e).is_some() => {
+                    return Err(ClientError::Tls {
+                        url,
+                        message: tls_failure(&e).unwrap_or_default(),
+                    });
+                }
                 Err(e) if attempt < self.retries && is_transient(&e) => {
                     std::thread::sleep(backoff(attempt));
                     attempt += 1;
@@ -376,7 +415,12 @@ impl Client {
                 message: e.to_string(),
             }
         })?;
+        // Each report counts: not retried, so a lost answer cannot count
+        // it twice (and a server that is down does not hold the run's own
+        // error back for seconds).
         Ok(self
+            .clone()
+            .with_retries(0)
             .json(
                 "POST",
                 &format!("/v1/experiments/{id}/variants/{variant}/runs/{run}/failures"),
@@ -439,6 +483,38 @@ fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> 
         .parse()
         .ok()?;
     Some(Duration::from_secs(secs.min(60)))
+}
+
+/// The agent every call goes through: statuses as answers, not errors;
+/// TLS with rustls (ring) checking certificates against `roots`.
+fn agent(roots: ureq::tls::RootCerts) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .timeout_global(Some(Duration::from_secs(600)))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .root_certs(roots)
+                .build(),
+        )
+        .build()
+        .new_agent()
+}
+
+/// What went wrong, when `e` is a TLS failure (a certificate refused, a
+/// server that does not speak TLS): never retried, since trying again
+/// cannot help.
+fn tls_failure(e: &ureq::Error) -> Option<String> {
+    match e {
+        ureq::Error::Tls(message) => Some((*message).to_owned()),
+        ureq::Error::Rustls(inner) => Some(inner.to_string()),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .map(ToString::to_string),
+        _ => None,
+    }
 }
 
 fn is_transient(e: &ureq::Error) -> bool {

@@ -25,6 +25,7 @@ fn start(db: &Path, token: Option<&str>) -> EmbeddedServer {
         token: token.map(str::to_owned),
         limits: Limits::default(),
         allow_delete: false,
+        tls: None,
     })
     .unwrap()
 }

@@ -111,6 +111,7 @@ fn start_server(name: &str) -> (EmbeddedServer, std::path::PathBuf) {
         token: None,
         limits: Limits::default(),
         allow_delete: false,
+        tls: None,
     })
     .unwrap();
     (server, dir)

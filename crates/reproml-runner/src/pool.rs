@@ -183,7 +183,7 @@ pub fn train_variant(
                             outcome.failed.push(run);
                             drop(outcome);
                             let error = describe(&e);
-                            report_failure(client, plan, run, &error);
+                            report_failure(client, plan, run, &e, &error);
                             observer.event(Event::RunFailed { worker, run, error });
                         }
                     }
@@ -204,9 +204,22 @@ pub fn train_variant(
 }
 
 /// Tells the server that `run` failed, so that the dashboard shows it.
-/// Best effort: when the server is what failed, the report fails too, and
-/// the run's failure is still in the outcome and the events.
-fn report_failure(client: &Client, plan: &VariantPlan<'_>, run: RunIndex, error: &str) {
+/// Best effort: the run's failure is in the outcome and the events
+/// whatever becomes of the report.
+fn report_failure(
+    client: &Client,
+    plan: &VariantPlan<'_>,
+    run: RunIndex,
+    failure: &RunnerError,
+    error: &str,
+) {
+    let unreachable = matches!(
+        failure,
+        RunnerError::Client(reproml_client::ClientError::Unreachable { .. })
+    );
+    if unreachable {
+        return; // nobody to tell
+    }
     if let Some(seed) = plan.experiment.run_seed(run) {
         // Its own error would only repeat the run's (the server is down).
         let _ = client.post_failure(&plan.experiment.spec.id, plan.variant, run, seed, error);

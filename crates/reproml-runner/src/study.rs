@@ -205,13 +205,15 @@ impl CommandSide<'_> {
                 line: line.clone(),
                 source,
             })?;
-        let missing = missing_runs(client, self.experiment, self.variant, &all)?;
         if !status.success() {
             observer.event(Event::CommandFailed {
                 experiment: id.clone(),
                 variant: self.variant.clone(),
                 status: status.to_string(),
             });
+        }
+        let missing = missing_runs(client, self.experiment, self.variant, &all)?;
+        if !status.success() && !interrupted(status) {
             // A client that died before it could report (a crash, an
             // import error) is reported here, on the first run it left
             // out, so that the dashboard shows the side failing.
@@ -242,6 +244,17 @@ impl CommandSide<'_> {
             })
             .unwrap_or(0)
     }
+}
+
+/// Whether the command ended because of Ctrl-C or a termination signal
+/// (directly, or as a shell reports it: 128 + the signal): an interruption,
+/// not a failure to report.
+fn interrupted(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    const SIGINT: i32 = 2;
+    const SIGTERM: i32 = 15;
+    matches!(status.signal(), Some(SIGINT | SIGTERM))
+        || matches!(status.code(), Some(c) if c == 128 + SIGINT || c == 128 + SIGTERM)
 }
 
 /// A `command` artifact's line with its placeholders filled in:
@@ -327,13 +340,14 @@ pub fn progress(
                 Err(e) if e.code() == Some(reproml_api::ProblemCode::ExperimentNotFound) => None,
                 Err(e) => return Err(e.into()),
             };
-            let failing = match recorded {
-                Some(_) => client
-                    .failures(&experiment)?
-                    .into_iter()
-                    .filter(|f| !f.recorded)
-                    .collect(),
-                None => Vec::new(),
+            let failing = match (&recorded, client.failures(&experiment)) {
+                (None, _) => Vec::new(),
+                (Some(_), Ok(all)) => all.into_iter().filter(|f| !f.recorded).collect(),
+                // A server from before failure reports.
+                (Some(_), Err(e)) if e.code() == Some(reproml_api::ProblemCode::RouteNotFound) => {
+                    Vec::new()
+                }
+                (Some(_), Err(e)) => return Err(e.into()),
             };
             Ok(BugProgress {
                 experiment,

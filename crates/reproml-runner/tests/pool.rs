@@ -33,6 +33,7 @@ fn fixture(name: &str) -> Fixture {
         token: None,
         limits: Limits::default(),
         allow_delete: false,
+        tls: None,
     })
     .unwrap();
     Fixture { server, dir }

@@ -153,6 +153,7 @@ fn every_flipped_byte_is_rejected_and_nothing_is_recorded() {
         token: None,
         limits: Limits::default(),
         allow_delete: false,
+        tls: None,
     })
     .unwrap();
     let direct = Client::new(&server.url(), None);

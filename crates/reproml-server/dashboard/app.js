@@ -447,18 +447,22 @@ async function progressView(options) {
         h("td", { class: "text" }, p.last_recorded_at || "—"),
         h("td", { class: "text" }, timeLeft(e.runs - p.recorded, rateOf(p.recorded, p.first_recorded_at, p.last_recorded_at))),
         h("td", { class: p.failing ? "failing" : false }, `${p.failing}`),
-        h("td", { class: "text" }, p.last_error ? h("span", { class: "error", title: p.last_error }, `${p.last_failed_at}: ${firstLine(p.last_error)}`) : "")));
+        h("td", { class: "text" }, p.last_error ? h("span", { class: p.failing ? "error" : "muted", title: p.last_error }, `${p.last_failed_at}: ${firstLine(p.last_error)}`) : "")));
     }
   }
   let total = null;
   if (prefix && sides.length) {
     const recorded = sides.reduce((n, s) => n + s.p.recorded, 0);
-    const planned = sides.reduce((n, s) => n + s.e.runs, 0);
+    // `reproml study run` puts the study's size in the address; without
+    // it only the sides started so far are counted.
+    const known = Number.parseInt(options.get("planned") || "", 10);
+    const started = sides.reduce((n, s) => n + s.e.runs, 0);
+    const planned = Number.isSafeInteger(known) && known >= started ? known : started;
     const times = sides.flatMap((s) => [s.p.first_recorded_at, s.p.last_recorded_at]).filter(Boolean).sort();
     const failing = sides.reduce((n, s) => n + s.p.failing, 0);
     total = h("tr", { class: "total" },
       h("td", { class: "text" }, plural(new Set(sides.map((s) => s.e.id)).size, "experiment")),
-      h("td", { class: "text" }, plural(sides.length, "side")),
+      h("td", { class: "text" }, planned === started ? `${plural(sides.length, "side")} started` : plural(sides.length, "side")),
       h("td", {}, h("progress", { max: planned, value: recorded }), ` ${recorded} / ${planned}`),
       h("td", { class: "text" }, times.at(-1) || "—"),
       h("td", { class: "text" }, timeLeft(planned - recorded, rateOf(recorded, times[0], times.at(-1)))),
@@ -471,6 +475,7 @@ async function progressView(options) {
       event.preventDefault();
       const name = study.value.trim();
       location.hash = name ? `#/progress?study=${enc(name.endsWith("-") ? name : `${name}-`)}` : "#/progress";
+      // (a typed name has no size: the totals count the sides started)
     },
   }, h("div", { class: "toolbar" }, h("label", {}, "one study: ", study), h("button", { type: "submit" }, "Show"),
     h("span", { class: "muted" }, "its experiments are named after it (NAME-BUG); the totals assume it trains one side at a time, as `reproml study run` does")));

@@ -25,9 +25,10 @@ use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// What the accept loop needs to know of [`crate::Limits`].
@@ -78,12 +79,13 @@ impl Table {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets
-/// the requests in flight finish.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
+/// completes, then lets the requests in flight finish.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let table = Arc::new(Mutex::new(Table::default()));
@@ -120,28 +122,45 @@ pub(crate) async fn serve(
             t.open.len() < limits.max_connections || t.evict_one()
         };
         if !room {
-            tasks.spawn(refuse_busy(stream));
+            let tls = tls.clone();
+            tasks.spawn(async move {
+                match tls {
+                    Some(tls) => {
+                        if let Some(stream) = handshake(&tls, stream, REFUSAL_TIMEOUT).await {
+                            refuse_busy(stream).await;
+                        }
+                    }
+                    None => refuse_busy(stream).await,
+                }
+            });
             continue;
         }
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let busy = Arc::new(AtomicUsize::new(0));
         let awaiting_body = Arc::new(AtomicUsize::new(0));
         let last_active = Arc::new(Mutex::new(Instant::now()));
-        let connection = serve_connection(
-            stream,
-            router.clone(),
-            limits,
-            Activity {
-                busy: busy.clone(),
-                awaiting_body: awaiting_body.clone(),
-                last_active: last_active.clone(),
-            },
-            stop_rx.clone(),
-            Leave {
-                table: table.clone(),
-                id,
-            },
-        );
+        let (router, stop, tls) = (router.clone(), stop_rx.clone(), tls.clone());
+        let activity = Activity {
+            busy: busy.clone(),
+            awaiting_body: awaiting_body.clone(),
+            last_active: last_active.clone(),
+        };
+        let leave = Leave {
+            table: table.clone(),
+            id,
+        };
+        // The handshake runs in the connection's own task, idle in the
+        // table (evictable) and bounded like a request head.
+        let connection = async move {
+            match tls {
+                Some(tls) => {
+                    if let Some(stream) = handshake(&tls, stream, limits.header_timeout).await {
+                        serve_connection(stream, router, limits, activity, stop, leave).await;
+                    }
+                }
+                None => serve_connection(stream, router, limits, activity, stop, leave).await,
+            }
+        };
         // Under the table's lock, so that the connection cannot end and
         // leave the table before it was entered.
         let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
@@ -231,8 +250,29 @@ impl Drop for Leave {
     }
 }
 
-async fn serve_connection(
+/// How long a refused TLS client may take over its handshake.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The TLS handshake within `timeout`; `None` (the socket closed) when it
+/// fails or takes longer: a client that does not speak TLS, or a
+/// certificate it refuses.
+async fn handshake(
+    tls: &TlsAcceptor,
     stream: TcpStream,
+    timeout: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(timeout, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     router: Router,
     limits: ConnectionLimits,
     activity: Activity,
@@ -278,7 +318,7 @@ async fn serve_connection(
 }
 
 /// Every slot holds a request in progress: say so rather than queue.
-async fn refuse_busy(mut stream: TcpStream) {
+async fn refuse_busy<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     // Read what the client already sent, so that closing does not reset the
     // connection before the client has read the answer.
     let mut head = [0u8; 8192];

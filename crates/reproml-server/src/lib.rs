@@ -3,7 +3,8 @@
 //! splits, and speaks the HTTP API of `docs/protocol.md` (OpenAPI at
 //! `/openapi.json`).
 //!
-//! Safe by default: it listens on loopback unless given a token, bounds
+//! Safe by default: it listens on loopback unless given a token and a TLS
+//! certificate, bounds
 //! request bodies, connections and handling time, and answers every bad
 //! request with a problem object while it goes on serving everyone else.
 
@@ -14,6 +15,7 @@ mod extract;
 mod log;
 mod routes;
 mod state;
+mod tls;
 mod views;
 
 use std::net::SocketAddr;
@@ -28,6 +30,9 @@ use tower_http::timeout::TimeoutLayer;
 pub use error::ApiError;
 pub use log::REQUEST_ID;
 pub use state::AppState;
+pub use tls::TlsFiles;
+#[cfg(feature = "test-support")]
+pub use tls::testing as tls_testing;
 
 /// Every route the server answers, as `(method, path)`: the OpenAPI
 /// document is tested to list exactly these.
@@ -105,6 +110,8 @@ pub struct ServerConfig {
     /// Lets a server without a token delete experiments and variants (a
     /// server with a token lets whoever holds the token delete).
     pub allow_delete: bool,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Why a server cannot start.
@@ -116,6 +123,20 @@ pub enum ServerError {
          Use 127.0.0.1 (the default), or give --token-file with a secret that clients send as a bearer token"
     )]
     NonLoopbackWithoutToken(SocketAddr),
+    /// Listening beyond loopback without TLS: the token would cross the
+    /// network in the clear.
+    #[error(
+        "refusing to listen on {0} over plain HTTP: the token and every result would cross the network          unencrypted. Give --tls-cert and --tls-key (docs/cluster.md shows how to make a private CA          and a certificate with openssl), or listen on 127.0.0.1"
+    )]
+    NonLoopbackWithoutTls(SocketAddr),
+    /// The certificate or key cannot be used.
+    #[error("cannot use {path} for TLS: {message}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The database cannot be opened.
     #[error(transparent)]
     Store(#[from] reproml_store::StoreError),
@@ -137,12 +158,20 @@ pub enum ServerError {
     },
 }
 
-/// Refuses a non-loopback address unless a token is set.
-pub fn check_listen_address(addr: SocketAddr, token: Option<&str>) -> Result<(), ServerError> {
-    if addr.ip().is_loopback() || token.is_some() {
+/// Refuses a non-loopback address unless a token is set and TLS is on.
+pub fn check_listen_address(
+    addr: SocketAddr,
+    token: Option<&str>,
+    tls: bool,
+) -> Result<(), ServerError> {
+    if addr.ip().is_loopback() {
         Ok(())
-    } else {
+    } else if token.is_none() {
         Err(ServerError::NonLoopbackWithoutToken(addr))
+    } else if !tls {
+        Err(ServerError::NonLoopbackWithoutTls(addr))
+    } else {
+        Ok(())
     }
 }
 
@@ -223,7 +252,10 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
 
 /// Opens the store and binds `addr`; call [`RunningServer::serve`] to answer.
 pub async fn bind(config: &ServerConfig, addr: SocketAddr) -> Result<BoundServer, ServerError> {
-    check_listen_address(addr, config.token.as_deref())?;
+    check_listen_address(addr, config.token.as_deref(), config.tls.is_some())?;
+    // The certificate before the address and the database: a typo in a
+    // path leaves nothing behind.
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     // The address first: a server that cannot listen must not leave a new,
     // empty database behind.
     let listener = tokio::net::TcpListener::bind(addr)
@@ -248,6 +280,7 @@ pub async fn bind(config: &ServerConfig, addr: SocketAddr) -> Result<BoundServer
         router: router(state.clone(), &config.limits),
         state,
         addr: local,
+        tls,
     })
 }
 
@@ -258,12 +291,18 @@ pub struct BoundServer {
     router: Router,
     state: AppState,
     addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl BoundServer {
     /// The address it listens on (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https` when it serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The shared state (for the master seed).
@@ -277,7 +316,7 @@ impl BoundServer {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        connections::serve(self.listener, self.router, self.limits, shutdown).await
+        connections::serve(self.listener, self.router, self.limits, self.tls, shutdown).await
     }
 }
 
@@ -285,6 +324,7 @@ impl BoundServer {
 /// free port: what `reproml run --embedded` and `reproml demo` use.
 pub struct EmbeddedServer {
     addr: SocketAddr,
+    scheme: &'static str,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
@@ -309,7 +349,7 @@ impl EmbeddedServer {
                             return Ok(());
                         }
                     };
-                    let _ = ready_tx.send(Ok(bound.local_addr()));
+                    let _ = ready_tx.send(Ok((bound.local_addr(), bound.scheme())));
                     bound
                         .serve(async move {
                             let _ = stop_rx.await;
@@ -321,20 +361,21 @@ impl EmbeddedServer {
                 addr: SocketAddr::from(([127, 0, 0, 1], 0)),
                 source,
             })?;
-        let addr = ready_rx.recv().map_err(|_| ServerError::Bind {
+        let (addr, scheme) = ready_rx.recv().map_err(|_| ServerError::Bind {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             source: std::io::Error::other("the server thread ended before it was ready"),
         })??;
         Ok(Self {
             addr,
+            scheme,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
     }
 
-    /// Its base URL, e.g. `http://127.0.0.1:40123`.
+    /// Its base URL, e.g. `http://127.0.0.1:40123` (`https` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 }
 

@@ -440,6 +440,9 @@ pub(crate) async fn post_result(
     Ok((status, axum::Json(stored)).into_response())
 }
 
+/// How many variants' worth of failing runs an experiment keeps.
+const MAX_FAILING_SIDES: u64 = 16;
+
 /// `POST …/variants/{variant}/runs/{run}/failures`: a failed attempt at
 /// a run, counted and kept as the run's latest error so that the dashboard
 /// shows it. Not idempotent: each report counts.
@@ -467,10 +470,29 @@ pub(crate) async fn post_failure(
                 .with("violations", problems),
         );
     }
+    // One row per failing run, but the variant label is the client's:
+    // bound the rows an experiment can gather.
+    let limit = u64::from(e.spec.runs) * MAX_FAILING_SIDES;
     let id = e.spec.id.clone();
     let stored = state
-        .write(move |store| Ok(store.record_failure(&id, &variant, run, &failure.error)?))
-        .await?;
+        .write(move |store| {
+            let new_row = store.failures(&id, Some((&variant, run)))?.is_empty();
+            if new_row && store.failing_runs(&id)? >= limit {
+                return Ok(None);
+            }
+            Ok(Some(store.record_failure(&id, &variant, run, &failure.error)?))
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ProblemCode::InvalidFailure,
+                format!(
+                    "experiment {} already keeps failure reports of {limit} runs ({MAX_FAILING_SIDES} \
+                     variants' worth); delete the variants that are not wanted",
+                    e.spec.id
+                ),
+            )
+        })?;
     tracing::info!(experiment = %stored.experiment, variant = %stored.variant, run = %stored.run,
         reports = stored.reports, "run failure reported");
     Ok((StatusCode::CREATED, axum::Json(stored)).into_response())

@@ -21,6 +21,7 @@ fn server(name: &str, limits: Limits) -> (EmbeddedServer, std::path::PathBuf) {
         token: Some(TOKEN.into()),
         limits,
         allow_delete: false,
+        tls: None,
     })
     .unwrap();
     (server, dir)

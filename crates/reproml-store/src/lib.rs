@@ -721,11 +721,12 @@ impl Store {
         let failed_at = now();
         self.conn
             .prepare_cached(
-                "INSERT INTO failures (experiment, variant, run, reports, last_error, last_failed_at)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5)
+                "INSERT INTO failures (experiment, variant, run, reports, last_error, last_failed_at, seq)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, (SELECT COALESCE(MAX(seq), 0) + 1 FROM failures))
                  ON CONFLICT(experiment, variant, run) DO UPDATE SET
                    reports = MIN(reports + 1, 4294967295),
-                   last_error = excluded.last_error, last_failed_at = excluded.last_failed_at",
+                   last_error = excluded.last_error, last_failed_at = excluded.last_failed_at,
+                   seq = excluded.seq",
             )?
             .execute(params![
                 id.as_str(),
@@ -737,6 +738,16 @@ impl Store {
         let mut all = self.failures(id, Some((variant, run)))?;
         all.pop()
             .ok_or_else(|| StoreError::Corrupt("a failure just written is missing".into()))
+    }
+
+    /// How many runs of experiment `id` have failure reports (rows kept):
+    /// the server bounds it.
+    pub fn failing_runs(&self, id: &ExperimentId) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM failures WHERE experiment = ?1")?
+            .query_row(params![id.as_str()], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// The failure reports of experiment `id` (of one run with `only`), by
@@ -808,9 +819,13 @@ impl Store {
                  UNION SELECT experiment, variant FROM failed)
              SELECT s.experiment, s.variant, COALESCE(rec.n, 0), rec.first, rec.last, v.artifact,
                     COALESCE(fl.failing, 0), COALESCE(fl.reports, 0), fl.last_failed_at,
+                    -- The latest error of a run still failing, if any.
                     (SELECT last_error FROM failures AS f
                      WHERE f.experiment = s.experiment AND f.variant = s.variant
-                     ORDER BY f.last_failed_at DESC, f.run DESC LIMIT 1)
+                     ORDER BY EXISTS (SELECT 1 FROM runs AS r WHERE r.experiment = f.experiment
+                                      AND r.variant = f.variant AND r.run = f.run),
+                              f.seq DESC
+                     LIMIT 1)
              FROM sides AS s
              LEFT JOIN recorded AS rec ON rec.experiment = s.experiment AND rec.variant = s.variant
              LEFT JOIN failed AS fl ON fl.experiment = s.experiment AND fl.variant = s.variant

@@ -119,6 +119,8 @@ const MIGRATIONS: &[&str] = &[
          reports INTEGER NOT NULL,
          last_error TEXT NOT NULL,
          last_failed_at TEXT NOT NULL,
+         -- Orders reports exactly (the times have whole seconds).
+         seq INTEGER NOT NULL,
          PRIMARY KEY (experiment, variant, run)
      );
      CREATE TRIGGER IF NOT EXISTS failures_insert AFTER INSERT ON failures BEGIN

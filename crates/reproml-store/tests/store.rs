@@ -438,12 +438,18 @@ fn failures_are_counted_per_run_shown_in_progress_and_deleted_with_their_variant
     store
         .record_failure(&id, &buggy, RunIndex::new(2), "out of memory")
         .unwrap();
+    let inserted = store.changes().unwrap();
+    assert!(inserted > before);
+    // Within the same second: the second report is still the latest.
     let again = store
         .record_failure(&id, &buggy, RunIndex::new(2), "checksum mismatch")
         .unwrap();
     assert_eq!((again.reports, again.recorded), (2, false));
     assert_eq!(again.last_error, "checksum mismatch");
-    assert!(store.changes().unwrap() > before);
+    assert!(
+        store.changes().unwrap() > inserted,
+        "an update moves the ETag too"
+    );
     let progress = store.progress().unwrap();
     assert_eq!(progress.len(), 1);
     let p = &progress[0];
@@ -459,22 +465,39 @@ fn failures_are_counted_per_run_shown_in_progress_and_deleted_with_their_variant
     store
         .record_failure(&id, &fixed, RunIndex::new(0), "killed")
         .unwrap();
+    store
+        .record_failure(&id, &buggy, RunIndex::new(3), "killed by the OOM killer")
+        .unwrap();
+    store
+        .record_failure(
+            &id,
+            &buggy,
+            RunIndex::new(2),
+            "a late report of the recorded run",
+        )
+        .unwrap();
     let progress = store.progress().unwrap();
     let p = &progress[0];
-    assert_eq!((p.recorded, p.failing, p.failure_reports), (1, 0, 2));
+    assert_eq!((p.recorded, p.failing, p.failure_reports), (1, 1, 4));
+    assert_eq!(
+        p.last_error.as_deref(),
+        Some("killed by the OOM killer"),
+        "a run still failing comes before a later report of a recorded one"
+    );
+    assert_eq!(store.failing_runs(&id).unwrap(), 3);
     assert!(p.artifact.is_some() && p.last_recorded_at.is_some());
     assert_eq!(
         (progress[1].variant.as_str(), progress[1].failing),
         ("fixed", 1)
     );
     let all = store.failures(&id, None).unwrap();
-    assert_eq!(all.len(), 2);
-    assert!(all[0].recorded && !all[1].recorded);
+    assert_eq!(all.len(), 3);
+    assert!(all[0].recorded && !all[1].recorded && !all[2].recorded);
 
     // Deleting a variant that only failed finds it; deleting the
     // experiment takes the rest.
     assert_eq!(store.delete_variant(&id, &fixed).unwrap(), Some(0));
-    assert_eq!(store.failures(&id, None).unwrap().len(), 1);
+    assert_eq!(store.failures(&id, None).unwrap().len(), 2);
     store.delete_experiment(&id).unwrap();
     assert!(store.failures(&id, None).unwrap().is_empty());
     assert!(store.progress().unwrap().is_empty());

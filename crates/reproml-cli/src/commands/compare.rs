@@ -30,6 +30,10 @@ pub struct Source {
     /// File holding the server's bearer token [default: $REPROML_TOKEN_FILE].
     #[arg(long, conflicts_with = "embedded")]
     token_file: Option<PathBuf>,
+    /// CA certificate(s) to trust for an https:// server (PEM)
+    /// [default: $REPROML_CA_CERT].
+    #[arg(long, value_name = "PEM", conflicts_with = "embedded")]
+    ca_cert: Option<PathBuf>,
     /// Read the runs from a database in this process (the default without
     /// --server or $REPROML_SERVER).
     #[arg(long)]
@@ -136,6 +140,7 @@ impl Source {
             let args = crate::connect::ServerArgs::reading(
                 self.server.clone(),
                 self.token_file.clone(),
+                self.ca_cert.clone(),
                 self.embedded,
                 self.db.clone(),
             );

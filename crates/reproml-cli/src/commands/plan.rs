@@ -43,6 +43,10 @@ pub struct PlanArgs {
     /// File holding the server's bearer token [default: $REPROML_TOKEN_FILE].
     #[arg(long, conflicts_with = "embedded")]
     token_file: Option<PathBuf>,
+    /// CA certificate(s) to trust for an https:// server (PEM)
+    /// [default: $REPROML_CA_CERT].
+    #[arg(long, value_name = "PEM", conflicts_with = "embedded")]
+    ca_cert: Option<PathBuf>,
     /// Pilot runs from a database read in this process (reproml.db, or --db).
     #[arg(long, requires_all = ["experiment", "variant"], conflicts_with = "server")]
     embedded: bool,
@@ -112,6 +116,7 @@ impl PlanArgs {
             let args = crate::connect::ServerArgs::reading(
                 self.server.clone(),
                 self.token_file.clone(),
+                self.ca_cert.clone(),
                 self.embedded,
                 self.db.clone(),
             );

@@ -10,7 +10,8 @@ use reproml_server::{Limits, ServerConfig};
 /// Arguments of `reproml server`.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address to listen on. Anything but loopback needs --token-file.
+    /// Address to listen on. Anything but loopback needs --token-file and
+    /// --tls-cert/--tls-key.
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
     /// The SQLite database (created if missing).
@@ -29,6 +30,14 @@ pub struct ServerArgs {
     /// no token (with a token, whoever holds it may delete).
     #[arg(long)]
     allow_delete: bool,
+    /// Serve HTTPS with this certificate (PEM; the server's first, then any
+    /// intermediate ones). Clients check it against the system's roots, or
+    /// the private CA they are given with --ca-cert.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -44,6 +53,11 @@ pub fn run(args: ServerArgs) -> Result<()> {
         token,
         limits: Limits::default(),
         allow_delete: args.allow_delete,
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| reproml_server::TlsFiles { cert, key }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -53,8 +67,9 @@ pub fn run(args: ServerArgs) -> Result<()> {
         let bound = reproml_server::bind(&config, args.listen).await?;
         let db = std::fs::canonicalize(&args.db).unwrap_or(args.db.clone());
         note(format_args!(
-            "reproml server {} listening on http://{} (database {}, master seed {}){}",
+            "reproml server {} listening on {}://{} (database {}, master seed {}){}",
             env!("CARGO_PKG_VERSION"),
+            bound.scheme(),
             bound.local_addr(),
             db.display(),
             bound.state().master_seed(),

@@ -177,18 +177,16 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
                     None => vec!["not started".into()],
                 };
                 println!("{:<32} {}", bug.experiment, counts.join("   "));
-                // The latest failure per side: enough to see what broke.
-                let mut shown = std::collections::BTreeSet::new();
-                for f in bug.failing.iter().rev() {
-                    if shown.insert(&f.variant) {
-                        let n = bug
-                            .failing
-                            .iter()
-                            .filter(|g| g.variant == f.variant)
-                            .count();
+                // Per side, its latest failure: enough to see what broke.
+                for side in &study.sides {
+                    let mine: Vec<_> = bug.failing.iter().filter(|f| f.variant == *side).collect();
+                    if let Some(f) = mine
+                        .iter()
+                        .max_by(|a, b| a.last_failed_at.cmp(&b.last_failed_at))
+                    {
                         println!(
-                            "  {}: {n} run(s) failing; run {} at {}: {}",
-                            f.variant,
+                            "  {side}: {} run(s) failing; run {} at {}: {}",
+                            mine.len(),
                             f.run,
                             f.last_failed_at,
                             first_line(&f.last_error)
@@ -203,12 +201,24 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
 
 /// The first line of an error, cut to 200 characters: a status line, not
 /// a log (`--json` has it whole).
+///
+/// Control characters are shown escaped: the text is a client's, and a
+/// terminal would obey them.
 fn first_line(error: &str) -> String {
     let line = error.lines().next().unwrap_or_default();
-    match line.char_indices().nth(200) {
+    let cut = match line.char_indices().nth(200) {
         Some((end, _)) => format!("{}…", &line[..end]),
         None => line.to_owned(),
-    }
+    };
+    cut.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn run_study(args: StudyRunArgs) -> Result<()> {
@@ -219,10 +229,22 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
     if !crate::output::quiet() {
         // The study's page of the dashboard (an embedded server's lives
         // as long as this command).
+        let sides: usize = study
+            .bugs
+            .iter()
+            .map(|bug| {
+                study
+                    .sides
+                    .iter()
+                    .filter(|s| bug.artifact(s).is_some())
+                    .count()
+            })
+            .sum();
         eprintln!(
-            "progress of the study: {}/#/progress?study={}-",
+            "progress of the study: {}/#/progress?study={}-&planned={}",
             client.base().trim_end_matches('/'),
-            study.name
+            study.name,
+            sides * study.runs as usize
         );
     }
     let jobs = args
