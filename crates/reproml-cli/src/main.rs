@@ -7,6 +7,7 @@ mod files;
 mod interrupt;
 mod output;
 mod progress;
+mod studies;
 
 use std::process::ExitCode;
 
@@ -92,6 +93,10 @@ enum Command {
     /// Run a study: every bug's buggy and corrected variants, then the report.
     #[command(subcommand)]
     Study(commands::study::StudyCommand),
+    /// Replication packages: export a study's records, verify one (re-deriving its report,
+    /// re-training runs), import one to browse.
+    #[command(subcommand)]
+    Bundle(commands::bundle::BundleCommand),
     /// Check and print experiment specs (TOML files describing an experiment).
     #[command(subcommand)]
     Spec(commands::spec::SpecCommand),
@@ -161,6 +166,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(args),
         Command::Bugs(cmd) => commands::bugs::run(cmd),
         Command::Study(cmd) => commands::study::run(cmd),
+        Command::Bundle(cmd) => commands::bundle::run(cmd),
         Command::Artifact(cmd) => commands::artifact::run(cmd),
         Command::Spec(cmd) => commands::spec::run(cmd),
         Command::Seeds(args) => commands::seeds::run(&args),

@@ -86,5 +86,107 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
         String::from_utf8_lossy(&export.stderr)
     );
     assert!(String::from_utf8_lossy(&export.stdout).contains("not-triggered"));
+
+    replication_package_of_the_demo(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The demo's database as a replication package: it verifies, three runs
+/// re-train bit for bit, one changed byte is named, and it imports.
+fn replication_package_of_the_demo(dir: &std::path::Path) {
+    let reproml = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_reproml"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let (db, bundle) = (path("reproml.db"), path("demo.tar.zst"));
+    let mut export: Vec<&str> = vec!["bundle", "export", "--db", &db];
+    for e in ["demo-real-fault", "demo-unused-op", "demo-repeat"] {
+        export.extend(["--experiment", e]);
+    }
+    export.push(&bundle);
+    let out = reproml(&export);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = reproml(&["bundle", "verify", &bundle, "--retrain", "3", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (outcome["experiments"].as_u64(), outcome["runs"].as_u64()),
+        (Some(3), Some(48)),
+        "{outcome}"
+    );
+    let retrained = outcome["retrained"].as_array().unwrap();
+    assert_eq!(retrained.len(), 3, "{outcome}");
+    assert!(
+        retrained
+            .iter()
+            .all(|r| r["identical"] == true && r["epochs"] == 6),
+        "{outcome}"
+    );
+
+    // One byte of the archive changed, inside the frame holding
+    // demo-repeat's runs (the manifest first, then the files by name).
+    let original = std::fs::read(&bundle).unwrap();
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < original.len() {
+        let n = zstd::zstd_safe::find_frame_compressed_size(&original[at..]).unwrap();
+        frames.push(at..at + n);
+        at += n;
+    }
+    // The files in name order, as the archive holds them after the manifest.
+    let mut files = vec!["bundle.json".to_owned(), "datasets.json".to_owned()];
+    for e in ["demo-real-fault", "demo-repeat", "demo-unused-op"] {
+        for f in ["experiment", "failures", "runs"] {
+            files.push(format!("experiments/{e}/{f}.json"));
+        }
+    }
+    files.extend([
+        "report/report.json".to_owned(),
+        "report/report.md".to_owned(),
+    ]);
+    assert_eq!(
+        frames.len(),
+        1 + files.len(),
+        "the manifest, then a frame per file"
+    );
+    let runs = 1 + files
+        .iter()
+        .position(|f| f == "experiments/demo-repeat/runs.json")
+        .unwrap();
+    let mut damaged = original.clone();
+    damaged[(frames[runs].start + frames[runs].end) / 2] ^= 0x01;
+    let tampered = path("tampered.tar.zst");
+    std::fs::write(&tampered, &damaged).unwrap();
+    let out = reproml(&["bundle", "verify", &tampered]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("experiments/demo-repeat/runs.json"), "{err}");
+
+    let browse = path("browse.db");
+    let out = reproml(&["bundle", "import", &bundle, "--db", &browse]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = reproml(&["compare", "--db", &browse, "demo-real-fault", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["comparisons"][0]["verdict"], "detected", "{report}");
 }

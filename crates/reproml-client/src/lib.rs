@@ -429,6 +429,12 @@ impl Client {
             .1)
     }
 
+    /// `GET /v1/datasets`: the built-in and registered data sets, as the
+    /// server lists them.
+    pub fn datasets(&self) -> Result<serde_json::Value, ClientError> {
+        Ok(self.json("GET", "/v1/datasets", None)?.1)
+    }
+
     /// `GET /v1/experiments/{id}/failures`.
     pub fn failures(&self, id: &ExperimentId) -> Result<Vec<FailureRecord>, ClientError> {
         Ok(self

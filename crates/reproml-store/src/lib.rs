@@ -386,32 +386,57 @@ impl Store {
                 differences,
             });
         }
-        let seeds = experiment_seeds(self.master_seed, &spec.id, spec.runs);
-        let created_at = now();
+        let experiment = Experiment {
+            spec: spec.clone(),
+            seeds: experiment_seeds(self.master_seed, &spec.id, spec.runs),
+            created_at: now(),
+        };
+        self.insert_experiment(&experiment)?;
+        Ok((experiment, Written::Created))
+    }
+
+    /// Stores an experiment exactly as given, its seeds and creation time
+    /// included (not derived from this database's master seed): a
+    /// replication package loaded for browsing or re-training. The same
+    /// experiment again is `Existing`; another one under its identifier a
+    /// conflict.
+    pub fn import_experiment(&mut self, experiment: &Experiment) -> Result<Written, StoreError> {
+        if let Some(existing) = self.experiment(&experiment.spec.id)? {
+            let mut differences = existing.spec.differences(&experiment.spec);
+            if existing.seeds != experiment.seeds {
+                differences.push("seeds (derived from another master seed)".into());
+            }
+            if differences.is_empty() {
+                return Ok(Written::Existing);
+            }
+            return Err(StoreError::ExperimentConflict {
+                id: experiment.spec.id.clone(),
+                differences,
+            });
+        }
+        self.insert_experiment(experiment)?;
+        Ok(Written::Created)
+    }
+
+    fn insert_experiment(&mut self, experiment: &Experiment) -> Result<(), StoreError> {
+        let spec = &experiment.spec;
         let spec_json =
             serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // A savepoint, not a transaction: it nests inside a group.
         let tx = self.conn.savepoint()?;
         tx.execute(
             "INSERT INTO experiments (id, spec, created_at) VALUES (?1, ?2, ?3)",
-            params![spec.id.as_str(), spec_json, created_at],
+            params![spec.id.as_str(), spec_json, experiment.created_at],
         )?;
         {
             let mut insert =
                 tx.prepare("INSERT INTO seeds (experiment, idx, seed) VALUES (?1, ?2, ?3)")?;
-            for (i, seed) in seeds.iter().enumerate() {
+            for (i, seed) in experiment.seeds.iter().enumerate() {
                 insert.execute(params![spec.id.as_str(), i as i64, seed.get() as i64])?;
             }
         }
         tx.commit()?;
-        Ok((
-            Experiment {
-                spec: spec.clone(),
-                seeds,
-                created_at,
-            },
-            Written::Created,
-        ))
+        Ok(())
     }
 
     /// An experiment by identifier.
@@ -480,6 +505,19 @@ impl Store {
         run: RunIndex,
         result: &RunResult,
     ) -> Result<(RecordedRun, Written), StoreError> {
+        self.record_run_at(id, variant, run, result, now())
+    }
+
+    /// [`Store::record_run`] with the time it was recorded at (a run
+    /// imported from a replication package keeps its own).
+    pub fn record_run_at(
+        &mut self,
+        id: &ExperimentId,
+        variant: &VariantLabel,
+        run: RunIndex,
+        result: &RunResult,
+        recorded_at: String,
+    ) -> Result<(RecordedRun, Written), StoreError> {
         if let Some(existing) = self.run(id, variant, run)? {
             if existing.result == *result {
                 return Ok((existing, Written::Existing));
@@ -536,7 +574,6 @@ impl Store {
             }
         }
         let json = serde_json::to_string(result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let recorded_at = now();
         let m = &result.metrics;
         self.conn.prepare_cached(
             "INSERT INTO runs (experiment, variant, run, seed, result, final_digest, accuracy, precision, recall, f1, recorded_at)

@@ -4,6 +4,7 @@
 
 pub mod artifact;
 pub mod bugs;
+pub mod bundle;
 pub mod compare;
 pub mod conventions;
 pub mod data;

@@ -12,7 +12,6 @@ use reproml_runner::study::{progress, run_study as run_study_runs};
 use reproml_study::Comparisons;
 
 use crate::connect::ServerArgs;
-use crate::files::load_study;
 use crate::output::print_summary;
 use crate::progress::Bars;
 
@@ -48,46 +47,13 @@ pub struct StudyRunArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
-    labelled: Labelled,
+    labelled: crate::studies::Labelled,
     /// Print the comparison as JSON instead of the terminal summary.
     #[arg(long)]
     json: bool,
     /// Exit with status 3 when any bug's sides differ (after the report).
     #[arg(long)]
     fail_on_difference: bool,
-}
-
-/// The labelled set a study's bugs come from.
-#[derive(Debug, Args)]
-pub struct Labelled {
-    /// Run only the study's bugs in B_f, the corpus's bugs every labeller
-    /// accepted (`bugs status` shows it); every bug of B_f needs a [[bug]]
-    /// with its artifacts in the study file.
-    #[arg(long)]
-    corpus: Option<PathBuf>,
-    /// The labels file, with --corpus.
-    #[arg(long, default_value = "labels.jsonl", requires = "corpus")]
-    labels: PathBuf,
-}
-
-impl Labelled {
-    /// The study file, restricted to B_f when a corpus is given.
-    fn load(&self, path: &std::path::Path) -> Result<reproml_study::Study> {
-        let mut study = load_study(path)?;
-        if let Some(corpus) = &self.corpus {
-            let selected = crate::files::selected_bugs(corpus, &self.labels)?;
-            let left_out = study.keep_selected(&selected, &path.display().to_string())?;
-            if !left_out.is_empty() && !crate::output::quiet() {
-                eprintln!(
-                    "not in B_f, left out: {} ({} of {} bugs selected)",
-                    left_out.join(" "),
-                    study.bugs.len(),
-                    study.bugs.len() + left_out.len()
-                );
-            }
-        }
-        Ok(study)
-    }
 }
 
 /// Arguments of `reproml study status`.
@@ -98,7 +64,7 @@ pub struct StudyStatusArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
-    labelled: Labelled,
+    labelled: crate::studies::Labelled,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -271,38 +237,7 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
         .map(|bug| study.spec(bug, &origin).map(|s| s.id.to_string()))
         .collect::<Result<_, _>>()?;
     let (mut rows, planned) = recorded_rows(client, &ids, None)?;
-    // A side whose every run failed has nothing to compare: compare the
-    // sides that have runs, and say which are missing.
-    let mut variants_of = std::collections::BTreeMap::new();
-    let mut uncompared = Vec::new();
-    for id in &ids {
-        let present: Vec<String> = study
-            .sides
-            .iter()
-            .filter(|side| {
-                rows.iter()
-                    .any(|r| r.experiment.as_str() == id && r.variant == **side)
-            })
-            .map(ToString::to_string)
-            .collect();
-        if present.len() < study.sides.len() {
-            uncompared.push(format!(
-                "{id} has no runs of {}",
-                study
-                    .sides
-                    .iter()
-                    .filter(|s| !present.contains(&s.to_string()))
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if present.len() >= 2 && present[0] == study.reference().as_str() {
-            variants_of.insert(id.clone(), present);
-        } else {
-            rows.retain(|r| r.experiment.as_str() != id);
-        }
-    }
+    let (variants_of, uncompared) = crate::studies::compared_sides(&study, &ids, &mut rows);
     if rows.is_empty() {
         bail!(
             "no experiment of the study has runs of the reference and another side to compare ({}); \
