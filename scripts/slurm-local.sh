@@ -15,14 +15,18 @@
 # take -f and clients read $SLURM_CONF; munged gets its own key and socket and
 # slurm.conf points at it (AuthInfo=socket=...).
 #
-# Accounting: there is no slurmdbd, so AccountingStorageType is none and
-# `sacct` only answers "accounting storage is disabled". Job states come from
-# squeue/scontrol (completed jobs stay visible for MinJobAge seconds) and
-# every finished job is also appended to $DIR/log/jobcomp.log (jobcomp/filetxt).
+# Accounting: there is no slurmdbd, so AccountingStorageType is none and plain
+# `sacct` fails ("Slurm accounting storage is disabled", exit 1). Job states
+# come from `squeue -t all` / scontrol (finished jobs stay for MinJobAge=600 s;
+# plain `squeue -j ID` hides them) and every finished job is appended to
+# $DIR/log/jobcomp.log (jobcomp/filetxt), which `sacct -c` reads: raw job ids
+# only (array tasks appear as their own ids, not ID_N) and an "Unknown type
+# ArrayJobId" error on stderr per array task.
 #
-# Knobs (environment): REPROML_SLURM_DIR, SLURM_LOCAL_NODE (node name, default
-# the short hostname), SLURM_LOCAL_CTLD_PORT (6817), SLURM_LOCAL_SLURMD_PORT
-# (6818), SLURM_LOCAL_WAIT (seconds to wait for the node, 60).
+# Knobs (environment): REPROML_SLURM_DIR; SLURM_LOCAL_NODE (node name, default
+# the short hostname; the controller is always the hostname);
+# SLURM_LOCAL_CTLD_PORT (6817) and SLURM_LOCAL_SLURMD_PORT (6818), e.g. to run
+# beside another cluster; SLURM_LOCAL_WAIT (seconds to wait for the node, 60).
 set -euo pipefail
 
 dir=${REPROML_SLURM_DIR:-/tmp/reproml-slurm}
@@ -36,7 +40,10 @@ slurmd_pid=$dir/run/slurmd.pid
 ctld_port=${SLURM_LOCAL_CTLD_PORT:-6817}
 slurmd_port=${SLURM_LOCAL_SLURMD_PORT:-6818}
 wait_s=${SLURM_LOCAL_WAIT:-60}
-node=${SLURM_LOCAL_NODE:-$(hostname -s 2>/dev/null || echo localhost)}
+# slurmctld only runs where gethostname() matches SlurmctldHost, so that one
+# is fixed; the node's name is free (slurmd -N) and defaults to the same.
+host=$(hostname -s 2>/dev/null || hostname)
+node=${SLURM_LOCAL_NODE:-$host}
 # Clients started by this script must talk to this cluster, not /etc/slurm.
 export SLURM_CONF=$conf
 
@@ -59,6 +66,7 @@ logs_tail() {
     for f in "$munge_dir/munged.log" "$dir/log/slurmctld.log" "$dir/log/slurmd.log"; do
         [[ -f $f ]] && { echo "--- tail of $f"; tail -n 20 "$f"; }
     done >&2
+    return 0
 }
 
 install_packages() {
@@ -113,9 +121,8 @@ start_munge() {
     fi
     step "starting munged (socket $munge_sock)"
     rm -f "$munge_sock" "$munge_sock.lock"
-    # Runs as root (no munge user needed); --force: root is only allowed with it
-    # on some builds and our private dir is fine.
-    munged --force --key-file="$munge_key" --socket="$munge_sock" --pid-file="$munge_pid" \
+    # Runs as root with our own key and socket (no munge user, no /etc/munge).
+    munged --key-file="$munge_key" --socket="$munge_sock" --pid-file="$munge_pid" \
         --log-file="$munge_dir/munged.log" --seed-file="$munge_dir/munged.seed" \
         || { logs_tail; die "munged did not start"; }
     # A round trip proves key, socket and daemon agree.
@@ -134,7 +141,7 @@ write_conf() {
     new=$(cat <<EOF
 # Written by scripts/slurm-local.sh; rewritten on each start.
 ClusterName=reproml-local
-SlurmctldHost=$node(127.0.0.1)
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 SlurmUser=root
@@ -164,6 +171,10 @@ JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/log/jobcomp.log
 # Consumable cores, so array tasks share the node one core each.
 SchedulerType=sched/backfill
+# Batch jobs start on a main-scheduler pass, at most every 2 s by default;
+# allow 0.1 s. (A job is eligible only from the second after its submission,
+# so submit-to-start is still ~1.5 s.)
+SchedulerParameters=sched_min_interval=100000
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 # A node that was down (e.g. across a stop/start) comes back by itself.
@@ -221,7 +232,8 @@ cmd_start() {
     local t0=$SECONDS pid
     conf_changed=0
     install_packages
-    getent hosts "$node" >/dev/null || step "note: $node does not resolve; using 127.0.0.1 via NodeAddr anyway"
+    # Names need not resolve: every address in slurm.conf is 127.0.0.1.
+    getent hosts "$host" >/dev/null || step "note: $host does not resolve; fine, slurm.conf uses 127.0.0.1"
     start_munge
     write_conf
     if [[ $conf_changed -eq 1 ]] && { live_pid "$ctld_pid" slurmctld >/dev/null || live_pid "$slurmd_pid" slurmd >/dev/null; }; then
@@ -235,14 +247,14 @@ cmd_start() {
     else
         step "starting slurmctld"
         # Daemon mode: it forks and writes SlurmctldPidFile; -f: our conf only.
-        slurmctld -f "$conf" || { logs_tail; die "slurmctld did not start"; }
+        slurmctld -f "$conf" || { logs_tail; die "slurmctld did not start (run '$0 stop' to clean up)"; }
     fi
     if pid=$(live_pid "$slurmd_pid" slurmd); then
         step "slurmd already running (pid $pid)"
     else
         step "starting slurmd (node $node)"
         # -N: the node name need not match what gethostname() says.
-        slurmd -f "$conf" -N "$node" || { logs_tail; die "slurmd did not start"; }
+        slurmd -f "$conf" -N "$node" || { logs_tail; die "slurmd did not start (run '$0 stop' to clean up)"; }
     fi
     step "waiting up to ${wait_s}s for node $node to be idle"
     local state="" deadline=$((SECONDS + wait_s))
@@ -261,7 +273,7 @@ cmd_start() {
         *)
             sinfo -N -l >&2 || true
             logs_tail
-            die "node $node is '${state:-unreachable}' after ${wait_s}s" ;;
+            die "node $node is '${state:-unreachable}' after ${wait_s}s (run '$0 stop' to clean up)" ;;
     esac
     step "cluster up in $((SECONDS - t0))s: node $node is $state"
     echo "export SLURM_CONF=$conf"

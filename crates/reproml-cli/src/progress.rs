@@ -369,6 +369,30 @@ impl Observer for Bars {
                 variant,
                 line,
             } => self.note(&format!("{experiment} / {variant}: running {line}")),
+            Event::JobSubmitted {
+                experiment,
+                variant,
+                job,
+                tasks,
+                script,
+            } => self.note(&match job {
+                Some(job) => format!(
+                    "{experiment} / {variant}: Slurm job {job}, {tasks} array task(s) ({})",
+                    script.display()
+                ),
+                None => format!(
+                    "{experiment} / {variant}: job script {} ({tasks} array task(s)), not submitted",
+                    script.display()
+                ),
+            }),
+            Event::JobsWaiting {
+                pending,
+                running,
+                recorded,
+                wanted,
+            } => self.note(&format!(
+                "Slurm: {pending} task(s) pending, {running} running; {recorded}/{wanted} runs of the submitted sides recorded"
+            )),
             Event::CommandFailed {
                 experiment,
                 variant,

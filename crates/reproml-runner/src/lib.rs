@@ -12,6 +12,7 @@ pub mod demo;
 pub mod pool;
 pub mod results;
 pub mod run;
+pub mod slurm;
 pub mod study;
 
 use reproml_client::ClientError;
@@ -124,6 +125,31 @@ pub enum Event {
         attempt: u32,
         /// How many runs.
         runs: usize,
+    },
+    /// A side's missing runs were submitted to Slurm as a job array (or,
+    /// without submitting, its script written).
+    JobSubmitted {
+        /// The experiment.
+        experiment: ExperimentId,
+        /// The variant.
+        variant: VariantLabel,
+        /// Slurm's job id; `None` when only the script was written.
+        job: Option<String>,
+        /// Array tasks.
+        tasks: usize,
+        /// The job script.
+        script: std::path::PathBuf,
+    },
+    /// The study's jobs, as Slurm and the server see them now.
+    JobsWaiting {
+        /// Array tasks waiting for a node.
+        pending: usize,
+        /// Array tasks running.
+        running: usize,
+        /// Runs of the submitted sides recorded so far.
+        recorded: usize,
+        /// Runs the submitted sides want.
+        wanted: usize,
     },
     /// A `command` artifact is started for the missing runs of a variant.
     CommandStarted {
@@ -266,6 +292,15 @@ pub enum RunnerError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// Slurm refused or failed a request (`sbatch`, `squeue`), or its
+    /// tools are missing.
+    #[error("{what}: {message}")]
+    Slurm {
+        /// What was asked.
+        what: String,
+        /// What went wrong, and what to do.
+        message: String,
     },
     /// The demo cannot start.
     #[error(transparent)]

@@ -12,4 +12,4 @@ pub mod template;
 
 pub use corpus::{BugRecord, CorpusError, NotesFormat, number_corpus, parse_release_notes};
 pub use labels::{Decision, Label, accepted, agreement, disagreements};
-pub use study::{ArtifactSpec, Comparisons, Study, StudyBug, StudyError};
+pub use study::{ArtifactSpec, Comparisons, SlurmSettings, Study, StudyBug, StudyError};

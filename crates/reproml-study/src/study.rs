@@ -145,6 +145,30 @@ pub struct Study {
     pub comparisons: Comparisons,
     /// The bugs.
     pub bugs: Vec<StudyBug>,
+    /// How `study run --executor slurm` submits the runs (`[slurm]`).
+    pub slurm: SlurmSettings,
+}
+
+/// A study's `[slurm]` table: what every job array of the study asks
+/// Slurm for. Command-line flags override each.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSettings {
+    /// `--partition`.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// `--time`, e.g. `02:00:00` (a task's limit: its runs must fit).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// `--gres`, e.g. `gpu:1`.
+    #[serde(default)]
+    pub gres: Option<String>,
+    /// Runs each array task trains, one after the other (default 1).
+    #[serde(default)]
+    pub runs_per_task: Option<u32>,
+    /// More `#SBATCH` lines, written as given (e.g. `"#SBATCH --mem=8G"`).
+    #[serde(default)]
+    pub extra: Vec<String>,
 }
 
 /// A study file as written: `buggy`/`corrected` are shorthand for two
@@ -166,6 +190,8 @@ struct StudyFile {
     comparisons: Comparisons,
     #[serde(rename = "bug")]
     bugs: Vec<BugFile>,
+    #[serde(default)]
+    slurm: SlurmSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -347,6 +373,7 @@ impl Study {
             sides,
             comparisons: file.comparisons,
             bugs,
+            slurm: file.slurm,
         };
         for bug in &study.bugs {
             study.spec(bug, origin)?;
@@ -453,6 +480,24 @@ mod tests {
                 fault: Some(Fault::MomentumIgnored)
             })
         );
+    }
+
+    #[test]
+    fn a_study_says_what_its_slurm_jobs_ask_for() {
+        assert_eq!(
+            Study::from_toml(STUDY, "s.toml").unwrap().slurm,
+            SlurmSettings::default()
+        );
+        let text = format!(
+            "{STUDY}[slurm]\npartition = \"gpu\"\ngres = \"gpu:1\"\nruns_per_task = 3\nextra = [\"#SBATCH --mem=8G\"]\n"
+        );
+        let slurm = Study::from_toml(&text, "s.toml").unwrap().slurm;
+        assert_eq!(slurm.partition.as_deref(), Some("gpu"));
+        assert_eq!((slurm.runs_per_task, slurm.extra.len()), (Some(3), 1));
+        let err = Study::from_toml(&format!("{STUDY}[slurm]\nqueue = \"gpu\"\n"), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `queue`"), "{err}");
     }
 
     const RELEASES: &str = "name = \"rel\"\nruns = 4\nsides = [\"torch-1.13\", \"torch-2.15\", \"burn\"]\n\

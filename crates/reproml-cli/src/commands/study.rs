@@ -22,7 +22,7 @@ pub enum StudyCommand {
     /// failed runs are retried), then compare each side with the reference
     /// and report.
     #[command(
-        after_long_help = "Examples:\n  reproml study run examples/studies/calibration.toml --embedded --db study.db\n  reproml study run study.toml --server http://127.0.0.1:7878 \\\n      --corpus corpus.json --labels labels.jsonl"
+        after_long_help = "Examples:\n  reproml study run examples/studies/calibration.toml --embedded --db study.db\n  reproml study run study.toml --server http://127.0.0.1:7878 \\\n      --corpus corpus.json --labels labels.jsonl\n  reproml study run study.toml --server https://login01:7878 --executor slurm \\\n      --partition gpu --time 04:00:00 --slurm-dir /scratch/study-slurm"
     )]
     Run(StudyRunArgs),
     /// Show how many runs each side of each bug has recorded, and the runs
@@ -54,6 +54,49 @@ pub struct StudyRunArgs {
     /// Exit with status 3 when any bug's sides differ (after the report).
     #[arg(long)]
     fail_on_difference: bool,
+    /// Where the runs are trained: in this process (local), as a Slurm job
+    /// array per side (slurm: submitted, waited for, resubmitted for what
+    /// is missing), or only written as job scripts to submit by hand
+    /// (print). Slurm needs a server every node reaches (--server).
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    executor: Executor,
+    #[command(flatten)]
+    slurm: SlurmArgs,
+}
+
+/// Where a study's runs are trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Executor {
+    /// In this process (built-in sides) or as child processes (commands).
+    Local,
+    /// As Slurm job arrays.
+    Slurm,
+    /// Job scripts written, nothing submitted.
+    Print,
+}
+
+/// Slurm settings of `study run` (each overrides the study's `[slurm]`).
+#[derive(Debug, Args)]
+struct SlurmArgs {
+    /// Folder for job scripts, task logs and the list of jobs, on a file
+    /// system every node can write (default: `<study name>-slurm`).
+    #[arg(long, value_name = "DIR")]
+    slurm_dir: Option<PathBuf>,
+    /// `sbatch --partition`.
+    #[arg(long)]
+    partition: Option<String>,
+    /// `sbatch --time` of each array task, e.g. 02:00:00.
+    #[arg(long)]
+    time: Option<String>,
+    /// `sbatch --gres`, e.g. gpu:1.
+    #[arg(long)]
+    gres: Option<String>,
+    /// Runs each array task trains (default 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    runs_per_task: Option<u32>,
+    /// Seconds between two looks at Slurm's queue and the server.
+    #[arg(long, default_value_t = 10, hide = true)]
+    poll_seconds: u64,
 }
 
 /// Arguments of `reproml study status`.
@@ -68,6 +111,10 @@ pub struct StudyStatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// The folder of `study run --executor slurm`: its jobs' tasks are
+    /// shown as Slurm sees them (default: `<study name>-slurm`, if there).
+    #[arg(long, value_name = "DIR")]
+    slurm_dir: Option<PathBuf>,
 }
 
 /// One bug's progress, as `study status --json` prints it.
@@ -102,6 +149,12 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
             let connection = args.server.connect_existing()?;
             let origin = args.study.display().to_string();
             let progress = progress(&connection.client, &study, &origin)?;
+            let jobs = reproml_runner::slurm::submitted_jobs(
+                &args
+                    .slurm_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(format!("{}-slurm", study.name))),
+            );
             if args.json {
                 let bugs: Vec<BugStatus> = study
                     .bugs
@@ -143,6 +196,26 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
                     None => vec!["not started".into()],
                 };
                 println!("{:<32} {}", bug.experiment, counts.join("   "));
+                for job in jobs
+                    .iter()
+                    .filter(|j| j.experiment == bug.experiment.as_str())
+                {
+                    // Only the pending and running tasks: Slurm forgets
+                    // ended ones, and the server's counts above are the
+                    // record of what they did.
+                    let state =
+                        match reproml_runner::slurm::active_tasks(std::slice::from_ref(&job.job)) {
+                            Ok((0, 0)) => "ended".to_owned(),
+                            Ok((pending, running)) => {
+                                format!("{pending} pending, {running} running")
+                            }
+                            Err(e) => format!("unknown ({e})"),
+                        };
+                    println!(
+                        "  {}: Slurm job {} ({} task(s)): {state}",
+                        job.variant, job.job, job.tasks
+                    );
+                }
                 // Per side, its latest failure: enough to see what broke.
                 for side in &study.sides {
                     let mine: Vec<_> = bug.failing.iter().filter(|f| f.variant == *side).collect();
@@ -228,7 +301,56 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
         }
     }
     crate::interrupt::on_interrupt(client, wanted);
-    let outcome = run_study_runs(client, &study, &origin, jobs, &Bars::new(false))?;
+    let outcome = match args.executor {
+        Executor::Local => run_study_runs(client, &study, &origin, jobs, &Bars::new(false))?,
+        Executor::Slurm | Executor::Print => {
+            if args.server.embedded || args.server.db.is_some() {
+                return Err(crate::connect::usage(
+                    "--executor slurm and print need a server every compute node reaches: \
+                     start `reproml server` (docs/cluster.md) and give --server URL",
+                ));
+            }
+            let mut settings = study.slurm.clone();
+            let flags = &args.slurm;
+            for (setting, flag) in [
+                (&mut settings.partition, &flags.partition),
+                (&mut settings.time, &flags.time),
+                (&mut settings.gres, &flags.gres),
+            ] {
+                if flag.is_some() {
+                    setting.clone_from(flag);
+                }
+            }
+            settings.runs_per_task = flags.runs_per_task.or(settings.runs_per_task);
+            let dir = flags
+                .slurm_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{}-slurm", study.name)));
+            let plan = reproml_runner::slurm::SlurmRun {
+                settings,
+                dir: std::path::absolute(&dir).unwrap_or(dir),
+                reproml: std::env::current_exe().context("cannot find the reproml binary")?,
+                submit: args.executor == Executor::Slurm,
+                poll: std::time::Duration::from_secs(flags.poll_seconds.max(1)),
+            };
+            let outcome = reproml_runner::slurm::run_study(
+                client,
+                &study,
+                &origin,
+                &plan,
+                &Bars::new(false),
+            )?;
+            if args.executor == Executor::Print {
+                println!(
+                    "job scripts written to {}; submit each with `sbatch FILE`, then run this \
+                     command again (recorded runs are never trained again) or `reproml report`",
+                    plan.dir.display()
+                );
+                return Ok(());
+            }
+            outcome
+        }
+    };
     // Exactly the study's experiments: another study's whose name shares
     // the prefix must not join this one's family of tests.
     let ids: Vec<String> = study
