@@ -312,3 +312,91 @@ fn the_server_and_its_token_come_from_the_environment() {
     server.wait().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `study manifests --kubernetes`: an Indexed Job per side with missing
+/// runs, a completion index per run; a side done already gets none.
+#[test]
+fn kubernetes_manifests_cover_exactly_the_missing_runs() {
+    let dir = temp_dir("k8s");
+    let (mut server, url) = start_server(&dir.join("r.db"));
+    let study = dir.join("study.toml");
+    std::fs::write(
+        &study,
+        "name = \"k\"\nruns = 3\n[base]\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 1\n\
+         [[bug]]\nid = \"b1\"\nbuggy = { kind = \"builtin\", fault = \"momentum-ignored\" }\n\
+         corrected = { kind = \"builtin\" }\n",
+    )
+    .unwrap();
+    let reproml = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_reproml"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = dir.join("k8s");
+    let args = [
+        "study",
+        "manifests",
+        study.to_str().unwrap(),
+        "--kubernetes",
+        "--server",
+        &url,
+        "--image",
+        "reproml:test",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let first = reproml(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["reproml-k-b1-buggy.json", "reproml-k-b1-corrected.json"]
+    );
+    let job: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("reproml-k-b1-buggy.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (
+            job["spec"]["completionMode"].as_str(),
+            job["spec"]["completions"].as_u64()
+        ),
+        (Some("Indexed"), Some(3))
+    );
+    // With the corrected side trained, only the buggy side is left.
+    let trained = reproml(&[
+        "run",
+        "--server",
+        &url,
+        "--experiment",
+        "k-b1",
+        "--variant",
+        "corrected",
+        "-q",
+    ]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+    let again = reproml(&args);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let names: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(names.len(), 1);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -9,6 +9,7 @@
 //! dashboard) only listen to events and print.
 
 pub mod demo;
+pub mod kubernetes;
 pub mod pool;
 pub mod results;
 pub mod run;

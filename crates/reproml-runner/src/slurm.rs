@@ -57,7 +57,7 @@ pub struct SideJob {
 }
 
 /// Quotes `text` for `sh`.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 

@@ -31,6 +31,53 @@ pub enum StudyCommand {
         after_long_help = "Examples:\n  reproml study status examples/studies/calibration.toml --embedded --db study.db\n  reproml study status study.toml --server http://127.0.0.1:7878 --json"
     )]
     Status(StudyStatusArgs),
+    /// Write Kubernetes manifests for the study's missing runs: one Indexed
+    /// Job per side (a completion index per run), as JSON that `kubectl
+    /// apply -f DIR` reads; regenerate them after a failure to get only
+    /// what is still missing.
+    #[command(
+        after_long_help = "Examples:\n  reproml study manifests study.toml --kubernetes --server https://reproml.lab:7878 \\\n      --image registry.lab/reproml:0.1.0 --secret reproml --gpus 1 --out k8s\n  kubectl apply -f k8s"
+    )]
+    Manifests(Box<StudyManifestsArgs>),
+}
+
+/// Arguments of `reproml study manifests`.
+#[derive(Debug, Args)]
+pub struct StudyManifestsArgs {
+    /// The study file (TOML).
+    study: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    labelled: crate::studies::Labelled,
+    /// Kubernetes Indexed Jobs (the only format so far).
+    #[arg(long, required = true)]
+    kubernetes: bool,
+    /// The container image with `reproml` (and the sides' clients).
+    #[arg(long)]
+    image: String,
+    /// The server's URL as pods reach it (default: --server's).
+    #[arg(long, value_name = "URL")]
+    task_server: Option<String>,
+    /// A Secret holding `token` and `ca.pem`, mounted at /etc/reproml and
+    /// named by REPROML_TOKEN_FILE and REPROML_CA_CERT in each pod.
+    #[arg(long)]
+    secret: Option<String>,
+    /// GPUs per pod (nvidia.com/gpu).
+    #[arg(long, default_value_t = 0)]
+    gpus: u32,
+    /// Pods of one Job at once (default: all of its indexes).
+    #[arg(long)]
+    parallelism: Option<u32>,
+    /// Runs each index trains (default: the study's, else 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    runs_per_task: Option<u32>,
+    /// The path of `reproml` inside the image.
+    #[arg(long, default_value = "reproml")]
+    reproml: PathBuf,
+    /// Folder for the manifests (default: `<study name>-kubernetes`).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Arguments of `reproml study run`.
@@ -144,6 +191,7 @@ struct FailingRun {
 pub fn run(cmd: StudyCommand) -> Result<()> {
     match cmd {
         StudyCommand::Run(args) => run_study(args),
+        StudyCommand::Manifests(args) => manifests(*args),
         StudyCommand::Status(args) => {
             let study = args.labelled.load(&args.study)?;
             let connection = args.server.connect_existing()?;
@@ -258,6 +306,77 @@ fn first_line(error: &str) -> String {
             }
         })
         .collect()
+}
+
+fn manifests(args: StudyManifestsArgs) -> Result<()> {
+    debug_assert!(args.kubernetes);
+    if args.server.embedded || args.server.db.is_some() {
+        return Err(crate::connect::usage(
+            "manifests need a server the pods reach: start `reproml server` and give --server URL",
+        ));
+    }
+    let study = args.labelled.load(&args.study)?;
+    let origin = args.study.display().to_string();
+    let connection = args.server.connect()?;
+    let client = &connection.client;
+    let server = args
+        .task_server
+        .clone()
+        .unwrap_or_else(|| client.base().to_owned());
+    let settings = reproml_runner::kubernetes::KubernetesSettings {
+        image: args.image.clone(),
+        secret: args.secret.clone(),
+        gpus: args.gpus,
+        parallelism: args.parallelism,
+        retries: study.retries,
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}-kubernetes", study.name)));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let all = reproml_core::selection::RunSelection::first(study.runs);
+    let mut written = 0;
+    for bug in &study.bugs {
+        let spec = study.spec(bug, &origin)?;
+        let (experiment, _) = client.create_experiment(&spec)?;
+        for variant in &study.sides {
+            let Some(artifact) = bug.artifact(variant) else {
+                continue;
+            };
+            let missing = reproml_runner::pool::missing_runs(client, &experiment, variant, &all)?;
+            if missing.is_empty() {
+                continue;
+            }
+            let job = reproml_runner::slurm::side_job(
+                &experiment,
+                variant,
+                artifact,
+                &missing,
+                &server,
+                &args.reproml,
+                args.runs_per_task
+                    .or(study.slurm.runs_per_task)
+                    .unwrap_or(1),
+            );
+            let manifest = reproml_runner::kubernetes::indexed_job(&job, &settings);
+            let name = manifest["metadata"]["name"]
+                .as_str()
+                .unwrap_or("job")
+                .to_owned();
+            let path = out.join(format!("{name}.json"));
+            std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written += 1;
+        }
+    }
+    println!(
+        "{written} Indexed Job(s) written to {}: `kubectl apply -f {}`; when they are done, \
+         `reproml study run` (or `reproml report`) compares",
+        out.display(),
+        out.display()
+    );
+    Ok(())
 }
 
 fn run_study(args: StudyRunArgs) -> Result<()> {
