@@ -106,7 +106,7 @@ for side in buggy corrected; do scancel --name="reproml-slurmtest-b1-$side"; don
 while [ -n "$(squeue -h --name=reproml-slurmtest-b1-buggy,reproml-slurmtest-b1-corrected)" ]; do sleep 0.5; done
 set -- $(counts)
 midway=$1
-check "cancelled midway ($midway of 16 runs recorded)" test "$midway" -lt 16
+check "cancelled midway ($midway of 16 runs recorded)" test "$midway" -ge 1 -a "$midway" -lt 16
 "$REPROML" study run big.toml --server "$url" --executor slurm --poll-seconds 1 --slurm-dir big-jobs \
     --json --out big-report > big.json 2> resume.log
 submitted=$(grep -o 'Slurm job [0-9]*, [0-9]* array task' resume.log | awk '{s += $4} END {print s + 0}')

@@ -199,6 +199,18 @@ def cut_error(error: str) -> str:
     return data[:room].decode("utf-8", errors="ignore") + ellipsis
 
 
+def _loopback(host: str) -> bool:
+    """Whether `host` is this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _retry_after(header: Optional[str], attempt: int) -> float:
     """Seconds to wait before the next try: the server's Retry-After (at
     most a minute), else the backoff."""
@@ -222,6 +234,13 @@ class Client:
     def __init__(self, base: str, token: Optional[str] = None, retries: int = 5, timeout: float = 600.0,
                  ca_cert: Optional[str] = None) -> None:
         self.base = base.rstrip("/")
+        scheme, _, rest = self.base.partition("://")
+        host = rest.split("/")[0]
+        host = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+        if scheme == "http" and ca_cert:
+            raise ValueError(f"a CA certificate is given for {base}, which is not https://: use the server's https:// URL")
+        if scheme == "http" and token and not _loopback(host):
+            raise ValueError(f"refusing to send the token over plain HTTP to {base}: use the server's https:// URL")
         self.token = token
         self.retries = retries
         self.timeout = timeout

@@ -17,9 +17,12 @@ pub const MANIFEST: &str = "manifest.json";
 /// The format this version writes and reads.
 pub const FORMAT: &str = "reproml-bundle/1";
 
-/// Bounds on what a bundle from elsewhere may make a reader hold.
+/// Bounds on what a bundle from elsewhere may make a reader hold (the
+/// archive, its tar stream and its files are in memory at once).
 const MAX_FILES: usize = 100_000;
-const MAX_BYTES: u64 = 8 << 30;
+const MAX_BYTES: u64 = 2 << 30;
+/// The manifest lists hashes only: a larger one is not a manifest.
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 /// The list every bundle carries: each file's SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,25 +258,43 @@ fn decompress_frames(path: &Path, compressed: &[u8]) -> Result<Vec<u8>, BundleEr
             _ => {
                 // Cannot even find where this frame ends: the frames
                 // before it are whole.
+                let manifest = frames.first().and_then(|first| {
+                    let mut bytes = Vec::new();
+                    zstd::Decoder::with_buffer(*first)
+                        .ok()?
+                        .single_frame()
+                        .take(MAX_MANIFEST_BYTES)
+                        .read_to_end(&mut bytes)
+                        .ok()?;
+                    let (manifest, _) = untar(path, &bytes).ok()?;
+                    serde_json::from_slice::<Manifest>(&manifest?).ok()
+                });
                 return Err(damaged_frame(
                     path,
                     frames.len(),
-                    &frames,
+                    manifest.as_ref(),
                     "its frame header is broken",
                 ));
             }
         }
     }
     let mut tar = Vec::new();
+    let mut manifest = None;
     for (i, frame) in frames.iter().enumerate() {
         let decoder = zstd::Decoder::with_buffer(*frame)
-            .map_err(|e| damaged_frame(path, i, &frames, &e.to_string()))?
+            .map_err(|e| damaged_frame(path, i, manifest.as_ref(), &e.to_string()))?
             .single_frame();
         let room = MAX_BYTES.saturating_sub(tar.len() as u64);
         decoder
             .take(room + 1)
             .read_to_end(&mut tar)
-            .map_err(|e| damaged_frame(path, i, &frames, &e.to_string()))?;
+            .map_err(|e| damaged_frame(path, i, manifest.as_ref(), &e.to_string()))?;
+        if i == 0 {
+            // The manifest's frame, read once, names the frames after it.
+            manifest = untar(path, &tar)
+                .ok()
+                .and_then(|(bytes, _)| serde_json::from_slice::<Manifest>(&bytes?).ok());
+        }
         if tar.len() as u64 > MAX_BYTES {
             return Err(BundleError::TooLarge(format!(
                 "{} unpacks to more than {} GiB: not a bundle this tool made",
@@ -287,16 +308,16 @@ fn decompress_frames(path: &Path, compressed: &[u8]) -> Result<Vec<u8>, BundleEr
 
 /// The error for frame `index`, naming the file it held where the
 /// manifest (frame 0) can say which.
-fn damaged_frame(path: &Path, index: usize, frames: &[&[u8]], message: &str) -> BundleError {
+fn damaged_frame(
+    path: &Path,
+    index: usize,
+    manifest: Option<&Manifest>,
+    message: &str,
+) -> BundleError {
     let name = if index == 0 {
         Some(MANIFEST.to_owned())
     } else {
-        frames.first().and_then(|first| {
-            let tar = zstd::decode_all(*first).ok()?;
-            let (manifest, _) = untar(path, &tar).ok()?;
-            let manifest: Manifest = serde_json::from_slice(&manifest?).ok()?;
-            manifest.files.keys().nth(index - 1).cloned()
-        })
+        manifest.and_then(|m| m.files.keys().nth(index - 1).cloned())
     };
     BundleError::Damaged {
         path: path.to_owned(),
@@ -341,7 +362,18 @@ fn untar(path: &Path, tar: &[u8]) -> Result<Unpacked, BundleError> {
                 path.display()
             )));
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
+        // The header's size is the archive's word: never trusted further
+        // than the bytes that are there.
+        if entry.size() > tar.len() as u64 {
+            return Err(damaged(
+                &format!("at {name}"),
+                &format!(
+                    "its header claims {} bytes, more than the archive holds",
+                    entry.size()
+                ),
+            ));
+        }
+        let mut bytes = Vec::new();
         entry
             .read_to_end(&mut bytes)
             .map_err(|e| damaged(&format!("in {name}"), &e))?;

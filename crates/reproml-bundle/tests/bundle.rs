@@ -272,3 +272,25 @@ fn a_file_that_is_not_a_bundle_is_named_as_such() {
     assert!(matches!(err, BundleError::NoManifest(_)), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_header_claiming_a_huge_file_is_refused_without_reserving_it() {
+    let dir = temp("huge");
+    let path = dir.join("x.tar.zst");
+    // A 1 KiB archive whose only header claims a terabyte.
+    let mut header = tar::Header::new_gnu();
+    header.set_path("report/report.json").unwrap();
+    header.set_size(1 << 40);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut tar = header.as_bytes().to_vec();
+    tar.extend_from_slice(&[b'{'; 512]);
+    pack(&path, &tar);
+    let err = Bundle::read(&path).unwrap_err();
+    assert!(matches!(err, BundleError::Damaged { .. }), "{err}");
+    assert!(
+        err.to_string().contains("more than the archive holds"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -131,6 +131,15 @@ impl ServerArgs {
         ))
     }
 
+    /// The token file: --token-file, else `REPROML_TOKEN_FILE`.
+    pub fn token_file(&self) -> Option<PathBuf> {
+        self.token_file.clone().or_else(|| {
+            std::env::var_os("REPROML_TOKEN_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+
     /// The CA certificate file: --ca-cert, else `REPROML_CA_CERT`.
     pub fn ca_cert(&self) -> Option<PathBuf> {
         self.ca_cert.clone().or_else(|| {
@@ -153,16 +162,23 @@ impl ServerArgs {
                 )));
             }
             let token = self
-                .token_file
-                .clone()
-                .or_else(|| {
-                    std::env::var_os("REPROML_TOKEN_FILE")
-                        .filter(|v| !v.is_empty())
-                        .map(PathBuf::from)
-                })
+                .token_file()
                 .as_deref()
                 .map(crate::files::read_token)
                 .transpose()?;
+            let plain = url.starts_with("http://");
+            if plain && self.ca_cert().is_some() {
+                return Err(usage(&format!(
+                    "a CA certificate is given (--ca-cert or REPROML_CA_CERT) for {url}, which is \
+                     not https://: use the server's https:// URL"
+                )));
+            }
+            if plain && token.is_some() && !loopback(url) {
+                return Err(usage(&format!(
+                    "refusing to send the token over plain HTTP to {url}: anyone on the way could \
+                     read it. Use the server's https:// URL (docs/cluster.md)"
+                )));
+            }
             let mut client = Client::new(url, token);
             if let Some(ca) = self.ca_cert() {
                 let pem = std::fs::read(&ca)
@@ -194,6 +210,20 @@ impl ServerArgs {
             _embedded: Some(server),
         })
     }
+}
+
+/// Whether `url`'s host is this machine (127.0.0.0/8, ::1, localhost).
+fn loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A command line that cannot work: exit status 2, as clap's own errors.
@@ -242,5 +272,30 @@ impl ExperimentArgs {
             &self.experiment,
             spec.as_ref().map(|s| (s, origin.as_str())),
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback;
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        for url in [
+            "http://127.0.0.1:7878",
+            "http://localhost:1/x",
+            "http://[::1]:80",
+            "http://127.1.2.3",
+        ] {
+            assert!(loopback(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1:7878",
+            "http://login01:7878",
+            "http://[fe80::1]:1",
+            "http://127.0.0.1.evil.org",
+        ] {
+            assert!(!loopback(url), "{url}");
+        }
     }
 }

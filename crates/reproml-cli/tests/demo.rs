@@ -175,6 +175,25 @@ fn replication_package_of_the_demo(dir: &std::path::Path) {
     assert!(err.contains("experiments/demo-repeat/runs.json"), "{err}");
 
     let browse = path("browse.db");
+    // Twice: the second import changes nothing.
+    for _ in 0..2 {
+        let out = reproml(&["bundle", "import", &bundle, "--db", &browse]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = reproml(&[
+        "experiment",
+        "runs",
+        "demo-repeat",
+        "--db",
+        &browse,
+        "--json",
+    ]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(16), "{runs}");
     let out = reproml(&["bundle", "import", &bundle, "--db", &browse]);
     assert!(
         out.status.success(),

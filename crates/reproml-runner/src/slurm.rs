@@ -41,6 +41,52 @@ pub struct SlurmRun {
     pub submit: bool,
     /// How often Slurm and the server are asked how far the jobs are.
     pub poll: Duration,
+    /// Variables every task needs whatever the cluster's `--export`
+    /// policy: the token file's and CA certificate's paths
+    /// (`REPROML_TOKEN_FILE`, `REPROML_CA_CERT`), never the token itself.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Why a job script cannot be written from these settings: every value
+/// goes into a shell script run on the compute nodes.
+pub fn check_settings(settings: &SlurmSettings) -> Result<(), RunnerError> {
+    for (flag, value) in [
+        ("partition", &settings.partition),
+        ("time", &settings.time),
+        ("gres", &settings.gres),
+    ] {
+        if let Some(value) = value
+            && (value.is_empty()
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:,=+/".contains(c)))
+        {
+            return Err(slurm_error(
+                &format!("[slurm] {flag} = {value:?}"),
+                "use letters, digits and - _ . : , = + / only (it becomes an #SBATCH line)",
+            ));
+        }
+    }
+    if let Some(line) = settings
+        .extra
+        .iter()
+        .find(|l| !l.starts_with("#SBATCH ") || l.contains(['\n', '\r']))
+    {
+        return Err(slurm_error(
+            &format!("[slurm] extra line {line:?}"),
+            "each extra line is one `#SBATCH --option` line",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `key` can be a shell variable's name.
+fn variable_name(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// One side's job array: the command each task runs.
@@ -152,7 +198,9 @@ pub fn job_script(job: &SideJob, settings: &SlurmSettings, logs: &Path) -> Strin
          set -euo pipefail\n",
     );
     for (key, value) in &job.env {
-        s.push_str(&format!("export {key}={}\n", quote(value)));
+        if variable_name(key) {
+            s.push_str(&format!("export {key}={}\n", quote(value)));
+        }
     }
     s.push_str("case \"${SLURM_ARRAY_TASK_ID:?not run as a Slurm array task}\" in\n");
     for (i, task) in job.tasks.iter().enumerate() {
@@ -227,6 +275,20 @@ pub fn active_tasks(jobs: &[String]) -> Result<(usize, usize), RunnerError> {
     Ok((pending, running))
 }
 
+/// Every environment variable name the study's sides set.
+fn sides_env(study: &Study) -> impl Iterator<Item = &String> {
+    study
+        .bugs
+        .iter()
+        .flat_map(|bug| study.sides.iter().filter_map(|side| bug.artifact(side)))
+        .flat_map(|artifact| match artifact {
+            ArtifactSpec::Command { env, .. } | ArtifactSpec::Python { env, .. } => {
+                env.keys().collect::<Vec<_>>()
+            }
+            ArtifactSpec::Builtin { .. } => Vec::new(),
+        })
+}
+
 /// A job submitted for a side, as `jobs.json` in the study's Slurm folder
 /// lists it (for `reproml study status`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -280,6 +342,13 @@ pub fn run_study(
     plan: &SlurmRun,
     observer: &dyn Observer,
 ) -> Result<StudyOutcome, RunnerError> {
+    check_settings(&plan.settings)?;
+    if let Some(key) = sides_env(study).find(|k| !variable_name(k)) {
+        return Err(slurm_error(
+            &format!("the environment variable {key:?} of a side"),
+            "not a variable name (letters, digits and _, not starting with a digit)",
+        ));
+    }
     let logs = plan.dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| {
         slurm_error(
@@ -306,6 +375,7 @@ pub fn run_study(
     let all = RunSelection::first(study.runs);
     for attempt in 0..=study.retries {
         let mut jobs = Vec::new();
+        let mut submitted = Vec::new();
         let mut wanted = 0;
         for (experiment, variant, artifact) in &sides {
             let missing = missing_runs(client, experiment, variant, &all)?;
@@ -321,7 +391,7 @@ pub fn run_study(
                 });
             }
             wanted += study.runs as usize;
-            let job = side_job(
+            let mut job = side_job(
                 experiment,
                 variant,
                 artifact,
@@ -330,6 +400,10 @@ pub fn run_study(
                 &plan.reproml,
                 plan.settings.runs_per_task.unwrap_or(1),
             );
+            for (key, value) in &plan.env {
+                job.env.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+            submitted.push((experiment.clone(), variant.clone()));
             let script = plan.dir.join(format!(
                 "{}-{}-{attempt}.sbatch",
                 experiment.spec.id, variant
@@ -353,7 +427,9 @@ pub fn run_study(
         if !plan.submit || jobs.is_empty() {
             break;
         }
-        wait(client, &sides, &jobs, wanted, plan.poll, observer)?;
+        wait(
+            client, &submitted, study.runs, &jobs, wanted, plan.poll, observer,
+        )?;
     }
     let mut outcome = StudyOutcome::default();
     for (experiment, variant, _) in &sides {
@@ -372,18 +448,37 @@ pub fn run_study(
 /// whenever that changes.
 fn wait(
     client: &Client,
-    sides: &[(Experiment, VariantLabel, ArtifactSpec)],
+    sides: &[(Experiment, VariantLabel)],
+    runs: u32,
     jobs: &[String],
     wanted: usize,
     poll: Duration,
     observer: &dyn Observer,
 ) -> Result<(), RunnerError> {
     let mut last = None;
+    let mut failures = 0;
     loop {
-        let (pending, running) = active_tasks(jobs)?;
+        // A controller that does not answer once (busy, restarting) is
+        // asked again; three times in a row is an error.
+        let (pending, running) = match active_tasks(jobs) {
+            Ok(active) => {
+                failures = 0;
+                active
+            }
+            Err(_) if failures < 2 => {
+                failures += 1;
+                std::thread::sleep(poll);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let mut recorded = 0;
-        for (experiment, variant, _) in sides {
-            recorded += client.runs(&experiment.spec.id, Some(variant))?.len();
+        for (experiment, variant) in sides {
+            recorded += client
+                .runs(&experiment.spec.id, Some(variant))?
+                .iter()
+                .filter(|r| r.run.get() < runs)
+                .count();
         }
         let now = (pending, running, recorded.min(wanted));
         if last != Some(now) {

@@ -122,17 +122,12 @@ pub(crate) async fn serve(
             t.open.len() < limits.max_connections || t.evict_one()
         };
         if !room {
-            let tls = tls.clone();
-            tasks.spawn(async move {
-                match tls {
-                    Some(tls) => {
-                        if let Some(stream) = handshake(&tls, stream, REFUSAL_TIMEOUT).await {
-                            refuse_busy(stream).await;
-                        }
-                    }
-                    None => refuse_busy(stream).await,
-                }
-            });
+            // Over TLS a polite 503 would cost a handshake per refused
+            // socket, which is what a flood wants: the socket is closed,
+            // and clients retry a connection that failed.
+            if tls.is_none() {
+                tasks.spawn(refuse_busy(stream));
+            }
             continue;
         }
         let id = next_id.fetch_add(1, Ordering::Relaxed);
@@ -249,9 +244,6 @@ impl Drop for Leave {
             .remove(&self.id);
     }
 }
-
-/// How long a refused TLS client may take over its handshake.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The TLS handshake within `timeout`; `None` (the socket closed) when it
 /// fails or takes longer: a client that does not speak TLS, or a

@@ -120,13 +120,16 @@ pub enum ServerError {
     /// Listening beyond loopback without a token.
     #[error(
         "refusing to listen on {0} without a token: anyone who can reach it could write results. \
-         Use 127.0.0.1 (the default), or give --token-file with a secret that clients send as a bearer token"
+         Use 127.0.0.1 (the default), or give --token-file with a secret that clients send as a \
+         bearer token, and --tls-cert and --tls-key (docs/cluster.md)"
     )]
     NonLoopbackWithoutToken(SocketAddr),
     /// Listening beyond loopback without TLS: the token would cross the
     /// network in the clear.
     #[error(
-        "refusing to listen on {0} over plain HTTP: the token and every result would cross the network          unencrypted. Give --tls-cert and --tls-key (docs/cluster.md shows how to make a private CA          and a certificate with openssl), or listen on 127.0.0.1"
+        "refusing to listen on {0} over plain HTTP: the token and every result would cross the \
+         network unencrypted. Give --tls-cert and --tls-key (docs/cluster.md shows how to make a \
+         private CA and a certificate), or listen on 127.0.0.1"
     )]
     NonLoopbackWithoutTls(SocketAddr),
     /// The certificate or key cannot be used.

@@ -777,6 +777,29 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("a failure just written is missing".into()))
     }
 
+    /// Stores a run's failure reports exactly as given (count, latest
+    /// error and time): a replication package loaded again leaves them as
+    /// they were.
+    pub fn import_failure(&mut self, record: &FailureRecord) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO failures (experiment, variant, run, reports, last_error, last_failed_at, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(seq), 0) + 1 FROM failures))
+                 ON CONFLICT(experiment, variant, run) DO UPDATE SET
+                   reports = excluded.reports, last_error = excluded.last_error,
+                   last_failed_at = excluded.last_failed_at",
+            )?
+            .execute(params![
+                record.experiment.as_str(),
+                record.variant.as_str(),
+                i64::from(record.run.get()),
+                i64::from(record.reports),
+                record.last_error,
+                record.last_failed_at
+            ])?;
+        Ok(())
+    }
+
     /// How many runs of experiment `id` have failure reports (rows kept):
     /// the server bounds it.
     pub fn failing_runs(&self, id: &ExperimentId) -> Result<u64, StoreError> {

@@ -119,8 +119,6 @@ const MIGRATIONS: &[&str] = &[
          reports INTEGER NOT NULL,
          last_error TEXT NOT NULL,
          last_failed_at TEXT NOT NULL,
-         -- Orders reports exactly (the times have whole seconds).
-         seq INTEGER NOT NULL,
          PRIMARY KEY (experiment, variant, run)
      );
      CREATE TRIGGER IF NOT EXISTS failures_insert AFTER INSERT ON failures BEGIN
@@ -132,6 +130,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE TRIGGER IF NOT EXISTS failures_delete AFTER DELETE ON failures BEGIN
          UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
      END;",
+    // 6: the order of failure reports, exact (their times have whole
+    // seconds): a sequence every report takes anew.
+    "ALTER TABLE failures ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+     UPDATE failures SET seq = rowid;",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

@@ -183,10 +183,23 @@ fn export(args: ExportArgs) -> Result<()> {
         });
     }
     let datasets = serde_json::json!({ "server": client.datasets()?, "used": used });
+    // The latest recording time, not now: the same records give the
+    // same bytes.
+    let created_at = records
+        .iter()
+        .flat_map(|r| &r.runs)
+        .map(|r| r.recorded_at.clone())
+        .max()
+        .unwrap_or_else(now);
+    let source = match &args.server.db {
+        Some(db) => format!("database {}", db.display()),
+        None if args.server.embedded => "database reproml.db".to_owned(),
+        None => client.base().to_owned(),
+    };
     let description = Description {
         tool: format!("reproml {}", env!("CARGO_PKG_VERSION")),
-        created_at: now(),
-        source: client.base().to_owned(),
+        created_at,
+        source,
         experiments: ids,
         settings,
         study_files: extra.iter().map(|(p, _)| p.clone()).collect(),
@@ -323,9 +336,7 @@ fn retrain(records: &[ExperimentRecord], count: usize) -> Result<(Vec<Retrained>
     if picked.is_empty() {
         return Ok((Vec::new(), skipped));
     }
-    let dir = std::env::temp_dir().join(format!("reproml-retrain-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    let dir = private_dir()?;
     let db = dir.join("retrain.db");
     {
         let mut store = reproml_store::Store::open(&db, None)?;
@@ -333,6 +344,7 @@ fn retrain(records: &[ExperimentRecord], count: usize) -> Result<(Vec<Retrained>
             store.import_experiment(&record.experiment)?;
         }
     }
+    let mut failed_to_train = Vec::new();
     let outcome = (|| -> Result<Vec<Retrained>> {
         let connection = ServerArgs::embedded(db.clone(), None).connect()?;
         let mut out = Vec::new();
@@ -341,13 +353,27 @@ fn retrain(records: &[ExperimentRecord], count: usize) -> Result<(Vec<Retrained>
                 "re-training {} / {} run {} …",
                 run.experiment, run.variant, run.run
             ));
-            let trained = reproml_runner::run::train_run(
+            let trained = match reproml_runner::run::train_run(
                 &connection.client,
                 &record.experiment,
                 run.run,
                 fault,
                 &mut |_| {},
-            )?;
+            ) {
+                Ok(trained) => trained,
+                Err(e) => {
+                    // Most often a data set this machine lacks: say so and
+                    // go on with the others.
+                    failed_to_train.push(format!(
+                        "{} / {} run {}: {}",
+                        run.experiment,
+                        run.variant,
+                        run.run,
+                        reproml_runner::describe(&e)
+                    ));
+                    continue;
+                }
+            };
             let first_difference = run
                 .result
                 .epochs
@@ -355,7 +381,12 @@ fn retrain(records: &[ExperimentRecord], count: usize) -> Result<(Vec<Retrained>
                 .zip(&trained.result.epochs)
                 .find(|(a, b)| a.digest != b.digest)
                 .map(|(a, _)| a.epoch)
-                .or_else(|| (run.result.epochs.len() != trained.result.epochs.len()).then_some(0));
+                .or_else(|| {
+                    // One training stopped early: the first epoch it lacks.
+                    (run.result.epochs.len() != trained.result.epochs.len()).then(|| {
+                        run.result.epochs.len().min(trained.result.epochs.len()) as u32 + 1
+                    })
+                });
             out.push(Retrained {
                 experiment: run.experiment.to_string(),
                 variant: run.variant.to_string(),
@@ -368,7 +399,32 @@ fn retrain(records: &[ExperimentRecord], count: usize) -> Result<(Vec<Retrained>
         Ok(out)
     })();
     let _ = std::fs::remove_dir_all(&dir);
+    skipped.extend(failed_to_train);
     Ok((outcome?, skipped))
+}
+
+/// A new folder only this user can enter, for the re-training database.
+fn private_dir() -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = base.join(format!(
+            "reproml-retrain-{}-{nanos}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).context("cannot create a folder for re-training"),
+        }
+    }
+    bail!(
+        "cannot create a folder for re-training in {}",
+        base.display()
+    )
 }
 
 fn import(args: ImportArgs) -> Result<()> {
@@ -376,20 +432,33 @@ fn import(args: ImportArgs) -> Result<()> {
     let (verified, records) = reproml_bundle::verify(&bundle)?;
     let mut store = reproml_store::Store::open(&args.db, None)
         .with_context(|| format!("cannot open {}", args.db.display()))?;
-    for record in &records {
-        let id = &record.experiment.spec.id;
-        store.import_experiment(&record.experiment)?;
-        for run in &record.runs {
-            store.record_run_at(
-                id,
-                &run.variant,
-                run.run,
-                &run.result,
-                run.recorded_at.clone(),
-            )?;
+    // All or nothing: a conflict half-way leaves the database as it was.
+    // Importing the same bundle again changes nothing.
+    store.begin_group()?;
+    let imported = store.isolated(|store| -> Result<()> {
+        for record in &records {
+            let id = &record.experiment.spec.id;
+            store.import_experiment(&record.experiment)?;
+            for run in &record.runs {
+                store.record_run_at(
+                    id,
+                    &run.variant,
+                    run.run,
+                    &run.result,
+                    run.recorded_at.clone(),
+                )?;
+            }
+            for failure in &record.failures {
+                store.import_failure(failure)?;
+            }
         }
-        for failure in &record.failures {
-            store.record_failure(id, &failure.variant, failure.run, &failure.last_error)?;
+        Ok(())
+    });
+    match imported {
+        Ok(()) => store.commit_group()?,
+        Err(e) => {
+            let _ = store.commit_group(); // the savepoint undid every write
+            return Err(e.context(format!("nothing was imported into {}", args.db.display())));
         }
     }
     note(format_args!(

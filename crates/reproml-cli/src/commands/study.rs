@@ -451,6 +451,17 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
                 reproml: std::env::current_exe().context("cannot find the reproml binary")?,
                 submit: args.executor == Executor::Slurm,
                 poll: std::time::Duration::from_secs(flags.poll_seconds.max(1)),
+                // Paths the tasks need whatever the cluster passes on.
+                env: [
+                    ("REPROML_TOKEN_FILE", args.server.token_file()),
+                    ("REPROML_CA_CERT", args.server.ca_cert()),
+                ]
+                .into_iter()
+                .filter_map(|(key, path)| {
+                    let path = std::path::absolute(path?).ok()?;
+                    Some((key.to_owned(), path.display().to_string()))
+                })
+                .collect(),
             };
             let outcome = reproml_runner::slurm::run_study(
                 client,
