@@ -151,7 +151,24 @@ impl std::io::Write for LossyStderr {
     }
 }
 
+/// Output piped into a program that stopped reading (`reproml … | head`)
+/// ends the process quietly, as it does other Unix tools, instead of a
+/// panic about a broken pipe from `println!`.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // The message is formatted lazily: its Display, not its payload.
+        let text = info.to_string();
+        if text.contains("failed printing to stdout") && text.contains("Broken pipe") {
+            // 128 + SIGPIPE, what a shell reports for a process the signal ended.
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     output::set_quiet(cli.quiet);
     init_logging(&cli.command);

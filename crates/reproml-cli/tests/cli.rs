@@ -791,3 +791,38 @@ fn completions_and_man_pages_are_generated_for_every_command() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `reproml … | head -1`: the reader stops, reproml ends quietly (status
+/// 141, as a shell reports SIGPIPE) instead of a panic message.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reproml"))
+        .args([
+            "seeds",
+            "--experiment",
+            "x",
+            "--master-seed",
+            "1",
+            "--count",
+            "10000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // nobody reads
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        status.code() == Some(141) || status.success(),
+        "{status:?}: {stderr}"
+    );
+}
