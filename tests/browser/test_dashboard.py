@@ -313,7 +313,10 @@ def test_the_progress_page_shows_one_study_with_its_totals(server, browser):
     field = browser.find_element(By.CSS_SELECTOR, "input[name=study]")
     field.send_keys("browser")
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "Progress of browser")
+    # The page is redrawn meanwhile: read the heading by script, not through
+    # an element that may be replaced between two looks.
+    WebDriverWait(browser, 20).until(
+        lambda d: d.execute_script("return document.querySelector('h1')?.textContent") == "Progress of browser")
     updated(browser)
     assert browser.current_url.endswith("#/progress?study=browser-")
     rows = [r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "total" not in r.get_attribute("class")]

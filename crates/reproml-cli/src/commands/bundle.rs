@@ -61,6 +61,12 @@ pub struct ExportArgs {
     /// (default: as `reproml compare` picks them). Not with --study.
     #[arg(long, value_delimiter = ',', conflicts_with = "study")]
     variants: Vec<String>,
+    /// Put the registered data sets' files in too (with --db: read from
+    /// where that database registered them), so that `verify --retrain`
+    /// works elsewhere. Only where the data's licence allows passing it
+    /// on; the built-in digits set ships with reproml and is not copied.
+    #[arg(long, requires = "db")]
+    with_data: bool,
     /// The archive to write, e.g. study.tar.zst.
     out: PathBuf,
 }
@@ -182,7 +188,40 @@ fn export(args: ExportArgs) -> Result<()> {
             failures,
         });
     }
-    let datasets = serde_json::json!({ "server": client.datasets()?, "used": used });
+    let mut included = BTreeMap::new();
+    if args.with_data {
+        let db = args
+            .server
+            .db
+            .as_deref()
+            .unwrap_or(std::path::Path::new("reproml.db"));
+        let store = reproml_store::Store::open_reader(db)
+            .with_context(|| format!("cannot read {}", db.display()))?;
+        let challenges: std::collections::BTreeSet<String> = records
+            .iter()
+            .map(|r| r.experiment.spec.challenge.to_string())
+            .collect();
+        for name in challenges {
+            let Some(record) = store.dataset(&name)? else {
+                continue; // built in
+            };
+            let mut names = Vec::new();
+            for (file, bytes) in data_files(std::path::Path::new(&record.path))? {
+                extra.push((format!("data/{name}/{file}"), bytes));
+                names.push(file);
+            }
+            included.insert(
+                name,
+                serde_json::json!({
+                    "format": record.format.as_str(), "digest": record.digest,
+                    "classes": record.classes, "examples": record.examples, "files": names,
+                }),
+            );
+        }
+    }
+    let datasets = serde_json::json!({
+        "server": client.datasets()?, "used": used, "included": included,
+    });
     // The latest recording time, not now: the same records give the
     // same bytes.
     let created_at = records
@@ -215,6 +254,91 @@ fn export(args: ExportArgs) -> Result<()> {
         args.out.display()
     ));
     Ok(())
+}
+
+/// The files of a registered data set: the file itself, or the plain
+/// files of its folder (not recursive), by name.
+fn data_files(path: &std::path::Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let read = |file: &std::path::Path| -> Result<(String, Vec<u8>)> {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        Ok((name, bytes))
+    };
+    if path.is_file() {
+        return Ok(vec![read(path)?]);
+    }
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?
+    {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            files.push(read(&entry.path())?);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A data set the bundle carries, as `datasets.json` lists it.
+#[derive(Debug, serde::Deserialize)]
+struct IncludedData {
+    format: String,
+    digest: String,
+    classes: u32,
+    examples: u32,
+    files: Vec<String>,
+}
+
+/// Unpacks the bundle's data sets into `dir` and checks each one's digest
+/// against the one recorded; the records to register them under.
+fn unpack_data(
+    bundle: &Bundle,
+    dir: &std::path::Path,
+) -> Result<Vec<reproml_store::DatasetRecord>> {
+    let datasets: serde_json::Value = bundle.json("datasets.json")?;
+    let included: BTreeMap<String, IncludedData> =
+        serde_json::from_value(datasets["included"].clone()).unwrap_or_default();
+    let mut records = Vec::new();
+    for (name, data) in included {
+        let format: reproml_data::DataFormat = data.format.parse().map_err(anyhow::Error::msg)?;
+        let folder = dir.join(&name);
+        std::fs::create_dir_all(&folder)?;
+        for file in &data.files {
+            let path = format!("data/{name}/{file}");
+            let bytes = bundle
+                .get(&path)
+                .with_context(|| format!("{path}: listed in datasets.json, missing"))?;
+            std::fs::write(folder.join(file), bytes)?;
+        }
+        let root = if format == reproml_data::DataFormat::DigitsCsv {
+            folder.join(data.files.first().map_or("", String::as_str))
+        } else {
+            folder.clone()
+        };
+        let loaded = reproml_data::load(format, &root)
+            .with_context(|| format!("data/{name}: cannot be read as {}", data.format))?;
+        let digest = reproml_data::serve::DatasetFacts::of(&loaded).digest;
+        if digest != data.digest {
+            bail!(
+                "data/{name}: its digest is {digest}, but the bundle recorded {}",
+                data.digest
+            );
+        }
+        records.push(reproml_store::DatasetRecord {
+            name,
+            format,
+            path: root.display().to_string(),
+            digest,
+            classes: data.classes,
+            examples: data.examples,
+        });
+    }
+    Ok(records)
 }
 
 /// One re-trained run, as `verify --json` prints it.
@@ -252,11 +376,26 @@ fn verify(args: VerifyArgs) -> Result<()> {
         verified.runs,
         verified.comparisons
     ));
-    let (retrained, skipped) = if args.retrain > 0 {
-        retrain(&records, args.retrain)?
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let dir = private_dir()?;
+    let checked = (|| -> Result<_> {
+        let data = unpack_data(&bundle, &dir.join("data"))?;
+        if !data.is_empty() {
+            note(format_args!(
+                "the bundle's data sets ({}) match their recorded digests",
+                data.iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if args.retrain > 0 {
+            retrain(&records, args.retrain, &data, &dir)
+        } else {
+            Ok((Vec::new(), Vec::new()))
+        }
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (retrained, skipped) = checked?;
     let differing: Vec<&Retrained> = retrained.iter().filter(|r| !r.identical).collect();
     if args.json {
         crate::output::print_json(&VerifyOutcome {
@@ -306,7 +445,12 @@ fn verify(args: VerifyArgs) -> Result<()> {
 /// Trains `count` of the records' runs again (evenly spread over those
 /// this build's engine made) on a server loaded with the bundle's
 /// experiments, and compares every epoch's digest.
-fn retrain(records: &[ExperimentRecord], count: usize) -> Result<(Vec<Retrained>, Vec<String>)> {
+fn retrain(
+    records: &[ExperimentRecord],
+    count: usize,
+    data: &[reproml_store::DatasetRecord],
+    dir: &std::path::Path,
+) -> Result<(Vec<Retrained>, Vec<String>)> {
     let mut eligible = Vec::new();
     let mut skipped = Vec::new();
     for record in records {
@@ -336,10 +480,12 @@ fn retrain(records: &[ExperimentRecord], count: usize) -> Result<(Vec<Retrained>
     if picked.is_empty() {
         return Ok((Vec::new(), skipped));
     }
-    let dir = private_dir()?;
     let db = dir.join("retrain.db");
     {
         let mut store = reproml_store::Store::open(&db, None)?;
+        for record in data {
+            store.register_dataset(record)?;
+        }
         for (record, _, _) in &picked {
             store.import_experiment(&record.experiment)?;
         }
@@ -398,7 +544,6 @@ fn retrain(records: &[ExperimentRecord], count: usize) -> Result<(Vec<Retrained>
         }
         Ok(out)
     })();
-    let _ = std::fs::remove_dir_all(&dir);
     skipped.extend(failed_to_train);
     Ok((outcome?, skipped))
 }
