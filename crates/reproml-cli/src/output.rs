@@ -78,10 +78,15 @@ pub fn provenance(rows: &[RunSummary], specs: &[ExperimentSpec]) -> Provenance {
         "reproml {} (engine source {SOURCE}, crates {STACK}, commit {COMMIT})",
         env!("CARGO_PKG_VERSION")
     );
-    let now = std::time::SystemTime::now()
+    Provenance::new(&tool, &now(), rows, specs)
+}
+
+/// The time now, as every record and report writes it (RFC 3339, UTC).
+pub fn now() -> String {
+    let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Provenance::new(&tool, &reproml_core::time::rfc3339_utc(now), rows, specs)
+    reproml_core::time::rfc3339_utc(secs)
 }
 
 /// `--fail-on-difference`: status 3 when a comparison detected a

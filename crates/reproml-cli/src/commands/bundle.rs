@@ -111,11 +111,9 @@ fn note(line: std::fmt::Arguments<'_>) {
     }
 }
 
-fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    reproml_core::time::rfc3339_utc(secs)
+/// `n` and `word`, plural when `n` is not 1.
+fn count(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 fn export(args: ExportArgs) -> Result<()> {
@@ -229,7 +227,7 @@ fn export(args: ExportArgs) -> Result<()> {
         .flat_map(|r| &r.runs)
         .map(|r| r.recorded_at.clone())
         .max()
-        .unwrap_or_else(now);
+        .unwrap_or_else(crate::output::now);
     let source = match &args.server.db {
         Some(db) => format!("database {}", db.display()),
         None if args.server.embedded => "database reproml.db".to_owned(),
@@ -247,10 +245,11 @@ fn export(args: ExportArgs) -> Result<()> {
     bundle.write(&args.out)?;
     let runs: usize = records.iter().map(|r| r.runs.len()).sum();
     note(format_args!(
-        "wrote {}: {} experiments, {runs} runs, {} files (check it with `reproml bundle verify {}`)",
+        "wrote {}: {}, {}, {} (check it: reproml bundle verify {})",
         args.out.display(),
-        records.len(),
-        bundle.paths().count() + 1,
+        count(records.len(), "experiment"),
+        count(runs, "run"),
+        count(bundle.paths().count() + 1, "file"),
         args.out.display()
     ));
     Ok(())
@@ -369,12 +368,12 @@ fn verify(args: VerifyArgs) -> Result<()> {
     let bundle = Bundle::read(&args.bundle)?;
     let (verified, records) = reproml_bundle::verify(&bundle)?;
     note(format_args!(
-        "{}: {} files match the manifest; {} experiments, {} runs hold together; the report's {} comparisons re-derive bit for bit",
+        "{}: {} match the manifest;\n  {} and {} hold together;\n  the report ({}) re-derives bit for bit",
         args.bundle.display(),
-        verified.files + 1,
-        verified.experiments,
-        verified.runs,
-        verified.comparisons
+        count(verified.files + 1, "file"),
+        count(verified.experiments, "experiment"),
+        count(verified.runs, "run"),
+        count(verified.comparisons, "comparison")
     ));
     let dir = private_dir()?;
     let checked = (|| -> Result<_> {
@@ -607,9 +606,9 @@ fn import(args: ImportArgs) -> Result<()> {
         }
     }
     note(format_args!(
-        "imported {} experiments and {} runs into {} (browse them: reproml server --db {})",
-        verified.experiments,
-        verified.runs,
+        "imported {} and {} into {} (browse them: reproml server --db {})",
+        count(verified.experiments, "experiment"),
+        count(verified.runs, "run"),
         args.db.display(),
         args.db.display()
     ));
