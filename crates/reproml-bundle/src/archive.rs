@@ -242,41 +242,51 @@ impl Bundle {
     }
 }
 
+/// Where each zstd frame of `compressed` lies (a bundle holds one per
+/// file, the manifest's first), and whether they cover it all: `false`
+/// when a frame's end cannot be found (the ranges before it are whole).
+pub fn frames(compressed: &[u8]) -> (Vec<std::ops::Range<usize>>, bool) {
+    let mut ranges = Vec::new();
+    let mut at = 0;
+    while at < compressed.len() {
+        match zstd::zstd_safe::find_frame_compressed_size(&compressed[at..]) {
+            Ok(n) if n > 0 && n <= compressed.len() - at => {
+                ranges.push(at..at + n);
+                at += n;
+            }
+            _ => return (ranges, false),
+        }
+    }
+    (ranges, true)
+}
+
 /// The zstd frames of `compressed`, decoded and joined (the tar stream).
 /// A frame that does not decode is named by the file it held: frame `i`
 /// holds the manifest's `i`-th entry (the manifest itself first), when
 /// the bundle was written by [`Bundle::write`] and its manifest decodes.
 fn decompress_frames(path: &Path, compressed: &[u8]) -> Result<Vec<u8>, BundleError> {
-    let mut frames = Vec::new();
-    let mut rest = compressed;
-    while !rest.is_empty() {
-        match zstd::zstd_safe::find_frame_compressed_size(rest) {
-            Ok(n) if n > 0 && n <= rest.len() => {
-                frames.push(&rest[..n]);
-                rest = &rest[n..];
-            }
-            _ => {
-                // Cannot even find where this frame ends: the frames
-                // before it are whole.
-                let manifest = frames.first().and_then(|first| {
-                    let mut bytes = Vec::new();
-                    zstd::Decoder::with_buffer(*first)
-                        .ok()?
-                        .single_frame()
-                        .take(MAX_MANIFEST_BYTES)
-                        .read_to_end(&mut bytes)
-                        .ok()?;
-                    let (manifest, _) = untar(path, &bytes).ok()?;
-                    serde_json::from_slice::<Manifest>(&manifest?).ok()
-                });
-                return Err(damaged_frame(
-                    path,
-                    frames.len(),
-                    manifest.as_ref(),
-                    "its frame header is broken",
-                ));
-            }
-        }
+    let (ranges, whole) = frames(compressed);
+    let frames: Vec<&[u8]> = ranges.into_iter().map(|r| &compressed[r]).collect();
+    if !whole {
+        // Cannot even find where this frame ends: the frames
+        // before it are whole.
+        let manifest = frames.first().and_then(|first| {
+            let mut bytes = Vec::new();
+            zstd::Decoder::with_buffer(*first)
+                .ok()?
+                .single_frame()
+                .take(MAX_MANIFEST_BYTES)
+                .read_to_end(&mut bytes)
+                .ok()?;
+            let (manifest, _) = untar(path, &bytes).ok()?;
+            serde_json::from_slice::<Manifest>(&manifest?).ok()
+        });
+        return Err(damaged_frame(
+            path,
+            frames.len(),
+            manifest.as_ref(),
+            "its frame header is broken",
+        ));
     }
     let mut tar = Vec::new();
     let mut manifest = None;

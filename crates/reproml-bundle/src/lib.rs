@@ -17,7 +17,7 @@
 mod archive;
 mod contents;
 
-pub use archive::{Bundle, FORMAT, MANIFEST, Manifest};
+pub use archive::{Bundle, FORMAT, MANIFEST, Manifest, frames};
 pub use contents::{
     Description, ExperimentRecord, ReportSettings, Verified, assemble, report_of, verify,
 };

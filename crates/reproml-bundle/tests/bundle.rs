@@ -137,13 +137,8 @@ fn a_changed_byte_of_the_compressed_archive_names_the_file_it_held() {
     let original = std::fs::read(&path).unwrap();
     // Every file is a frame of its own: find runs.json's, by the frames'
     // sizes, and damage it at its start, middle and checksum.
-    let mut frames = Vec::new();
-    let mut at = 0;
-    while at < original.len() {
-        let n = zstd::zstd_safe::find_frame_compressed_size(&original[at..]).unwrap();
-        frames.push(at..at + n);
-        at += n;
-    }
+    let (frames, whole) = reproml_bundle::frames(&original);
+    assert!(whole);
     let read = Bundle::read(&path).unwrap();
     let files: Vec<&str> = read.paths().collect();
     assert_eq!(

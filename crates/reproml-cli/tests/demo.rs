@@ -138,13 +138,8 @@ fn replication_package_of_the_demo(dir: &std::path::Path) {
     // One byte of the archive changed, inside the frame holding
     // demo-repeat's runs (the manifest first, then the files by name).
     let original = std::fs::read(&bundle).unwrap();
-    let mut frames = Vec::new();
-    let mut at = 0;
-    while at < original.len() {
-        let n = zstd::zstd_safe::find_frame_compressed_size(&original[at..]).unwrap();
-        frames.push(at..at + n);
-        at += n;
-    }
+    let (frames, whole) = reproml_bundle::frames(&original);
+    assert!(whole);
     // The files in name order, as the archive holds them after the manifest.
     let mut files = vec!["bundle.json".to_owned(), "datasets.json".to_owned()];
     for e in ["demo-real-fault", "demo-repeat", "demo-unused-op"] {

@@ -22,7 +22,7 @@ use reproml_core::{ExperimentId, RunIndex, VariantLabel};
 use reproml_study::{ArtifactSpec, SlurmSettings, Study};
 
 use crate::pool::missing_runs;
-use crate::study::{StudyOutcome, command_line};
+use crate::study::{StudyOutcome, command_line, study_sides};
 use crate::{Event, Observer, RunnerError};
 
 /// How a study is put on Slurm.
@@ -356,22 +356,7 @@ pub fn run_study(
             format!("{e} (the folder must be writable from every node)"),
         )
     })?;
-    let mut sides = Vec::new();
-    for bug in &study.bugs {
-        let spec = study.spec(bug, origin)?;
-        let (experiment, _) =
-            client
-                .create_experiment(&spec)
-                .map_err(|source| RunnerError::CreateExperiment {
-                    bug: bug.id.clone(),
-                    source,
-                })?;
-        for variant in &study.sides {
-            if let Some(artifact) = bug.artifact(variant) {
-                sides.push((experiment.clone(), variant.clone(), artifact.clone()));
-            }
-        }
-    }
+    let sides = study_sides(client, study, origin)?;
     let all = RunSelection::first(study.runs);
     for attempt in 0..=study.retries {
         let mut jobs = Vec::new();

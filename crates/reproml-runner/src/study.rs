@@ -33,14 +33,8 @@ pub fn run_study(
 ) -> Result<StudyOutcome, RunnerError> {
     let mut outcome = StudyOutcome::default();
     for bug in &study.bugs {
-        let spec = study.spec(bug, origin)?;
-        let (experiment, _) =
-            client
-                .create_experiment(&spec)
-                .map_err(|source| RunnerError::CreateExperiment {
-                    bug: bug.id.clone(),
-                    source,
-                })?;
+        let experiment = bug_experiment(client, study, bug, origin)?;
+        let spec = &experiment.spec;
         for variant in &study.sides {
             let Some(artifact) = bug.artifact(variant) else {
                 continue;
@@ -88,6 +82,44 @@ pub fn run_study(
         }
     }
     Ok(outcome)
+}
+
+/// The experiment of `bug`, created on the server when missing.
+fn bug_experiment(
+    client: &Client,
+    study: &Study,
+    bug: &reproml_study::StudyBug,
+    origin: &str,
+) -> Result<Experiment, RunnerError> {
+    let spec = study.spec(bug, origin)?;
+    let (experiment, _) =
+        client
+            .create_experiment(&spec)
+            .map_err(|source| RunnerError::CreateExperiment {
+                bug: bug.id.clone(),
+                source,
+            })?;
+    Ok(experiment)
+}
+
+/// Every side of every bug, in the study's order, with its experiment
+/// (created on the server when missing) and artifact: what a cluster
+/// executor submits.
+pub fn study_sides(
+    client: &Client,
+    study: &Study,
+    origin: &str,
+) -> Result<Vec<(Experiment, VariantLabel, ArtifactSpec)>, RunnerError> {
+    let mut sides = Vec::new();
+    for bug in &study.bugs {
+        let experiment = bug_experiment(client, study, bug, origin)?;
+        for variant in &study.sides {
+            if let Some(artifact) = bug.artifact(variant) {
+                sides.push((experiment.clone(), variant.clone(), artifact.clone()));
+            }
+        }
+    }
+    Ok(sides)
 }
 
 /// A side's artifact in words, for the study's log.

@@ -337,38 +337,33 @@ fn manifests(args: StudyManifestsArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let all = reproml_core::selection::RunSelection::first(study.runs);
     let mut written = 0;
-    for bug in &study.bugs {
-        let spec = study.spec(bug, &origin)?;
-        let (experiment, _) = client.create_experiment(&spec)?;
-        for variant in &study.sides {
-            let Some(artifact) = bug.artifact(variant) else {
-                continue;
-            };
-            let missing = reproml_runner::pool::missing_runs(client, &experiment, variant, &all)?;
-            if missing.is_empty() {
-                continue;
-            }
-            let job = reproml_runner::slurm::side_job(
-                &experiment,
-                variant,
-                artifact,
-                &missing,
-                &server,
-                &args.reproml,
-                args.runs_per_task
-                    .or(study.slurm.runs_per_task)
-                    .unwrap_or(1),
-            );
-            let manifest = reproml_runner::kubernetes::indexed_job(&job, &settings);
-            let name = manifest["metadata"]["name"]
-                .as_str()
-                .unwrap_or("job")
-                .to_owned();
-            let path = out.join(format!("{name}.json"));
-            std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            written += 1;
+    for (experiment, variant, artifact) in
+        reproml_runner::study::study_sides(client, &study, &origin)?
+    {
+        let missing = reproml_runner::pool::missing_runs(client, &experiment, &variant, &all)?;
+        if missing.is_empty() {
+            continue;
         }
+        let job = reproml_runner::slurm::side_job(
+            &experiment,
+            &variant,
+            &artifact,
+            &missing,
+            &server,
+            &args.reproml,
+            args.runs_per_task
+                .or(study.slurm.runs_per_task)
+                .unwrap_or(1),
+        );
+        let manifest = reproml_runner::kubernetes::indexed_job(&job, &settings);
+        let name = manifest["metadata"]["name"]
+            .as_str()
+            .unwrap_or("job")
+            .to_owned();
+        let path = out.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        written += 1;
     }
     println!(
         "{written} Indexed Job(s) written to {}: `kubectl apply -f {}`; when they are done, \
