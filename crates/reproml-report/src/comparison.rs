@@ -218,6 +218,13 @@ pub struct Comparison {
     /// fingerprints are recorded and agree in every entry, and so do their
     /// artifacts (a repeat control, not a change).
     pub same_build: bool,
+    /// Some run of either variant was trained on an engine that does not
+    /// vouch for bit-repeatable kernels (fingerprint `deterministic:
+    /// false`: a GPU, or PyTorch with its determinism settings off). Equal
+    /// trajectories then do not show that the change never altered
+    /// training, so neither "not triggered" nor "bit-identical" is given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nondeterministic: bool,
     /// The smallest Holm-adjusted p-value these sample sizes allow at all
     /// (two samples that do not overlap), given the report's number of
     /// tests: at or above α, no verdict but "underpowered" is possible.
@@ -386,6 +393,14 @@ fn same_build(a: &[&RunSummary], b: &[&RunSummary]) -> bool {
     matches!((side(a), side(b)), (Some(x), Some(y)) if x == y)
 }
 
+/// True when some run's fingerprint says its engine is not bit-repeatable.
+fn nondeterministic(runs: &[&RunSummary]) -> bool {
+    runs.iter().any(|r| {
+        r.fingerprint_entries()
+            .is_some_and(|f| f.get("deterministic").is_some_and(|d| d == "false"))
+    })
+}
+
 /// The variants of `experiment` to compare, the reference first.
 fn pick_variants(
     experiment: &str,
@@ -528,6 +543,7 @@ fn compare_pair(
         metrics,
         fingerprint_differences: fingerprint_differences(&base, &treat),
         same_build: same_build(&base, &treat),
+        nondeterministic: nondeterministic(&base) || nondeterministic(&treat),
         best_possible_holm_p: None,
         verdict: Verdict::Inconclusive,
     };
@@ -711,7 +727,9 @@ fn spread_test(x: &[f64], y: &[f64]) -> Option<f64> {
 
 /// The conclusion of one comparison whose p-values are adjusted.
 fn verdict(c: &Comparison, alpha: f64, margin: f64, confidence: f64) -> Verdict {
-    let all_identical = c.pairs > 0 && c.identical_pairs == c.pairs;
+    // On an engine that is not bit-repeatable, equal trajectories are luck,
+    // not proof: the metrics decide, as for any other difference.
+    let all_identical = c.pairs > 0 && c.identical_pairs == c.pairs && !c.nondeterministic;
     if c.seed_policy == SeedPolicy::Fixed {
         Verdict::FixedSeeds
     } else if all_identical && c.same_build {

@@ -52,7 +52,12 @@ pub fn to_markdown(report: &Report) -> String {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for c in &report.comparisons {
-        let trajectories = format!("{}/{} identical", c.identical_pairs, c.pairs);
+        let trajectories = format!(
+            "{}/{} identical{}",
+            c.identical_pairs,
+            c.pairs,
+            if c.nondeterministic { " ‡" } else { "" }
+        );
         for (i, m) in c.metrics.iter().enumerate() {
             let first = i == 0;
             let _ = writeln!(
@@ -87,8 +92,16 @@ pub fn to_markdown(report: &Report) -> String {
             "\n† fewer runs than planned, or unequal numbers of runs per variant."
         );
     }
+    if report.comparisons.iter().any(|c| c.nondeterministic) {
+        let _ = writeln!(out, "\n‡ {NONDETERMINISTIC}.");
+    }
     out
 }
+
+/// Why a comparison on a non-repeatable engine reads trajectories as it does.
+const NONDETERMINISTIC: &str = "runs trained on an engine that is not bit-repeatable \
+     (fingerprint deterministic: false), so equal trajectories prove nothing and only \
+     the metrics decide";
 
 /// The fingerprint entries that differ between a comparison's sides, as
 /// `threads 1 vs 2, numpy 1.24 vs 1.26`; empty when none.
@@ -199,8 +212,13 @@ pub fn verdict_lines(report: &Report) -> Vec<String> {
             } else {
                 format!("; runtimes differ (the change itself, or a possible confound): {differs}")
             };
+            let repeatable = if c.nondeterministic {
+                format!("; {NONDETERMINISTIC}")
+            } else {
+                String::new()
+            };
             format!(
-                "{}: {} ({} vs {}, n = {}, {}/{} identical trajectories{}{}{confounds})",
+                "{}: {} ({} vs {}, n = {}, {}/{} identical trajectories{repeatable}{}{}{confounds})",
                 name(c),
                 c.verdict.describe(),
                 c.baseline,
@@ -299,13 +317,18 @@ pub fn to_terminal_width(report: &Report, width: usize) -> String {
     let mut out = String::new();
     for c in &report.comparisons {
         let head = format!(
-            "{}: {} (baseline) vs {}, n = {}, {}/{} identical trajectories",
+            "{}: {} (baseline) vs {}, n = {}, {}/{} identical trajectories{}",
             name(c),
             c.baseline,
             c.treatment,
             sizes(c),
             c.identical_pairs,
-            c.pairs
+            c.pairs,
+            if c.nondeterministic {
+                " (engine not bit-repeatable)"
+            } else {
+                ""
+            }
         );
         push_wrapped(&mut out, width, &head, "", "    ");
         push_wrapped(

@@ -330,6 +330,39 @@ fn a_repeat_of_the_same_build_is_a_bit_identical_control_not_a_bug_verdict() {
     assert_eq!(with("unused-op"), Verdict::NotTriggered);
 }
 
+#[test]
+fn equal_trajectories_on_a_non_repeatable_engine_prove_nothing() {
+    let v: Vec<f64> = (0..6).map(|i| 0.5 + f64::from(i) * 0.01).collect();
+    let report = |gpu_side: Option<&str>| {
+        let mut all = rows("gpu", "per-run", &v, &v);
+        for r in &mut all {
+            r.final_digest = format!("{:064x}", r.run.get());
+            let on_gpu = gpu_side.is_some_and(|side| side == r.variant.as_str());
+            let deterministic = if on_gpu { "false" } else { "true" };
+            r.fingerprint =
+                format!(r#"{{"fault":"none","source":"s1","deterministic":"{deterministic}"}}"#);
+        }
+        compare(&all, &CompareOptions::default()).unwrap()
+    };
+    assert_eq!(report(None).comparisons[0].verdict, Verdict::BitIdentical);
+    assert!(!report(None).comparisons[0].nondeterministic);
+    // One side on a GPU is enough: neither a control nor "not triggered";
+    // the metrics decide, and 6 runs a side cannot show anything.
+    for side in ["buggy", "corrected"] {
+        let r = report(Some(side));
+        let c = &r.comparisons[0];
+        assert!(c.nondeterministic, "{side}");
+        assert_eq!(c.verdict, Verdict::Underpowered, "{side}");
+        assert!(to_markdown(&r).contains("6/6 identical ‡"));
+        assert!(to_markdown(&r).contains("‡ runs trained on an engine that is not bit-repeatable"));
+        assert!(verdict_lines(&r)[0].contains("equal trajectories prove nothing"));
+    }
+    // The JSON of a report without such runs keeps its old shape, so
+    // bundles made before the field existed still re-derive bit for bit.
+    let json = serde_json::to_string(&report(None)).unwrap();
+    assert!(!json.contains("nondeterministic"));
+}
+
 /// Rows of one experiment with any number of sides, digests all different.
 fn sides(experiment: &str, sides: &[(&str, &[f64])]) -> Vec<RunSummary> {
     let mut text = String::from(

@@ -21,9 +21,11 @@ pub const COMMIT: &str = env!("REPROML_COMMIT");
 /// fingerprint's `fixed` entry). The thread count is not among them: this
 /// engine's results do not depend on it. `dataset` (the digest of the data
 /// set the run's splits came from) is filled in by the runner, which
-/// fetched them.
+/// fetched them. `gpu` (the GPU's model; absent on the CPU) is fixed
+/// because a GPU's kernels and their rounding can differ between models.
 pub const FIXED_KEYS: &[&str] = &[
     "backend",
+    "gpu",
     "burn",
     "burn-flex",
     "stack",
@@ -43,6 +45,9 @@ const RELEVANT_ENV: &[&str] = &[
     "RUSTFLAGS",
     "CUBLAS_WORKSPACE_CONFIG",
     "CUDA_VISIBLE_DEVICES",
+    // cubecl (burn's GPU backends) picks kernels by timing them.
+    "CUBECL_AUTOTUNE_LEVEL",
+    "CUBECL_AUTOTUNE_CACHE",
 ];
 
 /// The fingerprint of this process for a run on `backend` with `fault`.
@@ -59,6 +64,7 @@ pub fn fingerprint(backend: &str, fault: &Fault) -> BTreeMap<String, String> {
     f.insert("target".into(), env!("REPROML_TARGET").into());
     f.insert("backend".into(), backend.into());
     f.insert("fault".into(), fault.to_string());
+    f.extend(crate::device::fingerprint_entries());
     f.insert("threads".into(), rayon::current_num_threads().to_string());
     f.insert(
         "cores".into(),

@@ -4,8 +4,12 @@
 //! random choice comes from the run's streams (`reproml-core`), never from
 //! the engine — initial weights and dropout masks are drawn on the host —
 //! and the epoch order comes from the server's split. After every epoch the
-//! parameters are digested, so two runs can be compared bit for bit.
+//! parameters are digested, so two runs can be compared bit for bit. With
+//! the `cuda` feature the same models train on an NVIDIA GPU ([`device`]).
 
+#[cfg(feature = "cuda")]
+mod cuda;
+pub mod device;
 pub mod digest;
 pub mod fault;
 pub mod fingerprint;
@@ -49,6 +53,9 @@ pub enum TrainError {
     /// The engine failed.
     #[error("the training engine failed: {0}")]
     Engine(String),
+    /// The compute device cannot be used.
+    #[error("{0}")]
+    Device(String),
     /// The loss became NaN or infinite.
     #[error("training diverged in epoch {epoch} (the loss is not finite); lower the learning rate")]
     Diverged {

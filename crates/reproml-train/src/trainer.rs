@@ -127,16 +127,6 @@ pub struct Trained {
     pub param_names: Vec<String>,
 }
 
-/// The compute device: burn's flex backend on the CPU (CUDA with the
-/// `cuda` feature and `REPROML_DEVICE=cuda`).
-pub fn device() -> (Device, &'static str) {
-    #[cfg(feature = "cuda")]
-    if std::env::var("REPROML_DEVICE").as_deref() == Ok("cuda") {
-        return (Device::cuda(0), "cuda");
-    }
-    (Device::flex(), "flex")
-}
-
 /// Trains `network` from scratch on `train`, evaluating on `test`.
 pub fn train(
     network: &Network,
@@ -152,7 +142,7 @@ pub fn train(
         ));
     }
     let by_index = check_served_order(train, settings.seed)?;
-    let (inner, backend) = device();
+    let (inner, backend) = crate::device::burn_device();
     let autodiff = inner.clone().autodiff();
     let mut params: Vec<Tensor<1>> = network
         .initial_parameters(settings.seed)
@@ -323,13 +313,13 @@ impl<'a> Sgd<'a> {
 /// known before training, so that a runner can check it against the
 /// variant's before spending any time.
 pub fn builtin_artifact(model: &str, fault: &Fault) -> Artifact {
-    artifact_on(device().1, model, fault)
+    artifact_on(crate::device::burn_device().1, model, fault)
 }
 
 /// The fingerprint entries this build's results depend on (see
 /// [`fingerprint::FIXED_KEYS`]), as a run on this machine would report them.
 pub fn builtin_fixed_fingerprint(fault: &Fault) -> BTreeMap<String, String> {
-    let full = fingerprint::fingerprint(device().1, fault);
+    let full = fingerprint::fingerprint(crate::device::burn_device().1, fault);
     fingerprint::FIXED_KEYS
         .iter()
         .map(|k| {

@@ -118,10 +118,16 @@ fn the_result_is_what_the_server_accepts() {
         "cpu_features",
         "threads",
         "os",
+        "device",
+        "deterministic",
     ] {
         assert!(
             r.result.fingerprint.contains_key(key),
             "fingerprint lacks {key}"
         );
     }
+    // The CPU engine vouches for its own repeatability (tested above).
+    assert_eq!(r.result.fingerprint["device"], "cpu");
+    assert_eq!(r.result.fingerprint["deterministic"], "true");
+    assert!(!r.result.fingerprint.contains_key("gpu"));
 }

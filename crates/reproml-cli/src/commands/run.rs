@@ -6,6 +6,7 @@ use reproml_core::VariantLabel;
 use reproml_core::fault::Fault;
 use reproml_core::selection::RunSelection;
 use reproml_runner::{VariantPlan, threads_per_run, train_variant};
+use reproml_train::device::ComputeDevice;
 
 use crate::connect::{ExperimentArgs, ServerArgs};
 use crate::progress::Bars;
@@ -32,6 +33,11 @@ pub struct RunArgs {
     /// the jobs. Results do not depend on it.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
+    /// Where the kernels run: cpu (burn's flex backend, bit-repeatable),
+    /// cuda or cuda:N (an NVIDIA GPU; builds with `--features cuda`).
+    /// Recorded in the fingerprint and the artifact.
+    #[arg(long, default_value = "cpu")]
+    device: ComputeDevice,
     /// Print one JSON object per finished run on standard output.
     #[arg(long)]
     json: bool,
@@ -44,6 +50,7 @@ pub struct RunArgs {
 
 /// Runs `reproml run`.
 pub fn run(args: RunArgs) -> Result<()> {
+    reproml_train::device::select(args.device)?;
     let connection = args.server.connect()?;
     let client = &connection.client;
     let experiment = args.experiment.resolve(client)?;

@@ -6,6 +6,7 @@ use clap::Args;
 use reproml_core::RunIndex;
 use reproml_core::fault::Fault;
 use reproml_runner::run::train_run;
+use reproml_train::device::ComputeDevice;
 use reproml_train::verify::first_divergence;
 
 use crate::connect::{ExperimentArgs, ServerArgs};
@@ -23,6 +24,11 @@ pub struct VerifyArgs {
     /// Inject a defect in both trainings (see `reproml run --help`).
     #[arg(long, default_value = "none")]
     fault: Fault,
+    /// Where the kernels run: cpu (burn's flex backend, bit-repeatable),
+    /// cuda or cuda:N (an NVIDIA GPU; builds with `--features cuda`).
+    /// Recorded in the fingerprint and the artifact.
+    #[arg(long, default_value = "cpu")]
+    device: ComputeDevice,
     /// Print the outcome as JSON (also when the trainings diverge).
     #[arg(long)]
     json: bool,
@@ -43,6 +49,7 @@ struct Outcome<'a> {
 
 /// Runs `reproml verify`; exits with status 3 when the trainings diverge.
 pub fn run(args: VerifyArgs) -> Result<()> {
+    reproml_train::device::select(args.device)?;
     let connection = args.server.connect()?;
     let client = &connection.client;
     let experiment = args.experiment.resolve(client)?;
