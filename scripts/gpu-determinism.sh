@@ -50,7 +50,10 @@ fi
 dir=$(mktemp -d)
 server=""
 cleanup() {
-    [[ -n $server ]] && kill "$server" 2>/dev/null
+    if [[ -n $server ]]; then
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+    fi
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -198,7 +201,8 @@ for experiment, run in diverging[:1]:
 sys.exit(3 if diverging else 0)
 PY
 grep -v '^VERIFY ' "$dir/summary.txt"
-# The first diverging run trained twice more, parameter by parameter.
+# The first diverging run trained twice more, parameter by parameter (in one
+# process, where autotuned kernels are reused: it may well repeat there).
 if read -r _ experiment run < <(grep '^VERIFY ' "$dir/summary.txt"); then
     echo "reproml verify --device $device --experiment $experiment --run $run:"
     "$REPROML" verify --server "$url" --experiment "$experiment" --run "$run" --device "$device" 2>&1 \

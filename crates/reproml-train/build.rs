@@ -46,6 +46,9 @@ fn main() {
         "crates/reproml-train",
         "crates/reproml-core",
         "crates/reproml-data",
+        // Patched into the CUDA build in place of a crates.io crate, so
+        // not covered by the locked crates' digest.
+        "third_party/cubecl-llvm",
     ];
     env("REPROML_SOURCE", &source_digest(&root, &sources));
     env("REPROML_COMMIT", &git_commit(&root));

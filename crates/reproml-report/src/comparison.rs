@@ -219,10 +219,12 @@ pub struct Comparison {
     /// artifacts (a repeat control, not a change).
     pub same_build: bool,
     /// Some run of either variant was trained on an engine that does not
-    /// vouch for bit-repeatable kernels (fingerprint `deterministic:
-    /// false`: a GPU, or PyTorch with its determinism settings off). Equal
-    /// trajectories then do not show that the change never altered
-    /// training, so neither "not triggered" nor "bit-identical" is given.
+    /// vouch for bit-repeatable kernels (fingerprint `deterministic` is
+    /// exactly `false`: the built-in engine on a GPU). Equal trajectories
+    /// then do not show that the change never altered training, so neither
+    /// "not triggered" nor "bit-identical" is given and the metrics are
+    /// tested. (The Python client's `False`, PyTorch's determinism settings
+    /// off, is compared as a fingerprint entry like any other.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nondeterministic: bool,
     /// The smallest Holm-adjusted p-value these sample sizes allow at all
@@ -646,7 +648,7 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
     // their digests, not by a test: their p-values (all 1) stay out of the
     // family, so they do not dilute the tests that matter.
     for c in &mut comparisons {
-        if c.pairs > 0 && c.identical_pairs == c.pairs {
+        if decided_by_digests(c) {
             for m in &mut c.metrics {
                 m.mwu_p = None;
             }
@@ -659,9 +661,7 @@ pub fn compare(rows: &[RunSummary], opts: &CompareOptions) -> Result<Report, Rep
         .collect();
     let (h, b) = (holm(&raw), benjamini_hochberg(&raw));
     let tests = raw.len();
-    let tested = |c: &Comparison| {
-        c.seed_policy == SeedPolicy::PerRun && !(c.pairs > 0 && c.identical_pairs == c.pairs)
-    };
+    let tested = |c: &Comparison| c.seed_policy == SeedPolicy::PerRun && !decided_by_digests(c);
     let tested_comparisons = comparisons.iter().filter(|c| tested(c)).count().max(1);
     let equivalence_confidence = 1.0 - 2.0 * alpha / tested_comparisons as f64;
     let mut k = 0;
@@ -725,11 +725,17 @@ fn spread_test(x: &[f64], y: &[f64]) -> Option<f64> {
         .map(|r| r.pvalue)
 }
 
+/// Every pair of runs is bit-identical on an engine that vouches for its
+/// repeatability: the digests decide, not a test. On an engine that is not
+/// bit-repeatable, equal trajectories are luck, not proof: the metrics
+/// decide, as for any other difference.
+fn decided_by_digests(c: &Comparison) -> bool {
+    c.pairs > 0 && c.identical_pairs == c.pairs && !c.nondeterministic
+}
+
 /// The conclusion of one comparison whose p-values are adjusted.
 fn verdict(c: &Comparison, alpha: f64, margin: f64, confidence: f64) -> Verdict {
-    // On an engine that is not bit-repeatable, equal trajectories are luck,
-    // not proof: the metrics decide, as for any other difference.
-    let all_identical = c.pairs > 0 && c.identical_pairs == c.pairs && !c.nondeterministic;
+    let all_identical = decided_by_digests(c);
     if c.seed_policy == SeedPolicy::Fixed {
         Verdict::FixedSeeds
     } else if all_identical && c.same_build {

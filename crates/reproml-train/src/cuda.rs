@@ -16,6 +16,14 @@ use cudarc::nvrtc::sys as nvrtc_sys;
 
 use crate::TrainError;
 
+/// The CUDA version this build's bindings are for (`CUDARC_CUDA_VERSION`
+/// at build time, as cudarc read it; e.g. 13000).
+fn built_for() -> c_int {
+    option_env!("CUDARC_CUDA_VERSION")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(13000)
+}
+
 /// Probes GPU `ordinal`: the driver and NVRTC load, the device exists, and
 /// its name, compute capability and versions, as fingerprint entries.
 pub(crate) fn probe(ordinal: usize) -> Result<BTreeMap<String, String>, TrainError> {
@@ -69,11 +77,24 @@ pub(crate) fn probe(ordinal: usize) -> Result<BTreeMap<String, String>, TrainErr
     ) {
         f.insert("gpu_capability".into(), format!("{major}.{minor}"));
     }
+    let built = built_for();
+    let rebuild = "rebuild with CUDARC_CUDA_VERSION set to the machine's CUDA version \
+                   (e.g. 12080 for 12.8; docs/training.md, \"The CUDA build\")";
     let mut version: c_int = 0;
     // SAFETY: the driver is initialised and loaded (checked above);
     // `cuDriverGetVersion` writes one int through a pointer to a live local.
     if unsafe { driver_sys::cuDriverGetVersion(&mut version) } == driver_sys::CUresult::CUDA_SUCCESS
     {
+        // A newer API than the driver's would fail later, mid-run, on a
+        // missing symbol.
+        if version < built {
+            return Err(fail(format!(
+                "the NVIDIA driver offers CUDA {}, but this build needs CUDA {} or newer: \
+                 update the driver, or {rebuild}",
+                crate::device::cuda_version(version),
+                crate::device::cuda_version(built)
+            )));
+        }
         f.insert("cuda".into(), crate::device::cuda_version(version));
     }
     let (mut major, mut minor): (c_int, c_int) = (0, 0);
@@ -82,6 +103,15 @@ pub(crate) fn probe(ordinal: usize) -> Result<BTreeMap<String, String>, TrainErr
     if unsafe { nvrtc_sys::nvrtcVersion(&mut major, &mut minor) }
         == nvrtc_sys::nvrtcResult::NVRTC_SUCCESS
     {
+        // cudarc may load another major version's library (it tries
+        // several names), while its functions are bound for this build's.
+        if major != built / 1000 {
+            return Err(fail(format!(
+                "the NVRTC found is version {major}.{minor}, but this build is for CUDA {}: \
+                 put that version's NVRTC first on LD_LIBRARY_PATH, or {rebuild}",
+                crate::device::cuda_version(built)
+            )));
+        }
         f.insert("nvrtc".into(), format!("{major}.{minor}"));
     }
     // The kernel module's version (e.g. 580.159.04), which `nvidia-smi`

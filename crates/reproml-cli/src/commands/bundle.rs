@@ -462,8 +462,21 @@ fn retrain(
                     eligible.push((record, run, fault));
                 }
                 _ => {
+                    // A GPU's runs are not bit-repeatable by promise, so a
+                    // retraining on the CPU could never match them.
+                    let why = if run
+                        .result
+                        .fingerprint
+                        .get("deterministic")
+                        .map(String::as_str)
+                        == Some("false")
+                    {
+                        "trained on an engine that is not bit-repeatable (deterministic: false)"
+                    } else {
+                        "not this build's engine"
+                    };
                     let line = format!(
-                        "{} / {}: trained by {} (not this build's engine)",
+                        "{} / {}: trained by {} ({why})",
                         run.experiment, run.variant, artifact.name
                     );
                     if !skipped.contains(&line) {

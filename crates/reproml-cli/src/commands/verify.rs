@@ -25,8 +25,10 @@ pub struct VerifyArgs {
     #[arg(long, default_value = "none")]
     fault: Fault,
     /// Where the kernels run: cpu (burn's flex backend, bit-repeatable),
-    /// cuda or cuda:N (an NVIDIA GPU; builds with `--features cuda`).
-    /// Recorded in the fingerprint and the artifact.
+    /// cuda or cuda:N (an NVIDIA GPU; builds with `--features cuda`). Both
+    /// trainings run in this process: on a GPU, kernels picked by timing
+    /// are reused within a process, so separate processes can still differ
+    /// (scripts/gpu-determinism.sh compares those).
     #[arg(long, default_value = "cpu")]
     device: ComputeDevice,
     /// Print the outcome as JSON (also when the trainings diverge).
@@ -87,6 +89,13 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     }
     if args.json {
         return Ok(());
+    }
+    if args.device != ComputeDevice::Cpu && !crate::output::quiet() {
+        eprintln!(
+            "note: both trainings ran in this process; on {}, kernels chosen by timing are \
+             reused within a process, so two processes can still differ",
+            args.device
+        );
     }
     println!(
         "deterministic: {} epochs × {} tensors bit-identical; final digest {}",
