@@ -76,6 +76,8 @@ problem_codes! {
     RunNotFound = ("run_not_found", 404),
     /// No such split.
     SplitNotFound = ("split_not_found", 404),
+    /// No data set with this digest.
+    DatasetNotFound = ("dataset_not_found", 404),
     /// No such path.
     RouteNotFound = ("route_not_found", 404),
     /// The path does not take this method.

@@ -180,6 +180,12 @@ impl ServerArgs {
                 )));
             }
             let mut client = Client::new(url, token);
+            // Data sets once per machine, then each split as its indices
+            // (REPROML_CACHE=off, REPROML_CACHE_DIR, REPROML_CACHE_LIMIT).
+            // Not for an embedded server: its data is in this process.
+            if let Some(cache) = reproml_client::DataCache::from_env() {
+                client = client.with_data_cache(std::sync::Arc::new(cache));
+            }
             if let Some(ca) = self.ca_cert() {
                 let pem = std::fs::read(&ca)
                     .with_context(|| format!("cannot read the CA certificate {}", ca.display()))?;

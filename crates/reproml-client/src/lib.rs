@@ -17,6 +17,7 @@
 //! ```
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reproml_api::{Health, ProblemCode, RunFailure};
@@ -27,6 +28,9 @@ use reproml_data::wire::{self, DecodedSplit, WireError};
 use serde::de::DeserializeOwned;
 
 pub use reproml_api::{Experiment, FailureRecord, RecordedRun, RunSeed};
+
+mod cache;
+pub use cache::{CacheStats, DataCache};
 
 /// Largest split stream accepted: CIFAR-10 is 184 MB.
 pub const MAX_SPLIT_BYTES: u64 = 2 << 30;
@@ -115,6 +119,7 @@ pub struct Client {
     token: Option<String>,
     agent: ureq::Agent,
     retries: u32,
+    cache: Option<Arc<DataCache>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -134,7 +139,20 @@ impl Client {
             token,
             agent: agent(ureq::tls::RootCerts::PlatformVerifier),
             retries: 5,
+            cache: None,
         }
+    }
+
+    /// Takes splits from `cache`: each data set is fetched once per machine
+    /// and each split as its indices only (`docs/protocol.md`, section 8).
+    pub fn with_data_cache(mut self, cache: Arc<DataCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The data cache, if any.
+    pub fn data_cache(&self) -> Option<&Arc<DataCache>> {
+        self.cache.as_ref()
     }
 
     /// Trusts only the CA certificates in `pem` (one or more PEM blocks):
@@ -337,29 +355,50 @@ impl Client {
         seed: Seed,
     ) -> Result<SplitData, ClientError> {
         let path = format!("/v1/experiments/{id}/runs/{run}/data/{split_name}?seed={seed}");
-        let (url, mut response) =
-            self.call_accepting("GET", &path, None, wire::CURRENT.media_type())?;
+        let accept = match &self.cache {
+            Some(_) => wire::Version::Indices.media_type(),
+            None => wire::CURRENT.media_type(),
+        };
+        let (url, mut response) = self.call_accepting("GET", &path, None, accept)?;
         let status = response.status().as_u16();
         if status >= 400 {
             let bytes = read_limited(&url, response.body_mut().as_reader(), MAX_JSON_BYTES)?;
             return Err(problem(&url, status, &bytes));
         }
-        // Verify while receiving: each chunk is checked as it arrives.
-        let mut reader = response.body_mut().as_reader().take(MAX_SPLIT_BYTES);
-        let split = wire::decode_from(&mut reader).map_err(|source| ClientError::Corrupt {
+        let corrupt = |source| ClientError::Corrupt {
             url: url.clone(),
             source,
-        })?;
-        let mut rest = [0u8; 1];
-        if reader.read(&mut rest).unwrap_or(0) != 0 {
-            return Err(ClientError::Corrupt {
-                url,
-                source: WireError::Malformed("bytes after the trailer".into()),
-            });
-        }
+        };
+        let split = match &self.cache {
+            Some(cache) => {
+                // A few hundred kB: read whole, to learn the data set first.
+                let bytes = read_limited(&url, response.body_mut().as_reader(), MAX_SPLIT_BYTES)?;
+                match wire::peek(&bytes) {
+                    Some((wire::Version::Indices, header)) => {
+                        let dataset = cache.dataset(self, &header.dataset_digest)?;
+                        wire::decode_indices_from(&mut bytes.as_slice(), &dataset)
+                    }
+                    // A server that does not know the form sends the pixels.
+                    _ => wire::decode(&bytes),
+                }
+                .map_err(corrupt)?
+            }
+            None => {
+                // Verify while receiving: each chunk is checked as it arrives.
+                let mut reader = response.body_mut().as_reader().take(MAX_SPLIT_BYTES);
+                let split = wire::decode_from(&mut reader).map_err(corrupt)?;
+                let mut rest = [0u8; 1];
+                if reader.read(&mut rest).unwrap_or(0) != 0 {
+                    return Err(corrupt(WireError::Malformed(
+                        "bytes after the trailer".into(),
+                    )));
+                }
+                split
+            }
+        };
         // A version-1 stream leaves its header unprotected: not accepted
-        // from a server that was asked for the current version.
-        if split.version != wire::CURRENT {
+        // from a server that was asked for a later one.
+        if split.version == wire::Version::V1 {
             return Err(ClientError::Corrupt {
                 url,
                 source: WireError::Mismatch(format!(

@@ -833,3 +833,18 @@ fn an_experiment_deleted_or_replaced_by_another_process_is_not_served_stale() {
     drop(server);
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
+
+#[test]
+fn a_data_set_s_content_is_served_by_its_digest_only() {
+    let db = temp_db("content");
+    let server = start(&db, None);
+    let url = server.url();
+    let (status, _, body) = raw(&url, "GET", "/v1/datasets/digits/content", &[], b"");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad_identifier"), "{body}");
+    let unknown = format!("/v1/datasets/{}/content", "0".repeat(64));
+    let (status, _, body) = raw(&url, "GET", &unknown, &[], b"");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("dataset_not_found"), "{body}");
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}

@@ -4,6 +4,13 @@ use reproml_api::{ImageShape, Normalization};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// What a data set's content starts with (see [`Dataset::content_head`]).
+const CONTENT_MAGIC: &[u8] = b"reproml/dataset/v1";
+/// The media type in which a server sends a data set's content.
+pub const CONTENT_MEDIA_TYPE: &str = "application/vnd.reproml.dataset.v1";
+/// Length of the content's head: the magic and eight `u32`s.
+pub const CONTENT_HEAD_BYTES: usize = 18 + 8 * 4;
+
 /// The published split of a data set: its first `train` examples come from
 /// the training file(s), the next `test` from the test file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,14 +55,27 @@ impl Dataset {
         &self.pixels[index * size..(index + 1) * size]
     }
 
-    /// SHA-256 of the content: `"reproml/dataset/v1"`, then as little-endian
-    /// `u32`s channels, height, width, classes, max value, official train and
-    /// test counts (0, 0 when none) and the number of examples, then every
-    /// label byte, then every pixel byte. Any change to the data changes it.
+    /// SHA-256 of the content (see [`Dataset::content_head`]): any change
+    /// to the data changes it. It names the data set everywhere: in split
+    /// headers, fingerprints and the clients' caches.
     pub fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
-        h.update(b"reproml/dataset/v1");
+        h.update(self.content_head());
+        h.update(&self.labels);
+        h.update(&self.pixels);
+        h.finalize().into()
+    }
+
+    /// The first bytes of the content, whose SHA-256 is the digest:
+    /// `"reproml/dataset/v1"`, then as little-endian `u32`s channels,
+    /// height, width, classes, max value, official train and test counts
+    /// (0, 0 when none) and the number of examples. Every label byte and
+    /// then every pixel byte follow; a server sends the three parts as the
+    /// data set's content (`docs/protocol.md`, "Data set content").
+    pub fn content_head(&self) -> Vec<u8> {
         let official = self.official.map_or((0, 0), |o| (o.train, o.test));
+        let mut head = Vec::with_capacity(CONTENT_HEAD_BYTES);
+        head.extend_from_slice(CONTENT_MAGIC);
         for v in [
             self.shape.channels,
             self.shape.height,
@@ -66,11 +86,67 @@ impl Dataset {
             official.1,
             self.labels.len() as u32,
         ] {
-            h.update(v.to_le_bytes());
+            head.extend_from_slice(&v.to_le_bytes());
         }
-        h.update(&self.labels);
-        h.update(&self.pixels);
-        h.finalize().into()
+        head
+    }
+
+    /// Length in bytes of the whole content.
+    pub fn content_len(&self) -> u64 {
+        (CONTENT_HEAD_BYTES + self.labels.len() + self.pixels.len()) as u64
+    }
+
+    /// The data set whose content is `bytes` (the head, the labels, the
+    /// pixels), with every invariant checked. `bytes` is taken to hold
+    /// the pixels without a copy. The digest is not checked here: a cache
+    /// compares `Sha256(bytes)` with the name it stored them under.
+    pub fn from_content(mut bytes: Vec<u8>) -> Result<Self, crate::DataError> {
+        let fail = |problem: String| crate::DataError::format("data set content", problem);
+        if bytes.len() < CONTENT_HEAD_BYTES || !bytes.starts_with(CONTENT_MAGIC) {
+            return Err(fail("it does not start with \"reproml/dataset/v1\"".into()));
+        }
+        let word = |k: usize| {
+            let at = CONTENT_MAGIC.len() + 4 * k;
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let shape = ImageShape {
+            channels: word(0),
+            height: word(1),
+            width: word(2),
+        };
+        let (classes, max_value, examples) = (word(3), word(4), word(7) as usize);
+        let official = (word(5), word(6));
+        let max_value = u8::try_from(max_value)
+            .map_err(|_| fail(format!("a maximum pixel value of {max_value}")))?;
+        let expected = (shape.channels as usize)
+            .checked_mul(shape.height as usize)
+            .and_then(|p| p.checked_mul(shape.width as usize))
+            .and_then(|p| p.checked_add(1))
+            .and_then(|record| record.checked_mul(examples))
+            .and_then(|body| body.checked_add(CONTENT_HEAD_BYTES));
+        if expected != Some(bytes.len()) {
+            return Err(fail(format!(
+                "{} bytes, but its head announces {examples} examples of {}×{}×{}",
+                bytes.len(),
+                shape.channels,
+                shape.height,
+                shape.width
+            )));
+        }
+        let labels = bytes[CONTENT_HEAD_BYTES..CONTENT_HEAD_BYTES + examples].to_vec();
+        bytes.drain(..CONTENT_HEAD_BYTES + examples);
+        Self {
+            shape,
+            classes,
+            max_value,
+            pixels: bytes,
+            labels,
+            official: (official != (0, 0)).then_some(OfficialSplit {
+                train: official.0,
+                test: official.1,
+            }),
+        }
+        .checked("data set content")
     }
 
     /// The data set's own normalisation statistics.
@@ -183,6 +259,32 @@ mod tests {
         assert_ne!(a.digest(), b.digest());
         assert_ne!(a.digest(), c.digest());
         assert_eq!(a.digest(), tiny().digest());
+    }
+
+    #[test]
+    fn the_content_is_the_digest_s_preimage_and_reads_back() {
+        let mut data = tiny();
+        data.official = Some(OfficialSplit { train: 1, test: 1 });
+        let mut content = data.content_head();
+        content.extend_from_slice(&data.labels);
+        content.extend_from_slice(&data.pixels);
+        assert_eq!(content.len() as u64, data.content_len());
+        let digest: [u8; 32] = Sha256::digest(&content).into();
+        assert_eq!(digest, data.digest());
+        assert_eq!(Dataset::from_content(content.clone()).unwrap(), data);
+        // Truncated, lengthened, another magic, a label out of range.
+        for bad in [
+            content[..content.len() - 1].to_vec(),
+            [content.as_slice(), &[0]].concat(),
+            [b"x".as_slice(), &content[1..]].concat(),
+            {
+                let mut c = content.clone();
+                c[CONTENT_HEAD_BYTES] = 200;
+                c
+            },
+        ] {
+            assert!(Dataset::from_content(bad).is_err());
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod generate;
 pub mod serve;
 pub mod wire;
 
-pub use dataset::{Dataset, OfficialSplit};
+pub use dataset::{CONTENT_HEAD_BYTES, CONTENT_MEDIA_TYPE, Dataset, OfficialSplit};
 pub use formats::{
     DataFormat, FASHION_MNIST_DIR, builtin, load, read_cifar10_dir, read_digits_csv, read_idx_dir,
     read_idx_pair,

@@ -118,8 +118,9 @@ pub fn encode_records<'a>(
     indices: &'a [u32],
     encoder: ChunkEncoder,
 ) -> impl Iterator<Item = Vec<u8>> + 'a {
+    let pixels = encoder.version().record_pixels(data.shape);
     let mut encoder = Some(encoder);
-    let mut chunks = indices.chunks(records_per_chunk(data.shape.pixels()));
+    let mut chunks = indices.chunks(records_per_chunk(pixels));
     std::iter::from_fn(move || match chunks.next() {
         Some(part) => {
             let records = part

@@ -8,12 +8,21 @@
 //! Version 1 left the header outside the split checksum; it stays
 //! readable, and the server still sends it to a client that asks for it
 //! by media type, but clients of this workspace ask for version 2.
+//!
+//! The indices-only form (`RPMLIDX1`) is version 2 without the pixels: a
+//! record is the example's index and label. A client that holds the data
+//! set in its cache (by digest) needs no more, and a CIFAR-10 training
+//! split shrinks from 154 MB to 250 kB.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 pub use reproml_api::{SplitHeader, SplitOrder};
+
+use crate::Dataset;
+use crate::serve::DatasetFacts;
 
 /// A version of the split stream format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +31,8 @@ pub enum Version {
     V1,
     /// The split checksum also covers the magic, header length and header.
     V2,
+    /// Version 2 without pixels: records are an index and a label.
+    Indices,
 }
 
 impl Version {
@@ -30,6 +41,7 @@ impl Version {
         match self {
             Self::V1 => b"RPMLSPL1",
             Self::V2 => b"RPMLSPL2",
+            Self::Indices => b"RPMLIDX1",
         }
     }
 
@@ -38,14 +50,30 @@ impl Version {
         match self {
             Self::V1 => "application/vnd.reproml.split.v1",
             Self::V2 => "application/vnd.reproml.split.v2",
+            Self::Indices => "application/vnd.reproml.split-indices.v1",
+        }
+    }
+
+    /// Whether its records carry the images' pixels.
+    pub fn carries_pixels(self) -> bool {
+        self != Self::Indices
+    }
+
+    /// Pixel bytes per record for images of `shape`.
+    pub fn record_pixels(self, shape: reproml_api::ImageShape) -> usize {
+        if self.carries_pixels() {
+            shape.pixels()
+        } else {
+            0
         }
     }
 
     /// The version a server sends for an `Accept` header: version 1 only
     /// to a client that names it and not version 2 (an old client), else
-    /// the current one.
+    /// the current one; the indices-only form to a client that names it.
     pub fn for_accept(accept: Option<&str>) -> Self {
         match accept {
+            Some(a) if a.contains(Self::Indices.media_type()) => Self::Indices,
             Some(a) if a.contains(Self::V1.media_type()) && !a.contains(Self::V2.media_type()) => {
                 Self::V1
             }
@@ -54,7 +82,7 @@ impl Version {
     }
 
     fn from_magic(magic: &[u8; 8]) -> Option<Self> {
-        [Self::V1, Self::V2]
+        [Self::V1, Self::V2, Self::Indices]
             .into_iter()
             .find(|v| v.magic() == magic)
     }
@@ -67,36 +95,77 @@ pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
 /// Records are grouped into chunks of about this many bytes.
 pub const TARGET_CHUNK_BYTES: usize = 1 << 20;
 
+/// A data set a client holds, with the facts computed from its bytes: what
+/// an indices-only stream is resolved against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedDataset {
+    /// The examples.
+    pub data: Dataset,
+    /// Its digest and normalisation, computed from `data`.
+    pub facts: DatasetFacts,
+}
+
+impl CachedDataset {
+    /// `data` with its facts computed (a pass over every byte).
+    pub fn new(data: Dataset) -> Self {
+        let facts = DatasetFacts::of(&data);
+        Self { data, facts }
+    }
+}
+
 /// A decoded, verified split: the records in the served order, kept as
-/// they arrived (no copy beyond the one off the socket).
+/// they arrived (no copy beyond the one off the socket), or, from an
+/// indices-only stream, the indices and labels over a cached data set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedSplit {
     /// What the stream says about itself.
     pub header: SplitHeader,
     /// The format version it came in.
     pub version: Version,
+    records: Records,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Records {
     /// Every record: `u32` index, label byte, pixels.
-    records: Vec<u8>,
+    Inline(Vec<u8>),
+    /// Every record's `u32` index and label byte; the pixels are the data
+    /// set's.
+    Indexed {
+        entries: Vec<u8>,
+        dataset: Arc<CachedDataset>,
+    },
 }
 
 impl DecodedSplit {
     fn record_size(&self) -> usize {
-        5 + self.header.shape.pixels()
+        match &self.records {
+            Records::Inline(_) => 5 + self.header.shape.pixels(),
+            Records::Indexed { .. } => 5,
+        }
     }
 
     fn record(&self, k: usize) -> &[u8] {
         let size = self.record_size();
-        &self.records[k * size..(k + 1) * size]
+        match &self.records {
+            Records::Inline(bytes) | Records::Indexed { entries: bytes, .. } => {
+                &bytes[k * size..(k + 1) * size]
+            }
+        }
     }
 
     /// Number of examples.
     pub fn len(&self) -> usize {
-        self.records.len() / self.record_size()
+        match &self.records {
+            Records::Inline(bytes) | Records::Indexed { entries: bytes, .. } => {
+                bytes.len() / self.record_size()
+            }
+        }
     }
 
     /// True when the split is empty.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
     /// Index in the data set of the `k`-th example served.
@@ -111,7 +180,10 @@ impl DecodedSplit {
 
     /// Pixels of the `k`-th example served.
     pub fn image(&self, k: usize) -> &[u8] {
-        &self.record(k)[5..]
+        match &self.records {
+            Records::Inline(_) => &self.record(k)[5..],
+            Records::Indexed { dataset, .. } => dataset.data.image(self.index(k) as usize),
+        }
     }
 
     /// Data set indices of every example, in the served order.
@@ -129,10 +201,10 @@ pub fn begin(header: &SplitHeader, version: Version) -> (Vec<u8>, ChunkEncoder) 
     head.extend_from_slice(&(json.len() as u32).to_le_bytes());
     head.extend_from_slice(&json);
     let mut whole = Sha256::new();
-    if version == Version::V2 {
+    if version != Version::V1 {
         whole.update(&head);
     }
-    (head, ChunkEncoder { whole })
+    (head, ChunkEncoder { whole, version })
 }
 
 /// Records per chunk for images of `pixels` bytes.
@@ -153,10 +225,17 @@ pub fn encoded_len(header_len: usize, examples: usize, pixels: usize) -> u64 {
 /// (made by [`begin`]).
 pub struct ChunkEncoder {
     whole: Sha256,
+    version: Version,
 }
 
 impl ChunkEncoder {
-    /// One chunk: record count, records (`u32` index, label, pixels), SHA-256.
+    /// The version of the stream it encodes.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// One chunk: record count, records (`u32` index, label, pixels unless
+    /// indices only), SHA-256.
     pub fn chunk<'a>(
         &mut self,
         records: impl ExactSizeIterator<Item = (u32, u8, &'a [u8])>,
@@ -168,7 +247,9 @@ impl ChunkEncoder {
         for (index, label, pixels) in records {
             out.extend_from_slice(&index.to_le_bytes());
             out.push(label);
-            out.extend_from_slice(pixels);
+            if self.version.carries_pixels() {
+                out.extend_from_slice(pixels);
+            }
         }
         let digest: [u8; 32] = Sha256::digest(&out[start..]).into();
         self.whole.update(digest);
@@ -224,8 +305,109 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedSplit, WireError> {
 
 /// Decodes and verifies a split stream as it arrives, chunk by chunk, so
 /// that checking one chunk overlaps with the next one's transfer. Reads
-/// exactly up to the end of the trailer.
+/// exactly up to the end of the trailer. An indices-only stream is refused
+/// here: it needs its data set ([`decode_indices_from`]).
 pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
+    let (header, version, records) = read_stream(reader)?;
+    if !version.carries_pixels() {
+        return Err(WireError::Mismatch(
+            "an indices-only stream, but the pixels were asked for".into(),
+        ));
+    }
+    check_labels(DecodedSplit {
+        header,
+        version,
+        records: Records::Inline(records),
+    })
+}
+
+/// Decodes and verifies a split stream like [`decode_from`], resolving an
+/// indices-only stream against `dataset`: the header must name its digest,
+/// shape, classes and normalisation, and every record an example of it
+/// with that example's label. A full stream (from a server that does not
+/// know the indices-only form) is returned as it is.
+pub fn decode_indices_from(
+    reader: &mut impl Read,
+    dataset: &Arc<CachedDataset>,
+) -> Result<DecodedSplit, WireError> {
+    let (header, version, entries) = read_stream(reader)?;
+    if version.carries_pixels() {
+        return check_labels(DecodedSplit {
+            header,
+            version,
+            records: Records::Inline(entries),
+        });
+    }
+    let data = &dataset.data;
+    let mut wrong = Vec::new();
+    if header.dataset_digest != dataset.facts.digest {
+        wrong.push(format!(
+            "data set {} (cached: {})",
+            header.dataset_digest, dataset.facts.digest
+        ));
+    }
+    if header.shape != data.shape || header.classes != data.classes {
+        wrong.push("its shape or classes".into());
+    }
+    if header.normalization != dataset.facts.normalization {
+        wrong.push("its normalisation".into());
+    }
+    if !wrong.is_empty() {
+        return Err(WireError::Mismatch(format!(
+            "the split is not of the cached data set: {}",
+            wrong.join(", ")
+        )));
+    }
+    for (k, entry) in entries.chunks_exact(5).enumerate() {
+        let index = u32_le(entry) as usize;
+        if data.labels.get(index) != Some(&entry[4]) {
+            return Err(WireError::Malformed(format!(
+                "record {k} names example {index} with label {}, which the cached data set {}",
+                entry[4],
+                if index < data.len() {
+                    "labels otherwise"
+                } else {
+                    "does not have"
+                }
+            )));
+        }
+    }
+    Ok(DecodedSplit {
+        header,
+        version,
+        records: Records::Indexed {
+            entries,
+            dataset: Arc::clone(dataset),
+        },
+    })
+}
+
+/// The magic and the header of a stream held in memory, read without any
+/// check (the header is verified when the stream is decoded): what a
+/// client needs to know which data set an indices-only stream is over.
+pub fn peek(bytes: &[u8]) -> Option<(Version, SplitHeader)> {
+    let magic: &[u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    let version = Version::from_magic(magic)?;
+    let len = u32_le(bytes.get(8..12)?) as usize;
+    let header = serde_json::from_slice(bytes.get(12..12 + len)?).ok()?;
+    Some((version, header))
+}
+
+/// Refuses a split with a label its header's classes do not allow.
+fn check_labels(split: DecodedSplit) -> Result<DecodedSplit, WireError> {
+    if let Some(k) = (0..split.len()).find(|&k| u32::from(split.label(k)) >= split.header.classes) {
+        return Err(WireError::Malformed(format!(
+            "record {k} has label {}, but the header says {} classes",
+            split.label(k),
+            split.header.classes
+        )));
+    }
+    Ok(split)
+}
+
+/// Reads and verifies a stream of any version: the header, checked, and
+/// the records' bytes.
+fn read_stream(reader: &mut impl Read) -> Result<(SplitHeader, Version, Vec<u8>), WireError> {
     fn read(reader: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), WireError> {
         reader
             .read_exact(buf)
@@ -245,7 +427,7 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
     let mut json = vec![0u8; len as usize];
     read(reader, &mut json, "header")?;
     let mut whole = Sha256::new();
-    if version == Version::V2 {
+    if version != Version::V1 {
         whole.update(magic);
         whole.update(word);
         whole.update(&json);
@@ -255,15 +437,15 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
     let header: SplitHeader =
         serde_json::from_slice(&json).map_err(|e| WireError::BadHeader(e.to_string()))?;
     check_header(&header)?;
-    let size = header.shape.pixels();
+    let size = version.record_pixels(header.shape);
     let record_size = 5 + size;
     let examples = header.examples as usize;
     if examples
-        .checked_mul(size)
+        .checked_mul(record_size)
         .is_none_or(|total| total > 8 << 30)
     {
         return Err(WireError::BadHeader(format!(
-            "{examples} examples of {size} bytes is implausibly large"
+            "{examples} records of {record_size} bytes is implausibly large"
         )));
     }
     let mut records = Vec::with_capacity(examples * record_size);
@@ -309,19 +491,7 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
             records.len() / record_size
         )));
     }
-    let split = DecodedSplit {
-        header,
-        version,
-        records,
-    };
-    if let Some(k) = (0..split.len()).find(|&k| u32::from(split.label(k)) >= split.header.classes) {
-        return Err(WireError::Malformed(format!(
-            "record {k} has label {}, but the header says {} classes",
-            split.label(k),
-            split.header.classes
-        )));
-    }
-    Ok(split)
+    Ok((header, version, records))
 }
 
 /// What a header must say about itself for its records to be usable: a

@@ -213,6 +213,10 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         )
         .route("/v1/experiments/{id}/failures", get(routes::list_failures))
         .route("/v1/datasets", get(routes::list_datasets))
+        .route(
+            "/v1/datasets/{digest}/content",
+            get(routes::get_dataset_content),
+        )
         .route("/v1/progress", get(views::progress))
         .route("/v1/experiments/{id}/comparison", get(views::comparison))
         .route("/v1/experiments/{id}/figures/{name}", get(views::figure))

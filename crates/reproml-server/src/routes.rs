@@ -376,7 +376,7 @@ pub(crate) async fn get_split(
     })?;
     let shape = loaded.dataset.shape;
     let (head, encoder) = wire::begin(&header, version);
-    let length = wire::encoded_len(head.len(), indices.len(), shape.pixels());
+    let length = wire::encoded_len(head.len(), indices.len(), version.record_pixels(shape));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         if tx.blocking_send(Ok(head)).is_err() {
@@ -544,6 +544,58 @@ pub(crate) async fn list_runs(
             format!("unknown format {other:?}; use json or csv"),
         )),
     }
+}
+
+/// Bytes per piece of a data set's content on the wire: the channel
+/// between the copying thread and the socket holds four of them.
+const CONTENT_PIECE_BYTES: usize = 1 << 20;
+
+/// `GET /v1/datasets/{digest}/content`: the data set's content, whose
+/// SHA-256 is the digest, so that a client can cache it under that name and
+/// verify it end to end (`docs/protocol.md`, "Data set content").
+pub(crate) async fn get_dataset_content(
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+) -> ApiResult<Response> {
+    if digest.len() != 64
+        || !digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(ApiError::new(
+            ProblemCode::BadIdentifier,
+            "a data set digest is 64 lowercase hexadecimal digits (SHA-256), as split headers give it",
+        ));
+    }
+    let loaded = state.dataset_by_digest(&digest).await?;
+    let length = loaded.dataset.content_len();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let data = &loaded.dataset;
+        let head = std::iter::once(data.content_head());
+        let labels = data.labels.chunks(CONTENT_PIECE_BYTES).map(<[u8]>::to_vec);
+        let pixels = data.pixels.chunks(CONTENT_PIECE_BYTES).map(<[u8]>::to_vec);
+        for piece in head.chain(labels).chain(pixels) {
+            if tx.blocking_send(Ok(piece)).is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reproml_data::CONTENT_MEDIA_TYPE),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    // The content never changes under its digest.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    Ok(response)
 }
 
 pub(crate) async fn list_datasets(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {

@@ -152,6 +152,48 @@ impl AppState {
         self.0.heavy.acquire().await.map_err(ApiError::internal)
     }
 
+    /// The data set whose content digest is `digest`, among those loaded,
+    /// registered and built in (in that order: a client asks for a digest
+    /// it saw in a split header, so the data set is nearly always loaded).
+    pub(crate) async fn dataset_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<Arc<LoadedDataset>, ApiError> {
+        let loaded = self
+            .0
+            .datasets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|d| d.facts.digest == digest)
+            .cloned();
+        if let Some(d) = loaded {
+            return Ok(d);
+        }
+        let registered = self.read(|store| Ok(store.datasets()?)).await?;
+        let names = registered
+            .iter()
+            .filter(|r| r.digest == digest)
+            .map(|r| r.name.clone())
+            .chain(
+                reproml_core::spec::BUILTIN_CHALLENGES
+                    .iter()
+                    .map(|n| (*n).to_owned()),
+            );
+        for name in names {
+            // A built-in set that is not installed is simply not this one.
+            if let Ok(d) = self.dataset(&name).await
+                && d.facts.digest == digest
+            {
+                return Ok(d);
+            }
+        }
+        Err(ApiError::new(
+            ProblemCode::DatasetNotFound,
+            format!("no data set of this server has the digest {digest}"),
+        ))
+    }
+
     /// The data set of a challenge: a registered one (checked against its
     /// recorded digest) or a built-in one; loaded once, then cached.
     pub(crate) async fn dataset(&self, name: &str) -> Result<Arc<LoadedDataset>, ApiError> {

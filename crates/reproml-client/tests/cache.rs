@@ -1,0 +1,163 @@
+//! The data cache against a real server: a data set fetched once, then
+//! read from disk (verified) by later processes; a damaged entry fetched
+//! again; the size limit kept, the least recently used entry going first.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reproml_client::{CacheStats, Client, DataCache};
+use reproml_core::split::SplitName;
+use reproml_core::{ExperimentId, ExperimentSpec, RunIndex};
+use reproml_server::{EmbeddedServer, Limits, ServerConfig};
+use sha2::{Digest, Sha256};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reproml-cache-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start(dir: &Path) -> (EmbeddedServer, ExperimentId) {
+    let server = EmbeddedServer::start(ServerConfig {
+        db: dir.join("reproml.db"),
+        master_seed: Some(42),
+        token: None,
+        limits: Limits::default(),
+        allow_delete: false,
+        tls: None,
+    })
+    .unwrap();
+    let spec = ExperimentSpec::from_toml(
+        "id = \"cached\"\nmodel = \"mlp\"\nchallenge = \"digits\"\nepochs = 1\nruns = 3\n",
+        "test",
+    )
+    .unwrap();
+    let client = Client::new(&server.url(), None);
+    let id = client.create_experiment(&spec).unwrap().0.spec.id;
+    (server, id)
+}
+
+/// Every split of every run as (index, label, pixels), through `client`.
+fn everything(client: &Client, id: &ExperimentId) -> Vec<Vec<(u32, u8, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for run in RunIndex::first(3) {
+        let seed = client.seed(id, run).unwrap().seed;
+        for name in [SplitName::Train, SplitName::Test] {
+            let split = client.split(id, run, name, seed).unwrap();
+            out.push(
+                (0..split.len())
+                    .map(|k| (split.index(k), split.label(k), split.image(k).to_vec()))
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+fn cached_client(
+    server: &EmbeddedServer,
+    cache_dir: &Path,
+    limit: u64,
+) -> (Client, Arc<DataCache>) {
+    let cache = Arc::new(DataCache::new(cache_dir, limit));
+    let client = Client::new(&server.url(), None).with_data_cache(Arc::clone(&cache));
+    (client, cache)
+}
+
+fn entries(cache_dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cache_dir.join("datasets"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_data_set_is_fetched_once_then_opened_verified_and_refetched_when_damaged() {
+    let dir = temp("once");
+    let (server, id) = start(&dir);
+    let plain = everything(&Client::new(&server.url(), None), &id);
+    let cache_dir = dir.join("cache");
+
+    // The first process fetches the data set once for its 6 splits.
+    let (client, cache) = cached_client(&server, &cache_dir, 1 << 30);
+    assert_eq!(everything(&client, &id), plain);
+    assert_eq!(
+        cache.stats(),
+        CacheStats {
+            fetched: 1,
+            reused: 5,
+            ..CacheStats::default()
+        }
+    );
+    let files = entries(&cache_dir);
+    assert_eq!(files.len(), 1);
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let name = files[0].file_name().unwrap().to_str().unwrap().to_owned();
+    assert_eq!(
+        reproml_core::hex(&Sha256::digest(&bytes)),
+        name,
+        "named by its content"
+    );
+
+    // A later process opens it from disk.
+    let (client, cache) = cached_client(&server, &cache_dir, 1 << 30);
+    assert_eq!(everything(&client, &id), plain);
+    assert_eq!((cache.stats().opened, cache.stats().fetched), (1, 0));
+
+    // One byte damaged on disk: found, never used, fetched again.
+    let mut damaged = bytes.clone();
+    damaged[bytes.len() / 2] ^= 0x01;
+    std::fs::write(&files[0], &damaged).unwrap();
+    let (client, cache) = cached_client(&server, &cache_dir, 1 << 30);
+    assert_eq!(everything(&client, &id), plain);
+    let stats = cache.stats();
+    assert_eq!((stats.corrupt, stats.fetched, stats.opened), (1, 1, 0));
+    assert_eq!(
+        std::fs::read(&files[0]).unwrap(),
+        bytes,
+        "the entry is whole again"
+    );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_size_limit_is_kept() {
+    let dir = temp("limit");
+    let (server, id) = start(&dir);
+    let plain = everything(&Client::new(&server.url(), None), &id);
+
+    // A limit below the data set's size: used from memory, not kept.
+    let small = dir.join("small");
+    let (client, cache) = cached_client(&server, &small, 1000);
+    assert_eq!(everything(&client, &id), plain);
+    assert_eq!((cache.stats().fetched, cache.stats().not_kept), (1, 1));
+    assert!(entries(&small).is_empty());
+
+    // Room for the data set and half an older entry: the older one goes.
+    let lru = dir.join("lru");
+    std::fs::create_dir_all(lru.join("datasets")).unwrap();
+    let old = lru.join("datasets").join("0".repeat(64));
+    std::fs::write(&old, vec![7u8; 100_000]).unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .append(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    // digits: 1797 examples of 8×8 pixels, a label each, a 50-byte head.
+    let digits = 50 + 1797 * 65;
+    let (client, cache) = cached_client(&server, &lru, digits + 50_000);
+    assert_eq!(everything(&client, &id), plain);
+    assert_eq!(cache.stats().evicted, 1);
+    let kept = entries(&lru);
+    assert_eq!(kept.len(), 1);
+    assert_ne!(kept[0], old);
+    assert_eq!(std::fs::metadata(&kept[0]).unwrap().len(), digits);
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
