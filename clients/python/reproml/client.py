@@ -16,13 +16,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Dict, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, List, Optional
+
+from .cache import CONTENT_MEDIA_TYPE, DataCache, Dataset
 
 #: Version 2 (the split checksum covers the header too) is what this client
 #: asks for; version 1 is still decoded, for old servers.
 MAGIC_V1 = b"RPMLSPL1"
 MAGIC = MAGIC_V2 = b"RPMLSPL2"
 MEDIA_TYPE = "application/vnd.reproml.split.v2"
+#: Version 2 without pixels (index and label per record), for a client
+#: that holds the data set in its cache.
+MAGIC_INDICES = b"RPMLIDX1"
+MEDIA_TYPE_INDICES = "application/vnd.reproml.split-indices.v1"
 MAX_HEADER_BYTES = 64 * 1024
 # The longest error a failure report may carry (docs/protocol.md).
 MAX_FAILURE_ERROR_BYTES = 4096
@@ -53,14 +59,19 @@ class TlsError(Unreachable):
 
 @dataclass
 class Split:
-    """A verified split: the header and the records in the served order."""
+    """A verified split: the header and the records in the served order.
+    From an indices-only stream, `records` hold each example's index and
+    label, and the pixels are `dataset`'s (a cached data set)."""
 
     header: Dict[str, Any]
     records: bytes
     version: int = 2
+    dataset: Optional[Dataset] = None
 
     @property
     def record_size(self) -> int:
+        if self.dataset is not None:
+            return 5
         s = self.header["shape"]
         return 5 + s["channels"] * s["height"] * s["width"]
 
@@ -77,6 +88,8 @@ class Split:
 
     def image(self, k: int) -> bytes:
         """Pixels (channel, row, column) of the k-th example served."""
+        if self.dataset is not None:
+            return self.dataset.image(self.index(k))
         start = k * self.record_size + 5
         return self.records[start : start + self.record_size - 5]
 
@@ -139,18 +152,22 @@ def check_request(header: Dict[str, Any], experiment: str, run: int, split: str,
         raise CorruptStream("the split stream is not the one asked for: " + ", ".join(wrong))
 
 
-def decode_split(stream: BinaryIO) -> Split:
-    """Reads and verifies a split stream (docs/protocol.md section 8)."""
+def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset]] = None) -> Split:
+    """Reads and verifies a split stream (docs/protocol.md section 8). An
+    indices-only stream needs `dataset_for(digest)`, asked only once the
+    whole stream is verified, and is checked against what it returns."""
     magic = _read_exact(stream, 8, "magic")
-    if magic not in (MAGIC_V1, MAGIC_V2):
+    if magic not in (MAGIC_V1, MAGIC_V2, MAGIC_INDICES):
         raise CorruptStream("not a ReproduceML split stream (bad magic bytes)")
+    if magic == MAGIC_INDICES and dataset_for is None:
+        raise CorruptStream("an indices-only split stream, but the pixels were asked for")
     word = _read_exact(stream, 4, "header length")
     (length,) = struct.unpack("<I", word)
     if length > MAX_HEADER_BYTES:
         raise CorruptStream(f"a {length}-byte header is longer than {MAX_HEADER_BYTES}")
     raw = _read_exact(stream, length, "header")
     whole = hashlib.sha256()
-    if magic == MAGIC_V2:
+    if magic != MAGIC_V1:
         whole.update(magic + word + raw)
     try:
         header = json.loads(raw)
@@ -158,7 +175,7 @@ def decode_split(stream: BinaryIO) -> Split:
         raise CorruptStream(f"bad split header: {e}") from None
     _check_header(header)
     s = header["shape"]
-    record_size = 5 + s["channels"] * s["height"] * s["width"]
+    record_size = 5 if magic == MAGIC_INDICES else 5 + s["channels"] * s["height"] * s["width"]
     records = bytearray()
     chunk = 0
     while True:
@@ -183,6 +200,16 @@ def decode_split(stream: BinaryIO) -> Split:
     labels = records[4::record_size]
     if labels and max(labels) >= header["classes"]:
         raise CorruptStream(f"a record has label {max(labels)}, but the header says {header['classes']} classes")
+    if magic == MAGIC_INDICES:
+        dataset = dataset_for(header["dataset_digest"])
+        if ((dataset.channels, dataset.height, dataset.width) != (s["channels"], s["height"], s["width"])
+                or dataset.classes != header["classes"] or dataset.max_value != header["normalization"]["max_value"]):
+            raise CorruptStream("the split is not of the cached data set: its shape or classes differ")
+        for k in range(len(records) // 5):
+            (index,) = struct.unpack_from("<I", records, 5 * k)
+            if index >= len(dataset) or dataset.labels[index] != records[5 * k + 4]:
+                raise CorruptStream(f"record {k} names example {index}, which the cached data set labels otherwise")
+        return Split(header=header, records=bytes(records), version=2, dataset=dataset)
     return Split(header=header, records=bytes(records), version=2 if magic == MAGIC_V2 else 1)
 
 
@@ -232,7 +259,7 @@ class Client:
     """
 
     def __init__(self, base: str, token: Optional[str] = None, retries: int = 5, timeout: float = 600.0,
-                 ca_cert: Optional[str] = None) -> None:
+                 ca_cert: Optional[str] = None, cache: Optional[DataCache] = None) -> None:
         self.base = base.rstrip("/")
         scheme, _, rest = self.base.partition("://")
         host = rest.split("/")[0]
@@ -245,12 +272,16 @@ class Client:
         self.retries = retries
         self.timeout = timeout
         self.ca_cert = ca_cert
+        #: Data sets by digest, fetched once per machine: splits then come
+        #: as indices only (None: every split with its pixels).
+        self.cache = cache
         self._context = ssl.create_default_context(cafile=ca_cert) if ca_cert else None
 
     def quick(self) -> "Client":
         """The same client, for one call that must not be retried or wait
         long (a failure report)."""
-        return Client(self.base, self.token, retries=0, timeout=min(self.timeout, 30.0), ca_cert=self.ca_cert)
+        return Client(self.base, self.token, retries=0, timeout=min(self.timeout, 30.0), ca_cert=self.ca_cert,
+                      cache=self.cache)
 
     def _open(self, method: str, path: str, body: Optional[Any] = None, accept: str = "application/json") -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -305,12 +336,22 @@ class Client:
     def split(self, experiment: str, run: int, split: str, seed: int) -> Split:
         """The verified split (train, test or validation) of a run."""
         path = f"/v1/experiments/{urllib.parse.quote(experiment)}/runs/{int(run)}/data/{split}?seed={int(seed)}"
-        with self._open("GET", path, accept=MEDIA_TYPE) as response:
-            data = decode_split(response)
+        if self.cache is None:
+            with self._open("GET", path, accept=MEDIA_TYPE) as response:
+                data = decode_split(response)
+        else:
+            # A server that does not know the indices-only form sends version 2.
+            with self._open("GET", path, accept=MEDIA_TYPE_INDICES) as response:
+                data = decode_split(response, lambda digest: self.cache.dataset(self._content, digest))
         if data.version != 2:
             raise CorruptStream("a version-1 split stream (header not under the checksum), but version 2 was asked for")
         check_request(data.header, experiment, run, split, seed)
         return data
+
+    def _content(self, digest: str) -> bytes:
+        """GET /v1/datasets/{digest}/content (the cache verifies it)."""
+        with self._open("GET", f"/v1/datasets/{digest}/content", accept=CONTENT_MEDIA_TYPE) as response:
+            return response.read()
 
     def post_result(self, experiment: str, variant: str, run: int, result: Dict[str, Any]) -> Dict[str, Any]:
         """POST a run's result; a retry of the same result is accepted."""

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import torch as rtorch
+from .cache import DataCache
 from .client import Client, Split, Unreachable
 from .metrics import confusion_matrix, metrics_of
 from .models import StreamDropout, build
@@ -31,11 +32,16 @@ def prepare(split: Split):
     h = split.header
     s = h["shape"]
     n = len(split)
-    size = 5 + s["channels"] * s["height"] * s["width"]
-    raw = np.frombuffer(split.records, dtype=np.uint8).reshape(n, size)
+    raw = np.frombuffer(split.records, dtype=np.uint8).reshape(n, split.record_size)
     indices = raw[:, :4].copy().view("<u4").reshape(n)
     labels = raw[:, 4].astype(np.int64)
-    pixels = raw[:, 5:].astype(np.float32).reshape(n, s["channels"], s["height"], s["width"])
+    if split.dataset is not None:
+        # Indices only: the pixels are the cached data set's.
+        every = np.frombuffer(split.dataset.pixels, dtype=np.uint8).reshape(len(split.dataset), -1)
+        pixels = every[indices.astype(np.int64)].astype(np.float32)
+    else:
+        pixels = raw[:, 5:].astype(np.float32)
+    pixels = pixels.reshape(n, s["channels"], s["height"], s["width"])
     norm = h["normalization"]
     mean = np.array(norm["mean"], dtype=np.float64).reshape(1, -1, 1, 1)
     std = np.array(norm["std"], dtype=np.float64).reshape(1, -1, 1, 1)
@@ -222,7 +228,7 @@ def main(argv=None) -> int:
     note = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     wanted, skipped, recorded = [], [], 0
     try:
-        client = Client(args.server, _token(args), ca_cert=args.ca_cert)
+        client = Client(args.server, _token(args), ca_cert=args.ca_cert, cache=DataCache.from_env())
         experiment = client.experiment(args.experiment)
         wanted = args.runs if args.runs is not None else list(range(experiment["runs"]))
         done = {r["run"] for r in client.runs(args.experiment, args.variant)}

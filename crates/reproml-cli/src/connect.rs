@@ -183,7 +183,7 @@ impl ServerArgs {
             // Data sets once per machine, then each split as its indices
             // (REPROML_CACHE=off, REPROML_CACHE_DIR, REPROML_CACHE_LIMIT).
             // Not for an embedded server: its data is in this process.
-            if let Some(cache) = reproml_client::DataCache::from_env() {
+            if let Some(cache) = reproml_client::DataCache::from_env().map_err(|e| usage(&e))? {
                 client = client.with_data_cache(std::sync::Arc::new(cache));
             }
             if let Some(ca) = self.ca_cert() {

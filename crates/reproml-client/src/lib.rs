@@ -369,23 +369,41 @@ impl Client {
             url: url.clone(),
             source,
         };
+        let mut reader = response.body_mut().as_reader().take(MAX_SPLIT_BYTES);
+        let mut magic = [0u8; 8];
+        reader.read_exact(&mut magic).map_err(|e| {
+            corrupt(WireError::Malformed(format!(
+                "stream ends inside the magic ({e})"
+            )))
+        })?;
+        let mut reader = magic.as_slice().chain(reader);
         let split = match &self.cache {
-            Some(cache) => {
-                // A few hundred kB: read whole, to learn the data set first.
-                let bytes = read_limited(&url, response.body_mut().as_reader(), MAX_SPLIT_BYTES)?;
-                match wire::peek(&bytes) {
-                    Some((wire::Version::Indices, header)) => {
-                        let dataset = cache.dataset(self, &header.dataset_digest)?;
-                        wire::decode_indices_from(&mut bytes.as_slice(), &dataset)
-                    }
-                    // A server that does not know the form sends the pixels.
-                    _ => wire::decode(&bytes),
+            Some(cache) if &magic == wire::Version::Indices.magic() => {
+                // Verified whole (a few hundred kB) before its header picks
+                // the data set.
+                let stream = wire::VerifiedStream::read(&mut reader).map_err(corrupt)?;
+                let mut rest = [0u8; 1];
+                if reader.read(&mut rest).unwrap_or(0) != 0 {
+                    return Err(corrupt(WireError::Malformed(
+                        "bytes after the trailer".into(),
+                    )));
                 }
-                .map_err(corrupt)?
+                let digest = stream.header().dataset_digest.clone();
+                match cache.dataset(self, &digest) {
+                    Ok(dataset) => stream.over(&dataset).map_err(corrupt)?,
+                    // The cache cannot supply it (unwritable, the content
+                    // damaged in transit, an error): the pixels come with
+                    // the split instead, as without a cache.
+                    Err(_) => {
+                        let mut plain = self.clone();
+                        plain.cache = None;
+                        return plain.split(id, run, split_name, seed);
+                    }
+                }
             }
-            None => {
-                // Verify while receiving: each chunk is checked as it arrives.
-                let mut reader = response.body_mut().as_reader().take(MAX_SPLIT_BYTES);
+            // Without a cache, or from a server that does not know the
+            // indices-only form: verified while it arrives, chunk by chunk.
+            _ => {
                 let split = wire::decode_from(&mut reader).map_err(corrupt)?;
                 let mut rest = [0u8; 1];
                 if reader.read(&mut rest).unwrap_or(0) != 0 {

@@ -137,27 +137,45 @@ fn the_size_limit_is_kept() {
     assert_eq!((cache.stats().fetched, cache.stats().not_kept), (1, 1));
     assert!(entries(&small).is_empty());
 
-    // Room for the data set and half an older entry: the older one goes.
+    // Room for the data set and one of two older entries: the one used
+    // least recently goes.
     let lru = dir.join("lru");
     std::fs::create_dir_all(lru.join("datasets")).unwrap();
-    let old = lru.join("datasets").join("0".repeat(64));
-    std::fs::write(&old, vec![7u8; 100_000]).unwrap();
-    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::options()
-        .append(true)
-        .open(&old)
-        .unwrap()
-        .set_modified(an_hour_ago)
-        .unwrap();
+    let aged = |name: &str, hours: u64| {
+        let path = lru.join("datasets").join(name.repeat(64));
+        std::fs::write(&path, vec![7u8; 60_000]).unwrap();
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(3600 * hours);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+        path
+    };
+    let (oldest, older) = (aged("a", 2), aged("b", 1));
     // digits: 1797 examples of 8×8 pixels, a label each, a 50-byte head.
     let digits = 50 + 1797 * 65;
-    let (client, cache) = cached_client(&server, &lru, digits + 50_000);
+    let (client, cache) = cached_client(&server, &lru, digits + 70_000);
     assert_eq!(everything(&client, &id), plain);
     assert_eq!(cache.stats().evicted, 1);
-    let kept = entries(&lru);
-    assert_eq!(kept.len(), 1);
-    assert_ne!(kept[0], old);
-    assert_eq!(std::fs::metadata(&kept[0]).unwrap().len(), digits);
+    assert!(!oldest.exists() && older.exists());
+    let entry = entries(&lru).into_iter().find(|p| *p != older).unwrap();
+    assert_eq!(std::fs::metadata(&entry).unwrap().len(), digits);
+
+    // Opening an entry makes it the most recently used.
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 3600);
+    std::fs::File::options()
+        .append(true)
+        .open(&entry)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let (client, cache) = cached_client(&server, &lru, digits + 70_000);
+    everything(&client, &id);
+    assert_eq!(cache.stats().opened, 1);
+    let touched = std::fs::metadata(&entry).unwrap().modified().unwrap();
+    assert!(touched > long_ago + std::time::Duration::from_secs(3600));
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }

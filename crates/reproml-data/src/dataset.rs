@@ -71,7 +71,7 @@ impl Dataset {
     /// height, width, classes, max value, official train and test counts
     /// (0, 0 when none) and the number of examples. Every label byte and
     /// then every pixel byte follow; a server sends the three parts as the
-    /// data set's content (`docs/protocol.md`, "Data set content").
+    /// data set's content (`docs/protocol.md` §8, "Indices only, and a data set's content").
     pub fn content_head(&self) -> Vec<u8> {
         let official = self.official.map_or((0, 0), |o| (o.train, o.test));
         let mut head = Vec::with_capacity(CONTENT_HEAD_BYTES);

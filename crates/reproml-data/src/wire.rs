@@ -22,7 +22,6 @@ use sha2::{Digest, Sha256};
 pub use reproml_api::{SplitHeader, SplitOrder};
 
 use crate::Dataset;
-use crate::serve::DatasetFacts;
 
 /// A version of the split stream format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,21 +94,34 @@ pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
 /// Records are grouped into chunks of about this many bytes.
 pub const TARGET_CHUNK_BYTES: usize = 1 << 20;
 
-/// A data set a client holds, with the facts computed from its bytes: what
-/// an indices-only stream is resolved against.
-#[derive(Debug, Clone, PartialEq)]
+/// A data set a client holds, with the digest its bytes were checked
+/// against: what an indices-only stream is resolved against. (Its
+/// normalisation is the split header's, as with the full stream: computing
+/// it again would cost a pass over every pixel in each process.)
+#[derive(Clone, PartialEq)]
 pub struct CachedDataset {
     /// The examples.
     pub data: Dataset,
-    /// Its digest and normalisation, computed from `data`.
-    pub facts: DatasetFacts,
+    /// SHA-256 of its content, hex.
+    pub digest: String,
+}
+
+// By hand: a derived Debug would print every pixel.
+impl std::fmt::Debug for CachedDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedDataset")
+            .field("digest", &self.digest)
+            .field("examples", &self.data.len())
+            .field("shape", &self.data.shape)
+            .finish()
+    }
 }
 
 impl CachedDataset {
-    /// `data` with its facts computed (a pass over every byte).
+    /// `data` with its digest computed (a pass over every byte).
     pub fn new(data: Dataset) -> Self {
-        let facts = DatasetFacts::of(&data);
-        Self { data, facts }
+        let digest = reproml_core::hex(&data.digest());
+        Self { data, digest }
     }
 }
 
@@ -308,89 +320,121 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedSplit, WireError> {
 /// exactly up to the end of the trailer. An indices-only stream is refused
 /// here: it needs its data set ([`decode_indices_from`]).
 pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
-    let (header, version, records) = read_stream(reader)?;
-    if !version.carries_pixels() {
-        return Err(WireError::Mismatch(
-            "an indices-only stream, but the pixels were asked for".into(),
-        ));
-    }
-    check_labels(DecodedSplit {
-        header,
-        version,
-        records: Records::Inline(records),
-    })
+    VerifiedStream::read(reader)?.into_split()
 }
 
-/// Decodes and verifies a split stream like [`decode_from`], resolving an
-/// indices-only stream against `dataset`: the header must name its digest,
-/// shape, classes and normalisation, and every record an example of it
-/// with that example's label. A full stream (from a server that does not
-/// know the indices-only form) is returned as it is.
+/// A stream whose every checksum held, not yet resolved into a split: an
+/// indices-only one needs its data set ([`VerifiedStream::over`]), which a
+/// client picks by the header's digest only now that the header is known
+/// to be the server's.
+#[derive(Debug)]
+pub struct VerifiedStream {
+    header: SplitHeader,
+    version: Version,
+    records: Vec<u8>,
+}
+
+impl VerifiedStream {
+    /// Reads and verifies a whole stream of any version.
+    pub fn read(reader: &mut impl Read) -> Result<Self, WireError> {
+        let (header, version, records) = read_stream(reader)?;
+        Ok(Self {
+            header,
+            version,
+            records,
+        })
+    }
+
+    /// Its header, verified.
+    pub fn header(&self) -> &SplitHeader {
+        &self.header
+    }
+
+    /// Its version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The split, resolving an indices-only stream against `dataset`: the
+    /// header must name its digest, shape, classes and maximum value, and
+    /// every record an example of it with that example's label. A full
+    /// stream (from a server that does not know the indices-only form) is
+    /// the split as it is.
+    pub fn over(self, dataset: &Arc<CachedDataset>) -> Result<DecodedSplit, WireError> {
+        if self.version.carries_pixels() {
+            return self.into_split();
+        }
+        let Self {
+            header,
+            version,
+            records: entries,
+        } = self;
+        let data = &dataset.data;
+        let mut wrong = Vec::new();
+        if header.dataset_digest != dataset.digest {
+            wrong.push(format!(
+                "data set {} (cached: {})",
+                header.dataset_digest, dataset.digest
+            ));
+        }
+        if header.shape != data.shape
+            || header.classes != data.classes
+            || header.normalization.max_value != data.max_value
+        {
+            wrong.push("its shape, classes or maximum pixel value".into());
+        }
+        if !wrong.is_empty() {
+            return Err(WireError::Mismatch(format!(
+                "the split is not of the cached data set: {}",
+                wrong.join(", ")
+            )));
+        }
+        for (k, entry) in entries.chunks_exact(5).enumerate() {
+            let index = u32_le(entry) as usize;
+            if data.labels.get(index) != Some(&entry[4]) {
+                return Err(WireError::Malformed(format!(
+                    "record {k} names example {index} with label {}, which the cached data set {}",
+                    entry[4],
+                    if index < data.len() {
+                        "labels otherwise"
+                    } else {
+                        "does not have"
+                    }
+                )));
+            }
+        }
+        Ok(DecodedSplit {
+            header,
+            version,
+            records: Records::Indexed {
+                entries,
+                dataset: Arc::clone(dataset),
+            },
+        })
+    }
+
+    /// The split of a full stream; an indices-only one is refused (it
+    /// needs its data set).
+    pub fn into_split(self) -> Result<DecodedSplit, WireError> {
+        if !self.version.carries_pixels() {
+            return Err(WireError::Mismatch(
+                "an indices-only stream, but the pixels were asked for".into(),
+            ));
+        }
+        check_labels(DecodedSplit {
+            header: self.header,
+            version: self.version,
+            records: Records::Inline(self.records),
+        })
+    }
+}
+
+/// [`VerifiedStream::read`] then [`VerifiedStream::over`] `dataset`.
 pub fn decode_indices_from(
     reader: &mut impl Read,
     dataset: &Arc<CachedDataset>,
 ) -> Result<DecodedSplit, WireError> {
-    let (header, version, entries) = read_stream(reader)?;
-    if version.carries_pixels() {
-        return check_labels(DecodedSplit {
-            header,
-            version,
-            records: Records::Inline(entries),
-        });
-    }
-    let data = &dataset.data;
-    let mut wrong = Vec::new();
-    if header.dataset_digest != dataset.facts.digest {
-        wrong.push(format!(
-            "data set {} (cached: {})",
-            header.dataset_digest, dataset.facts.digest
-        ));
-    }
-    if header.shape != data.shape || header.classes != data.classes {
-        wrong.push("its shape or classes".into());
-    }
-    if header.normalization != dataset.facts.normalization {
-        wrong.push("its normalisation".into());
-    }
-    if !wrong.is_empty() {
-        return Err(WireError::Mismatch(format!(
-            "the split is not of the cached data set: {}",
-            wrong.join(", ")
-        )));
-    }
-    for (k, entry) in entries.chunks_exact(5).enumerate() {
-        let index = u32_le(entry) as usize;
-        if data.labels.get(index) != Some(&entry[4]) {
-            return Err(WireError::Malformed(format!(
-                "record {k} names example {index} with label {}, which the cached data set {}",
-                entry[4],
-                if index < data.len() {
-                    "labels otherwise"
-                } else {
-                    "does not have"
-                }
-            )));
-        }
-    }
-    Ok(DecodedSplit {
-        header,
-        version,
-        records: Records::Indexed {
-            entries,
-            dataset: Arc::clone(dataset),
-        },
-    })
-}
-
-/// The magic and the header of a stream held in memory, read without any
-/// check (the header is verified when the stream is decoded): what a
-/// client needs to know which data set an indices-only stream is over.
-pub fn peek(bytes: &[u8]) -> Option<(Version, SplitHeader)> {
-    let magic: &[u8; 8] = bytes.get(..8)?.try_into().ok()?;
-    let version = Version::from_magic(magic)?;
-    let len = u32_le(bytes.get(8..12)?) as usize;
-    let header = serde_json::from_slice(bytes.get(12..12 + len)?).ok()?;
-    Some((version, header))
+    VerifiedStream::read(reader)?.over(dataset)
 }
 
 /// Refuses a split with a label its header's classes do not allow.
@@ -530,6 +574,10 @@ pub fn check_header(h: &SplitHeader) -> Result<(), WireError> {
     {
         return bad("the normalisation is not usable (zero maximum, or a mean or standard deviation that is not a positive finite number)".into());
     }
+    // It names a cache entry (a file) and a URL: nothing but a SHA-256.
+    if !is_digest(&h.dataset_digest) {
+        return bad("the data set digest is not 64 lowercase hexadecimal digits".into());
+    }
     if h.order != SplitOrder::of(h.split) {
         return bad(format!(
             "the {} split is never served in {:?} order",
@@ -569,6 +617,12 @@ pub fn check_request(
     } else {
         Err(WireError::Mismatch(wrong.join(", ")))
     }
+}
+
+/// True for a SHA-256 written as 64 lowercase hexadecimal digits, the only
+/// form a data set digest takes.
+pub fn is_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn u32_le(b: &[u8]) -> u32 {

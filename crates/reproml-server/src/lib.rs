@@ -53,6 +53,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
     ("GET", "/v1/experiments/{id}/failures"),
     ("GET", "/v1/datasets"),
+    ("GET", "/v1/datasets/{digest}/content"),
     ("GET", "/v1/progress"),
     ("GET", "/v1/experiments/{id}/comparison"),
     ("GET", "/v1/experiments/{id}/figures/{name}"),

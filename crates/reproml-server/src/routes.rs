@@ -397,6 +397,8 @@ pub(crate) async fn get_split(
     );
     // Known in advance, so no chunked transfer encoding on top of ours.
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    // The form (pixels or indices only) follows the request's Accept.
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
     Ok(response)
 }
 
@@ -552,16 +554,12 @@ const CONTENT_PIECE_BYTES: usize = 1 << 20;
 
 /// `GET /v1/datasets/{digest}/content`: the data set's content, whose
 /// SHA-256 is the digest, so that a client can cache it under that name and
-/// verify it end to end (`docs/protocol.md`, "Data set content").
+/// verify it end to end (`docs/protocol.md` §8, "Indices only, and a data set's content").
 pub(crate) async fn get_dataset_content(
     State(state): State<AppState>,
     Path(digest): Path<String>,
 ) -> ApiResult<Response> {
-    if digest.len() != 64
-        || !digest
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if !wire::is_digest(&digest) {
         return Err(ApiError::new(
             ProblemCode::BadIdentifier,
             "a data set digest is 64 lowercase hexadecimal digits (SHA-256), as split headers give it",
@@ -590,11 +588,6 @@ pub(crate) async fn get_dataset_content(
         HeaderValue::from_static(reproml_data::CONTENT_MEDIA_TYPE),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    // The content never changes under its digest.
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
     Ok(response)
 }
 

@@ -152,9 +152,9 @@ impl AppState {
         self.0.heavy.acquire().await.map_err(ApiError::internal)
     }
 
-    /// The data set whose content digest is `digest`, among those loaded,
-    /// registered and built in (in that order: a client asks for a digest
-    /// it saw in a split header, so the data set is nearly always loaded).
+    /// The data set whose content digest is `digest`: a loaded one (a
+    /// client asks for a digest it saw in a split header, so the data set
+    /// was loaded to serve that split) or a registered one.
     pub(crate) async fn dataset_by_digest(
         &self,
         digest: &str,
@@ -170,24 +170,16 @@ impl AppState {
         if let Some(d) = loaded {
             return Ok(d);
         }
+        // A registered set names its digest; load only that one, and pass
+        // on why it cannot be served (its files changed, say).
         let registered = self.read(|store| Ok(store.datasets()?)).await?;
-        let names = registered
-            .iter()
-            .filter(|r| r.digest == digest)
-            .map(|r| r.name.clone())
-            .chain(
-                reproml_core::spec::BUILTIN_CHALLENGES
-                    .iter()
-                    .map(|n| (*n).to_owned()),
-            );
-        for name in names {
-            // A built-in set that is not installed is simply not this one.
-            if let Ok(d) = self.dataset(&name).await
-                && d.facts.digest == digest
-            {
-                return Ok(d);
-            }
+        if let Some(r) = registered.iter().find(|r| r.digest == digest) {
+            return self.dataset(&r.name).await;
         }
+        // A built-in one is loaded, once, by the split that named it: a
+        // digest no loaded set has is not worth loading every built-in set
+        // for (that would let anyone make the server parse them again and
+        // again).
         Err(ApiError::new(
             ProblemCode::DatasetNotFound,
             format!("no data set of this server has the digest {digest}"),

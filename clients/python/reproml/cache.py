@@ -1,0 +1,205 @@
+"""A machine's cache of data sets by content digest (docs/protocol.md,
+section 8, "Indices only, and a data set's content"), standard library only.
+
+A data set is fetched once per machine and verified end to end: its
+content's SHA-256 is its name. Opening an entry checks that again, so a
+damaged file is fetched anew, never used. Each run's split then comes as
+indices only. The folder and its size limit are shared with the Rust
+client (`REPROML_CACHE_DIR`, `REPROML_CACHE_LIMIT`, `REPROML_CACHE=off`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+#: What a data set's content starts with, and the length of its head.
+CONTENT_MAGIC = b"reproml/dataset/v1"
+CONTENT_HEAD_BYTES = len(CONTENT_MAGIC) + 8 * 4
+CONTENT_MEDIA_TYPE = "application/vnd.reproml.dataset.v1"
+DEFAULT_LIMIT_BYTES = 10 << 30
+
+
+class DamagedContent(Exception):
+    """Bytes that are not a data set's content."""
+
+
+@dataclass
+class Dataset:
+    """A data set as its content describes it: shape, classes, every label
+    and every pixel (example, channel, row, column)."""
+
+    digest: str
+    channels: int
+    height: int
+    width: int
+    classes: int
+    max_value: int
+    labels: bytes
+    pixels: memoryview
+
+    @property
+    def pixels_per_image(self) -> int:
+        return self.channels * self.height * self.width
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def image(self, index: int) -> bytes:
+        size = self.pixels_per_image
+        return bytes(self.pixels[index * size:(index + 1) * size])
+
+
+def parse_content(content: bytes, digest: str) -> Dataset:
+    """The data set whose content is `content`; its SHA-256 must be `digest`."""
+    if hashlib.sha256(content).hexdigest() != digest:
+        raise DamagedContent(f"the content's SHA-256 is not {digest}")
+    if len(content) < CONTENT_HEAD_BYTES or not content.startswith(CONTENT_MAGIC):
+        raise DamagedContent("it does not start with \"reproml/dataset/v1\"")
+    channels, height, width, classes, max_value, _, _, examples = struct.unpack_from(
+        "<8I", content, len(CONTENT_MAGIC))
+    size = channels * height * width
+    if size == 0 or len(content) != CONTENT_HEAD_BYTES + examples * (1 + size):
+        raise DamagedContent(f"{len(content)} bytes do not hold {examples} examples of {channels}×{height}×{width}")
+    labels = content[CONTENT_HEAD_BYTES:CONTENT_HEAD_BYTES + examples]
+    if labels and max(labels) >= classes:
+        raise DamagedContent(f"a label {max(labels)} with {classes} classes")
+    pixels = memoryview(content)[CONTENT_HEAD_BYTES + examples:]
+    return Dataset(digest, channels, height, width, classes, max_value, labels, pixels)
+
+
+def parse_size(text: str) -> Optional[int]:
+    """`5000000000`, `512M`, `5G`: bytes, or K, M, G, T as powers of 1024."""
+    text = text.strip()
+    shift = {"k": 10, "m": 20, "g": 30, "t": 40}.get(text[-1:].lower(), 0)
+    number = text[:-1].strip() if shift else text
+    if not number.isdigit():
+        return None
+    value = int(number) << shift
+    return value if value < 1 << 64 else None
+
+
+@dataclass
+class DataCache:
+    """The cache folder `folder` holding at most `limit` bytes of data sets,
+    with the data sets this process opened kept in memory."""
+
+    folder: pathlib.Path
+    limit: int = DEFAULT_LIMIT_BYTES
+    stats: Dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ["fetched", "opened", "reused", "corrupt", "not_kept", "evicted"], 0))
+    _open: Dict[str, Dataset] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_env(cls) -> Optional["DataCache"]:
+        """The cache the environment asks for, read as the Rust client reads
+        it; a value that cannot be read raises ValueError saying so."""
+        switch = os.environ.get("REPROML_CACHE", "on")
+        if switch == "off":
+            return None
+        if switch not in ("on", ""):
+            raise ValueError(f"REPROML_CACHE={switch!r}: use on or off")
+        folder = os.environ.get("REPROML_CACHE_DIR")
+        if folder == "":
+            raise ValueError("REPROML_CACHE_DIR is empty: name a folder, or set REPROML_CACHE=off")
+        if folder is None and os.environ.get("XDG_CACHE_HOME"):
+            folder = os.path.join(os.environ["XDG_CACHE_HOME"], "reproml")
+        if folder is None and os.environ.get("HOME"):
+            folder = os.path.join(os.environ["HOME"], ".cache", "reproml")
+        if folder is None:
+            return None
+        text = os.environ.get("REPROML_CACHE_LIMIT")
+        limit = DEFAULT_LIMIT_BYTES if text is None else parse_size(text)
+        if limit is None:
+            raise ValueError(f"REPROML_CACHE_LIMIT={text!r}: give bytes, e.g. 5000000000 or 5G")
+        return cls(pathlib.Path(folder), limit)
+
+    def _path(self, digest: str) -> pathlib.Path:
+        return self.folder / "datasets" / digest
+
+    def dataset(self, fetch, digest: str) -> Dataset:
+        """The data set `digest`: from memory, from disk (verified), or from
+        `fetch(digest) -> bytes` (verified, then kept)."""
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise DamagedContent(f"{digest!r} is not a data set digest")
+        with self._lock:
+            found = self._open.get(digest)
+            if found is not None:
+                self.stats["reused"] += 1
+                return found
+            found = self._read_entry(digest)
+            if found is None:
+                content = fetch(digest)
+                found = parse_content(content, digest)
+                self.stats["fetched"] += 1
+                if len(content) > self.limit:
+                    self.stats["not_kept"] += 1
+                else:
+                    try:
+                        self._make_room(len(content))
+                        self._store(digest, content)
+                    except OSError:
+                        pass  # a cache that cannot be written only costs speed
+            self._open[digest] = found
+            return found
+
+    def _read_entry(self, digest: str) -> Optional[Dataset]:
+        path = self._path(digest)
+        try:
+            content = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            dataset = parse_content(content, digest)
+        except DamagedContent:
+            # Damaged on disk: never used, fetched again.
+            path.unlink(missing_ok=True)
+            self.stats["corrupt"] += 1
+            return None
+        os.utime(path)  # used now: the last to be evicted
+        self.stats["opened"] += 1
+        return dataset
+
+    def _make_room(self, incoming: int) -> None:
+        folder = self.folder / "datasets"
+        entries = []
+        if folder.is_dir():
+            for path in folder.iterdir():
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                # Entries only: never another process's file being written.
+                if path.is_file() and len(path.name) == 64 and all(c in "0123456789abcdef" for c in path.name):
+                    entries.append((stat.st_mtime, stat.st_size, path))
+        entries.sort()
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in entries:
+            if total + incoming <= self.limit:
+                break
+            try:
+                path.unlink()
+                self.stats["evicted"] += 1
+            except FileNotFoundError:
+                pass  # another process removed it first
+            total -= size
+
+    def _store(self, digest: str, content: bytes) -> None:
+        folder = self.folder / "datasets"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{digest}.{os.getpid()}.{time.time_ns()}.{threading.get_ident()}.tmp"
+        try:
+            with open(tmp, "xb") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._path(digest))
+        finally:
+            tmp.unlink(missing_ok=True)
