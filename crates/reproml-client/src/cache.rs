@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -111,11 +111,6 @@ impl DataCache {
         Ok(dir.map(|d| Self::new(d, limit)))
     }
 
-    /// The folder it keeps data sets in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// What it did so far.
     pub fn stats(&self) -> CacheStats {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner())
@@ -163,10 +158,13 @@ impl DataCache {
     /// The entry on disk, when there is one and its content has its digest.
     fn read_entry(&self, digest: &str) -> Option<CachedDataset> {
         let path = self.path(digest);
-        let bytes = fs::read(&path).ok()?;
-        let dataset = (hex(&Sha256::digest(&bytes)) == digest)
-            .then(|| Dataset::from_content(bytes).ok())
+        // Not read at all when larger than any content a server may send.
+        let bytes = (fs::metadata(&path).ok()?.len() <= MAX_CONTENT_BYTES)
+            .then(|| fs::read(&path).ok())
             .flatten();
+        let dataset = bytes
+            .filter(|b| hex(&Sha256::digest(b)) == digest)
+            .and_then(|b| Dataset::from_content(b).ok());
         match dataset {
             Some(data) => {
                 // Used now: the last to be evicted.

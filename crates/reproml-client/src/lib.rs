@@ -150,11 +150,6 @@ impl Client {
         self
     }
 
-    /// The data cache, if any.
-    pub fn data_cache(&self) -> Option<&Arc<DataCache>> {
-        self.cache.as_ref()
-    }
-
     /// Trusts only the CA certificates in `pem` (one or more PEM blocks):
     /// a cluster's private CA, or a server's self-signed certificate.
     pub fn with_ca_certificates(mut self, pem: &[u8]) -> Result<Self, ClientError> {
@@ -382,12 +377,7 @@ impl Client {
                 // Verified whole (a few hundred kB) before its header picks
                 // the data set.
                 let stream = wire::VerifiedStream::read(&mut reader).map_err(corrupt)?;
-                let mut rest = [0u8; 1];
-                if reader.read(&mut rest).unwrap_or(0) != 0 {
-                    return Err(corrupt(WireError::Malformed(
-                        "bytes after the trailer".into(),
-                    )));
-                }
+                nothing_after(&mut reader).map_err(corrupt)?;
                 let digest = stream.header().dataset_digest.clone();
                 match cache.dataset(self, &digest) {
                     Ok(dataset) => stream.over(&dataset).map_err(corrupt)?,
@@ -405,12 +395,7 @@ impl Client {
             // indices-only form: verified while it arrives, chunk by chunk.
             _ => {
                 let split = wire::decode_from(&mut reader).map_err(corrupt)?;
-                let mut rest = [0u8; 1];
-                if reader.read(&mut rest).unwrap_or(0) != 0 {
-                    return Err(corrupt(WireError::Malformed(
-                        "bytes after the trailer".into(),
-                    )));
-                }
+                nothing_after(&mut reader).map_err(corrupt)?;
                 split
             }
         };
@@ -588,6 +573,15 @@ fn is_transient(e: &ureq::Error) -> bool {
             | ureq::Error::HostNotFound
             | ureq::Error::Timeout(_)
     )
+}
+
+/// A stream must end with its trailer (`docs/protocol.md` §8).
+fn nothing_after(reader: &mut impl Read) -> Result<(), WireError> {
+    let mut rest = [0u8; 1];
+    match reader.read(&mut rest).unwrap_or(0) {
+        0 => Ok(()),
+        _ => Err(WireError::Malformed("bytes after the trailer".into())),
+    }
 }
 
 fn read_limited(url: &str, reader: impl Read, limit: u64) -> Result<Vec<u8>, ClientError> {
