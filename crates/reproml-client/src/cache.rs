@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use reproml_data::wire::CachedDataset;
 use reproml_data::{CONTENT_MEDIA_TYPE, Dataset};
 use sha2::{Digest, Sha256};
 
-use crate::{Client, ClientError, problem, read_limited};
+use crate::{Client, ClientError, problem, read_limited, read_limited_sized};
 
 /// Default size limit: 10 GiB.
 pub const DEFAULT_LIMIT_BYTES: u64 = 10 << 30;
@@ -199,24 +199,13 @@ impl DataCache {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            .min(MAX_CONTENT_BYTES);
-        let mut bytes = Vec::with_capacity(announced as usize);
-        response
-            .body_mut()
-            .as_reader()
-            .take(MAX_CONTENT_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                message: format!("the data set's content was cut off: {e}"),
-            })?;
-        if bytes.len() as u64 > MAX_CONTENT_BYTES {
-            return Err(ClientError::Protocol {
-                url,
-                message: format!("a data set larger than {MAX_CONTENT_BYTES} bytes"),
-            });
-        }
+            .unwrap_or(0);
+        let bytes = read_limited_sized(
+            &url,
+            response.body_mut().as_reader(),
+            MAX_CONTENT_BYTES,
+            announced,
+        )?;
         let corrupt = |message: String| ClientError::Protocol {
             url: url.clone(),
             message,

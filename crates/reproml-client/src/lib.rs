@@ -585,7 +585,19 @@ fn nothing_after(reader: &mut impl Read) -> Result<(), WireError> {
 }
 
 fn read_limited(url: &str, reader: impl Read, limit: u64) -> Result<Vec<u8>, ClientError> {
-    let mut bytes = Vec::new();
+    read_limited_sized(url, reader, limit, 0)
+}
+
+/// [`read_limited`] into a buffer of `capacity` bytes from the start (an
+/// announced length, bounded by `limit`), so that a large answer is not
+/// grown by doubling.
+fn read_limited_sized(
+    url: &str,
+    reader: impl Read,
+    limit: u64,
+    capacity: u64,
+) -> Result<Vec<u8>, ClientError> {
+    let mut bytes = Vec::with_capacity(capacity.min(limit) as usize);
     reader
         .take(limit + 1)
         .read_to_end(&mut bytes)
