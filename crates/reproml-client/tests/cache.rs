@@ -74,6 +74,18 @@ fn entries(cache_dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Dates `path`'s last modification `hours` ago, as if last used then.
+fn make_old(path: &Path, hours: u64) -> std::time::SystemTime {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(3600 * hours);
+    std::fs::File::options()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+    then
+}
+
 #[test]
 fn a_data_set_is_fetched_once_then_opened_verified_and_refetched_when_damaged() {
     let dir = temp("once");
@@ -144,13 +156,7 @@ fn the_size_limit_is_kept() {
     let aged = |name: &str, hours: u64| {
         let path = lru.join("datasets").join(name.repeat(64));
         std::fs::write(&path, vec![7u8; 60_000]).unwrap();
-        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(3600 * hours);
-        std::fs::File::options()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(then)
-            .unwrap();
+        make_old(&path, hours);
         path
     };
     let (oldest, older) = (aged("a", 2), aged("b", 1));
@@ -164,13 +170,7 @@ fn the_size_limit_is_kept() {
     assert_eq!(std::fs::metadata(&entry).unwrap().len(), digits);
 
     // Opening an entry makes it the most recently used.
-    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 3600);
-    std::fs::File::options()
-        .append(true)
-        .open(&entry)
-        .unwrap()
-        .set_modified(long_ago)
-        .unwrap();
+    let long_ago = make_old(&entry, 3);
     let (client, cache) = cached_client(&server, &lru, digits + 70_000);
     everything(&client, &id);
     assert_eq!(cache.stats().opened, 1);
