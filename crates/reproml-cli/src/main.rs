@@ -170,6 +170,16 @@ fn quiet_on_broken_pipe() {
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let cli = Cli::parse();
+    // A long-lived server gives memory back; everything else may train, and
+    // a training step reuses what the last one freed (allocator.rs).
+    if !matches!(cli.command, Command::Server(_)) {
+        // SAFETY: nothing before this line starts a thread (a panic hook
+        // and argument parsing), so no other thread exists yet.
+        #[allow(unsafe_code)]
+        unsafe {
+            reproml_train::allocator::keep_freed_memory();
+        }
+    }
     output::set_quiet(cli.quiet);
     init_logging(&cli.command);
     let result = match cli.command {

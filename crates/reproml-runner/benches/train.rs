@@ -157,6 +157,11 @@ fn child(args: &[&str]) -> String {
 }
 
 fn main() {
+    // SAFETY: the first statement of `main`; no other thread exists yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        reproml_train::allocator::keep_freed_memory();
+    }
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--throughput-child") {
         return throughput_child(&args[i + 1], args[i + 2].parse().unwrap());

@@ -101,7 +101,11 @@ fn cpu_features() -> Vec<&'static str> {
         macro_rules! probe {
             ($($f:tt),*) => { $( if std::arch::is_x86_feature_detected!($f) { out.push($f); } )* };
         }
-        probe!("sse4.2", "avx", "avx2", "fma", "avx512f", "f16c", "sha");
+        // gemm's AVX-512 kernels need all five avx512 parts (pulp's V4).
+        probe!(
+            "sse4.2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512cd", "avx512dq",
+            "avx512vl", "f16c", "sha"
+        );
     }
     #[cfg(target_arch = "aarch64")]
     {

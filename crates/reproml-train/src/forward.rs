@@ -7,8 +7,11 @@ use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use reproml_core::stream::RandomStream;
 
+use crate::conv::conv2d_channels_first;
+use crate::device::ComputeDevice;
 use crate::fault::{Fault, FaultEffects};
 use crate::model::{Layer, Network};
+use crate::pool::max_pool_2x2;
 
 impl Network {
     /// Log-probabilities `[batch, classes]`. `dropout` supplies masks in
@@ -25,6 +28,15 @@ impl Network {
             Maps(Tensor<4>),
             Features(Tensor<2>),
         }
+        // On the CPU, maps are `[c, n, h, w]` from the input to `Flatten`,
+        // the layout of the engine's own convolution (conv.rs); pooling and
+        // activations work per plane, so they take either layout.
+        let on_cpu = crate::device::selected() == ComputeDevice::Cpu;
+        let input = if on_cpu {
+            input.permute([1, 0, 2, 3])
+        } else {
+            input
+        };
         let shaped = |i: usize| -> Vec<usize> { self.params[i].shape.clone() };
         let mut x = Act::Maps(input);
         for layer in &self.layers {
@@ -39,20 +51,29 @@ impl Network {
                 ) => {
                     let s = shaped(*weight);
                     let w = params[*weight].clone().reshape([s[0], s[1], s[2], s[3]]);
-                    let options = ConvOptions::new([1, 1], [*padding, *padding], [1, 1], 1);
-                    Act::Maps(conv2d(t, w, Some(params[*bias].clone()), options))
+                    let b = params[*bias].clone();
+                    if on_cpu {
+                        Act::Maps(conv2d_channels_first(t, w, b, *padding))
+                    } else {
+                        let options = ConvOptions::new([1, 1], [*padding, *padding], [1, 1], 1);
+                        Act::Maps(conv2d(t, w, Some(b), options))
+                    }
                 }
                 (Layer::Relu, Act::Maps(t)) => Act::Maps(relu(t)),
                 (Layer::Relu, Act::Features(t)) => Act::Features(relu(t)),
                 (Layer::Tanh, Act::Maps(t)) => Act::Maps(fault.tanh(t)),
                 (Layer::Tanh, Act::Features(t)) => Act::Features(fault.tanh(t)),
+                (Layer::MaxPool2, Act::Maps(t)) if on_cpu => Act::Maps(max_pool_2x2(t)),
                 (Layer::MaxPool2, Act::Maps(t)) => {
                     Act::Maps(max_pool2d(t, MaxPoolOptions::new([2, 2])))
                 }
                 (Layer::AdaptiveAvgPool { size }, Act::Maps(t)) => {
                     Act::Maps(adaptive_avg_pool2d(t, *size))
                 }
-                (Layer::Flatten, Act::Maps(t)) => Act::Features(t.flatten(1, 3)),
+                (Layer::Flatten, Act::Maps(t)) => {
+                    let t = if on_cpu { t.permute([1, 0, 2, 3]) } else { t };
+                    Act::Features(t.flatten(1, 3))
+                }
                 (Layer::Linear { weight, bias }, Act::Features(t)) => {
                     let s = shaped(*weight);
                     let w = params[*weight].clone().reshape([s[0], s[1]]);

@@ -7,6 +7,8 @@
 //! parameters are digested, so two runs can be compared bit for bit. With
 //! the `cuda` feature the same models train on an NVIDIA GPU ([`device`]).
 
+pub mod allocator;
+mod conv;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod device;
@@ -16,6 +18,7 @@ pub mod fingerprint;
 mod forward;
 pub mod model;
 pub mod models;
+mod pool;
 pub mod trainer;
 pub mod verify;
 

@@ -67,6 +67,16 @@ fn the_same_seed_gives_bitwise_identical_trajectories() {
     }
 }
 
+/// The engine's own convolution and pooling (LeNet-5) on one and on two
+/// kernel threads: the same trajectory, bit for bit.
+#[test]
+fn the_thread_count_changes_no_bit_of_a_convolutional_network() {
+    let one = reproml_train::with_threads(1, || run("lenet5", 2, 5, Fault::None));
+    let two = reproml_train::with_threads(2, || run("lenet5", 2, 5, Fault::None));
+    assert_eq!(one.snapshots, two.snapshots, "every parameter, every epoch");
+    assert_eq!(one.result.epochs, two.result.epochs);
+}
+
 #[test]
 fn models_learn_the_digits() {
     let r = run("mlp", 5, 3, Fault::None);
