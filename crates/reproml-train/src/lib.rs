@@ -16,6 +16,7 @@ pub mod digest;
 pub mod fault;
 pub mod fingerprint;
 mod forward;
+mod matrix;
 pub mod model;
 pub mod models;
 mod pool;
