@@ -309,8 +309,8 @@ impl Observer for Bars {
                 let bar = self.worker_bar(&mut state, worker);
                 bar.set_position(u64::from(progress.epoch));
                 bar.set_message(format!(
-                    "loss {:.4} acc {:.4}",
-                    progress.loss, progress.accuracy
+                    "loss {:.4} acc {:.4} ({:.1} s/epoch)",
+                    progress.loss, progress.accuracy, progress.seconds
                 ));
             }
             Event::RunRecorded {

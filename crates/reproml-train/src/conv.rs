@@ -54,16 +54,19 @@ use rayon::prelude::*;
 
 use crate::matrix::{Matrix, MatrixMut, multiply};
 
-/// A stride-1 2-D convolution with bias on channels-first activations.
+/// A stride-1 2-D convolution with bias on channels-first activations,
+/// optionally followed by a ReLU.
 #[backend_extension(Flex, Autodiff)]
 pub trait ChannelsFirstConv: Backend {
     /// `x: [c, n, h, w]`, `weight: [o, c, k, k]`, `bias: [o]`, with
-    /// `padding` zeros on every side; the result is `[o, n, h', w']`.
+    /// `padding` zeros on every side; the result is `[o, n, h', w']`,
+    /// through a ReLU when `relu` is set.
     fn conv2d_channels_first(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         padding: usize,
+        relu: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -73,8 +76,9 @@ impl ChannelsFirstConv for Flex {
         weight: FlexTensor,
         bias: FlexTensor,
         padding: usize,
+        relu: bool,
     ) -> FlexTensor {
-        forward(&x, &weight, &bias, padding).0
+        forward(&x, &weight, &bias, padding, relu).0
     }
 }
 
@@ -238,15 +242,14 @@ fn fold_columns(dx: &mut [f32], dcols: &[f32], g: &Geometry, images: Range<usize
         });
 }
 
-/// `Σ_j row[j]` for every row, in a fixed order: sixteen running sums
-/// (one per AVX-512 lane, so the loop vectorises) added pairwise at the end.
-fn row_sums(matrix: &[f32], rows: usize, columns: usize) -> Vec<f32> {
-    if columns == 0 {
-        return vec![0.0; rows];
-    }
-    matrix
-        .par_chunks(columns)
-        .map(|row| {
+/// Adds `Σ_j m[r, j]` to `sums[r]` for every row `r` of `m`, each row's
+/// sum in a fixed order: sixteen running sums (one per AVX-512 lane, so
+/// the loop vectorises) added pairwise at the end.
+fn add_row_sums(sums: &mut [f32], m: Matrix<'_>) {
+    assert_eq!(sums.len(), m.rows(), "one sum per row");
+    sums.par_iter_mut()
+        .zip(m.row_slices().collect::<Vec<_>>())
+        .for_each(|(sum, row)| {
             let mut lanes = [0.0f32; 16];
             let mut chunks = row.chunks_exact(16);
             for chunk in &mut chunks {
@@ -264,9 +267,14 @@ fn row_sums(matrix: &[f32], rows: usize, columns: usize) -> Vec<f32> {
                     lanes[l] += lanes[l + width];
                 }
             }
-            lanes[0]
-        })
-        .collect()
+            *sum += lanes[0];
+        });
+}
+
+/// ReLU as flex computes it (`burn-flex` `ops/activation.rs`): a NaN goes
+/// through, everything not above zero (−0 included) becomes +0.
+fn relu(v: f32) -> f32 {
+    if v.is_nan() || v > 0.0 { v } else { 0.0 }
 }
 
 /// The output `[o, n, h', w']`, and the (contiguous) input the backward
@@ -276,6 +284,7 @@ fn forward(
     weight: &FlexTensor,
     bias: &FlexTensor,
     padding: usize,
+    relu_after: bool,
 ) -> (FlexTensor, SavedConv) {
     let g = Geometry::of(x, weight, padding);
     let (x, weight, bias) = (
@@ -297,33 +306,73 @@ fn forward(
         let width = images.len() * plane;
         let cols = &mut scratch[..rows * width];
         columns(cols, x.storage(), &g, images.clone());
-        let out = MatrixMut::rows_of(&mut out[images.start * plane..], g.outputs, width, pixels);
-        multiply(out, weights, Matrix::row_major(cols, rows, width), true);
+        let block = &mut out[images.start * plane..];
+        multiply(
+            MatrixMut::rows_of(block, g.outputs, width, pixels),
+            weights,
+            Matrix::row_major(cols, rows, width),
+            true,
+        );
+        if relu_after {
+            // While the chunk's outputs are still in the cache.
+            for line in block.chunks_mut(pixels) {
+                line[..width].iter_mut().for_each(|v| *v = relu(*v));
+            }
+        }
     }
     let [ho, wo] = g.out();
     let out = tensor(out, [g.outputs, g.batch, ho, wo]);
-    (
-        out,
-        SavedConv {
-            x,
-            weight,
-            geometry: g,
-        },
-    )
+    let saved = SavedConv {
+        x,
+        weight,
+        out: relu_after.then(|| out.clone()),
+        geometry: g,
+    };
+    (out, saved)
 }
 
-/// The gradients of the input and the weight, each only if asked for.
-fn backward(grad: &[f32], saved: &SavedConv, dx: bool, dw: bool) -> [Option<FlexTensor>; 2] {
+/// The gradients of the input, the weight and the bias, each only if
+/// asked for.
+fn backward(grad: &[f32], saved: &SavedConv, want: [bool; 3]) -> [Option<FlexTensor>; 3] {
     let g = saved.geometry;
     let (rows, pixels, plane) = (g.rows(), g.pixels(), g.plane());
     let x: &[f32] = saved.x.storage();
+    let out: Option<&[f32]> = saved.out.as_ref().map(|out| out.storage());
     let weights = Matrix::row_major(saved.weight.storage(), g.outputs, rows);
+    let [dx, dw, db] = want;
     let mut dx = dx.then(|| vec![0.0f32; x.len()]);
     let mut dw = dw.then(|| vec![0.0f32; g.outputs * rows]);
+    let mut db = db.then(|| vec![0.0f32; g.outputs]);
     let mut scratch = g.scratch();
+    // The gradient behind the ReLU, a chunk at a time.
+    let mut masked = match out {
+        Some(_) => vec![0.0f32; g.outputs * scratch.len() / rows.max(1)],
+        None => Vec::new(),
+    };
     for (index, images) in g.chunks().enumerate() {
         let width = images.len() * plane;
-        let grad = Matrix::rows_of(&grad[images.start * plane..], g.outputs, width, pixels);
+        let start = images.start * plane;
+        let grad = match out {
+            None => Matrix::rows_of(&grad[start..], g.outputs, width, pixels),
+            Some(out) => {
+                // flex's `relu_backward`: the gradient passes where the
+                // output is above zero or NaN.
+                let masked = &mut masked[..g.outputs * width];
+                let lines = grad[start..]
+                    .chunks(pixels)
+                    .zip(out[start..].chunks(pixels));
+                for (to, (grad, out)) in masked.chunks_mut(width).zip(lines) {
+                    for ((to, &g), &o) in to.iter_mut().zip(grad).zip(out) {
+                        *to = if o.is_nan() || o > 0.0 { g } else { 0.0 };
+                    }
+                }
+                Matrix::row_major(masked, g.outputs, width)
+            }
+        };
+        if let Some(db) = db.as_mut() {
+            // Each chunk's sums added in order.
+            add_row_sums(db, grad);
+        }
         let scratch = &mut scratch[..rows * width];
         if let Some(dw) = dw.as_mut() {
             // ∂W = Σ over chunks, in order, of ∂out · colsᵀ.
@@ -350,6 +399,7 @@ fn backward(grad: &[f32], saved: &SavedConv, dx: bool, dw: bool) -> [Option<Flex
     [
         dx.map(|dx| tensor(dx, [g.channels, g.batch, g.height, g.width])),
         dw.map(|dw| tensor(dw, [g.outputs, g.channels, g.kernel, g.kernel])),
+        db.map(|db| tensor(db, [g.outputs])),
     ]
 }
 
@@ -357,11 +407,13 @@ fn backward(grad: &[f32], saved: &SavedConv, dx: bool, dw: bool) -> [Option<Flex
 struct ChannelsFirstConvStep;
 
 /// What the backward step keeps: the input (which the graph holds anyway,
-/// as the previous layer's output), the weight and the geometry.
+/// as the previous layer's output), the weight, with a ReLU its output
+/// (the next layer's input, held anyway too), and the geometry.
 #[derive(Debug, Clone)]
 struct SavedConv {
     x: FlexTensor,
     weight: FlexTensor,
+    out: Option<FlexTensor>,
     geometry: Geometry,
 }
 
@@ -371,19 +423,13 @@ impl Backward<Flex, 3> for ChannelsFirstConvStep {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let grad: &[f32] = grad.storage();
-        let saved = ops.state;
-        let [dx, dw] = backward(grad, &saved, node_x.is_some(), node_weight.is_some());
-        if let (Some(node), Some(dx)) = (node_x, dx) {
-            grads.register::<Flex>(node.id, dx);
-        }
-        if let (Some(node), Some(dw)) = (node_weight, dw) {
-            grads.register::<Flex>(node.id, dw);
-        }
-        if let Some(node) = node_bias {
-            let g = saved.geometry;
-            let db = row_sums(grad, g.outputs, g.pixels());
-            grads.register::<Flex>(node.id, tensor(db, [g.outputs]));
+        let nodes = [node_x, node_weight, node_bias];
+        let want = nodes.each_ref().map(Option::is_some);
+        let gradients = backward(grad.storage(), &ops.state, want);
+        for (node, gradient) in nodes.into_iter().zip(gradients) {
+            if let (Some(node), Some(gradient)) = (node, gradient) {
+                grads.register::<Flex>(node.id, gradient);
+            }
         }
     }
 }
@@ -394,12 +440,19 @@ impl<C: CheckpointStrategy> ChannelsFirstConv for Autodiff<Flex, C> {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         padding: usize,
+        relu: bool,
     ) -> FloatTensor<Self> {
         let step = ChannelsFirstConvStep
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful();
-        let (out, saved) = forward(x.primitive(), weight.primitive(), bias.primitive(), padding);
+        let (out, saved) = forward(
+            x.primitive(),
+            weight.primitive(),
+            bias.primitive(),
+            padding,
+            relu,
+        );
         match step {
             OpsKind::Tracked(prep) => prep.finish(saved, out),
             OpsKind::UnTracked(prep) => prep.finish(out),
@@ -408,13 +461,16 @@ impl<C: CheckpointStrategy> ChannelsFirstConv for Autodiff<Flex, C> {
 }
 
 /// [`ChannelsFirstConv::conv2d_channels_first`] on tensors: `x: [c, n, h, w]`
-/// to `[o, n, h', w']`. CPU only: the extension is routed to flex, with or
-/// without autodiff.
+/// to `[o, n, h', w']`, through a ReLU when `relu` is set (applied to each
+/// chunk of images while it is in the cache, and in the backward pass to
+/// each chunk of the gradient: no tensor of its own, no pass of its own).
+/// CPU only: the extension is routed to flex, with or without autodiff.
 pub fn conv2d_channels_first(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Tensor<1>,
     padding: usize,
+    relu: bool,
 ) -> Tensor<4> {
     Tensor::from_dispatch(
         <burn::backend::Dispatch as ChannelsFirstConv>::conv2d_channels_first(
@@ -422,6 +478,7 @@ pub fn conv2d_channels_first(
             weight.into_dispatch(),
             bias.into_dispatch(),
             padding,
+            relu,
         ),
     )
 }
@@ -474,16 +531,18 @@ mod tests {
         ]
     }
 
-    fn ours(padding: usize) -> impl Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4> {
+    fn ours(padding: usize, relu: bool) -> impl Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4> {
         move |x, w, b| {
-            conv2d_channels_first(x.permute([1, 0, 2, 3]), w, b, padding).permute([1, 0, 2, 3])
+            conv2d_channels_first(x.permute([1, 0, 2, 3]), w, b, padding, relu)
+                .permute([1, 0, 2, 3])
         }
     }
 
     const PARTS: [&str; 4] = ["out", "∂x", "∂weight", "∂bias"];
 
-    /// Both branches of `product` (fewer and more than 64 output channels),
-    /// kernels 3 and 5, padding 0 to 2, odd sizes, a batch of one.
+    /// Fewer and more than 64 output channels, kernels 3 and 5, padding 0
+    /// to 2, odd sizes, a batch of one, several chunks; with and without
+    /// the ReLU (against burn's `relu` after its `conv2d`).
     #[test]
     fn values_and_gradients_match_burns_convolution() {
         for (shape, padding) in [
@@ -496,21 +555,33 @@ mod tests {
             // Chunks of 7 images and a last one of 2 (`chunks_cover_the_batch`).
             ([9, 32, 16, 16, 4, 3], 1),
         ] {
-            let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], 1);
-            let burns = run(|x, w, b| conv2d(x, w, Some(b), options.clone()), shape);
-            let ours = run(ours(padding), shape);
-            for (part, (a, b)) in PARTS.iter().zip(ours.iter().zip(&burns)) {
-                assert_eq!(a.len(), b.len(), "{part} {shape:?}");
-                // Sums taken in another order differ by rounding, which
-                // scales with the largest values summed, not with the
-                // result (a small result may be a large cancellation);
-                // a misplaced term differs by the order of the values.
-                let scale = b.iter().fold(0.0f32, |m, q| m.max(q.abs()));
-                for (i, (p, q)) in a.iter().zip(b).enumerate() {
-                    assert!(
-                        (p - q).abs() <= 1e-4 * (1.0 + q.abs()) + 1e-5 * scale,
-                        "{part}[{i}] {p} vs burn's {q} ({shape:?}, padding {padding}, largest {scale})"
-                    );
+            for relu in [false, true] {
+                let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], 1);
+                let burns = run(
+                    |x, w, b| {
+                        let out = conv2d(x, w, Some(b), options.clone());
+                        if relu {
+                            burn::tensor::activation::relu(out)
+                        } else {
+                            out
+                        }
+                    },
+                    shape,
+                );
+                let ours = run(ours(padding, relu), shape);
+                for (part, (a, b)) in PARTS.iter().zip(ours.iter().zip(&burns)) {
+                    assert_eq!(a.len(), b.len(), "{part} {shape:?}");
+                    // Sums taken in another order differ by rounding, which
+                    // scales with the largest values summed, not with the
+                    // result (a small result may be a large cancellation);
+                    // a misplaced term differs by the order of the values.
+                    let scale = b.iter().fold(0.0f32, |m, q| m.max(q.abs()));
+                    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                        assert!(
+                            (p - q).abs() <= 1e-4 * (1.0 + q.abs()) + 1e-5 * scale,
+                            "{part}[{i}] {p} vs burn's {q} ({shape:?}, padding {padding}, relu {relu}, largest {scale})"
+                        );
+                    }
                 }
             }
         }
@@ -554,13 +625,14 @@ mod tests {
         let on = |threads: usize| {
             crate::with_threads(threads, || {
                 assert_eq!(rayon::current_num_threads(), threads, "a pool of its own");
-                run(ours(1), shape)
+                [run(ours(1, false), shape), run(ours(1, true), shape)].concat()
             })
         };
         let one = on(1);
         for threads in [2, 3] {
             let many = on(threads);
-            for (part, (a, b)) in PARTS.iter().zip(one.iter().zip(&many)) {
+            assert_eq!(one.len(), 8);
+            for (part, (a, b)) in PARTS.iter().cycle().zip(one.iter().zip(&many)) {
                 let differ = a.iter().zip(b).filter(|(p, q)| p.to_bits() != q.to_bits());
                 assert_eq!(differ.count(), 0, "{part} on {threads} threads");
             }

@@ -39,7 +39,8 @@ impl Network {
         };
         let shaped = |i: usize| -> Vec<usize> { self.params[i].shape.clone() };
         let mut x = Act::Maps(input);
-        for layer in &self.layers {
+        let mut layers = self.layers.iter().peekable();
+        while let Some(layer) = layers.next() {
             x = match (layer, x) {
                 (
                     Layer::Conv {
@@ -53,7 +54,9 @@ impl Network {
                     let w = params[*weight].clone().reshape([s[0], s[1], s[2], s[3]]);
                     let b = params[*bias].clone();
                     if on_cpu {
-                        Act::Maps(conv2d_channels_first(t, w, b, *padding))
+                        // A ReLU after it is applied inside (conv.rs).
+                        let relu = layers.next_if(|l| matches!(l, Layer::Relu)).is_some();
+                        Act::Maps(conv2d_channels_first(t, w, b, *padding, relu))
                     } else {
                         let options = ConvOptions::new([1, 1], [*padding, *padding], [1, 1], 1);
                         Act::Maps(conv2d(t, w, Some(b), options))

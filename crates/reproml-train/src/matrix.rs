@@ -82,6 +82,29 @@ impl<'a> Matrix<'a> {
         Matrix { data, shape }
     }
 
+    /// Its number of rows.
+    pub(crate) fn rows(&self) -> usize {
+        self.shape.rows
+    }
+
+    /// The rows as slices.
+    ///
+    /// # Panics
+    /// If the view's columns are not adjacent (a transposed view).
+    pub(crate) fn row_slices(self) -> impl Iterator<Item = &'a [f32]> {
+        let Shape {
+            rows,
+            columns,
+            row_stride,
+            column_stride,
+        } = self.shape;
+        assert!(
+            column_stride == 1 || columns <= 1,
+            "rows of a transposed view"
+        );
+        (0..rows).map(move |r| &self.data[r * row_stride..][..columns])
+    }
+
     /// The transpose, without moving a value.
     pub(crate) fn t(self) -> Self {
         let s = self.shape;

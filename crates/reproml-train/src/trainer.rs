@@ -114,6 +114,10 @@ pub struct EpochProgress {
     pub loss: f64,
     /// Test accuracy after the epoch.
     pub accuracy: f64,
+    /// Wall-clock seconds the epoch took: its training steps, the digest
+    /// of its parameters and its evaluation (not the parameters'
+    /// initialisation before the first epoch).
+    pub seconds: f64,
 }
 
 /// A finished run: the result to post and the per-epoch digests.
@@ -158,6 +162,7 @@ pub fn train(
     let mut snapshots = Vec::with_capacity(spec.epochs as usize);
 
     for epoch in 0..spec.epochs {
+        let started = std::time::Instant::now();
         let order: Vec<usize> = epoch_order(train.len() as u32, settings.seed, u64::from(epoch))
             .into_iter()
             .map(|p| by_index[p as usize])
@@ -222,6 +227,7 @@ pub fn train(
             epochs: spec.epochs,
             loss,
             accuracy: scores.accuracy,
+            seconds: started.elapsed().as_secs_f64(),
         });
         epochs.push(EpochRecord {
             epoch: epoch + 1,
