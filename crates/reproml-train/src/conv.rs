@@ -318,9 +318,9 @@ fn forward(
         );
         if relu_after {
             // While the chunk's outputs are still in the cache.
-            for line in block.chunks_mut(pixels) {
+            block.par_chunks_mut(pixels).for_each(|line| {
                 line[..width].iter_mut().for_each(|v| *v = relu(*v));
-            }
+            });
         }
     }
     let [ho, wo] = g.out();
@@ -364,11 +364,14 @@ fn backward(grad: &[f32], saved: &SavedConv, want: [bool; 3]) -> [Option<FlexTen
                 let lines = grad[start..]
                     .chunks(pixels)
                     .zip(out[start..].chunks(pixels));
-                for (to, (grad, out)) in masked.chunks_mut(width).zip(lines) {
-                    for ((to, &g), &o) in to.iter_mut().zip(grad).zip(out) {
-                        *to = if o.is_nan() || o > 0.0 { g } else { 0.0 };
-                    }
-                }
+                masked
+                    .par_chunks_mut(width)
+                    .zip(lines.collect::<Vec<_>>())
+                    .for_each(|(to, (grad, out))| {
+                        for ((to, &g), &o) in to.iter_mut().zip(grad).zip(out) {
+                            *to = if o.is_nan() || o > 0.0 { g } else { 0.0 };
+                        }
+                    });
                 Matrix::row_major(masked, g.outputs, width)
             }
         };
