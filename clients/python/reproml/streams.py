@@ -32,25 +32,40 @@ def _rotl(x: np.ndarray, n: int) -> np.ndarray:
 
 def _chacha20(state: np.ndarray) -> np.ndarray:
     """The ChaCha20 block function on every row of `state` ([blocks, 16]
-    words: constants, key, counter, nonce) at once."""
-    x = state.copy()
+    words: constants, key, counter, nonce) at once.
+
+    Worked on transposed, [16, blocks]: each of the sixteen words of every
+    block is then one contiguous array, and every step below one in-place
+    NumPy operation over it (a word of every block was a strided column,
+    20 times slower for a large model's initialisation)."""
+    x = state.T.copy()  # always a copy: `state` is added back at the end
+    spare = np.empty_like(x[0])
+
+    def rotate(v: np.ndarray, n: int) -> None:
+        np.right_shift(v, np.uint32(32 - n), out=spare)
+        np.left_shift(v, np.uint32(n), out=v)
+        np.bitwise_or(v, spare, out=v)
 
     def quarter(a: int, b: int, c: int, d: int) -> None:
-        x[:, a] += x[:, b]
-        x[:, d] = _rotl(x[:, d] ^ x[:, a], 16)
-        x[:, c] += x[:, d]
-        x[:, b] = _rotl(x[:, b] ^ x[:, c], 12)
-        x[:, a] += x[:, b]
-        x[:, d] = _rotl(x[:, d] ^ x[:, a], 8)
-        x[:, c] += x[:, d]
-        x[:, b] = _rotl(x[:, b] ^ x[:, c], 7)
+        xa, xb, xc, xd = x[a], x[b], x[c], x[d]
+        np.add(xa, xb, out=xa)
+        np.bitwise_xor(xd, xa, out=xd)
+        rotate(xd, 16)
+        np.add(xc, xd, out=xc)
+        np.bitwise_xor(xb, xc, out=xb)
+        rotate(xb, 12)
+        np.add(xa, xb, out=xa)
+        np.bitwise_xor(xd, xa, out=xd)
+        rotate(xd, 8)
+        np.add(xc, xd, out=xc)
+        np.bitwise_xor(xb, xc, out=xb)
+        rotate(xb, 7)
 
-    with np.errstate(over="ignore"):
-        for _ in range(10):
-            quarter(0, 4, 8, 12); quarter(1, 5, 9, 13); quarter(2, 6, 10, 14); quarter(3, 7, 11, 15)
-            quarter(0, 5, 10, 15); quarter(1, 6, 11, 12); quarter(2, 7, 8, 13); quarter(3, 4, 9, 14)
-        x += state
-    return x
+    for _ in range(10):
+        quarter(0, 4, 8, 12); quarter(1, 5, 9, 13); quarter(2, 6, 10, 14); quarter(3, 7, 11, 15)
+        quarter(0, 5, 10, 15); quarter(1, 6, 11, 12); quarter(2, 7, 8, 13); quarter(3, 4, 9, 14)
+    np.add(x, state.T, out=x)
+    return np.ascontiguousarray(x.T)
 
 
 def _state(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
