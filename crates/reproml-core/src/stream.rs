@@ -155,6 +155,19 @@ impl RandomStream {
         }
     }
 
+    /// Words of the keystream read so far.
+    pub fn word_position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
+    /// Moves to word `position` of the keystream, as if exactly that many
+    /// words had been read: draws that use a fixed number of words each
+    /// (a normal value four, a uniform double two) can then be split into
+    /// blocks drawn in parallel, with the very values drawn in order.
+    pub fn seek(&mut self, position: u128) {
+        self.rng.set_word_pos(position);
+    }
+
     /// A uniform double in `[0, 1)`: `(next_u64() >> 11) · 2^−53`.
     pub fn unit_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -244,6 +257,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn seeking_reads_the_words_reading_would(seed in any::<u64>(), skip in 0u32..200) {
+            let mut read = RandomStream::new(seed, &Purpose::WeightInit, 0, 0);
+            for _ in 0..skip {
+                read.next_u32();
+            }
+            let mut sought = RandomStream::new(seed, &Purpose::WeightInit, 0, 0);
+            sought.seek(u128::from(skip));
+            prop_assert_eq!(sought.word_position(), u128::from(skip));
+            for _ in 0..40 {
+                prop_assert_eq!(sought.next_u32(), read.next_u32());
+            }
+        }
+
         #[test]
         fn permutation_holds_every_index_once(seed in any::<u64>(), n in 0u32..500) {
             let mut p = RandomStream::new(seed, &Purpose::EpochOrder, 0, 0).permutation(n);

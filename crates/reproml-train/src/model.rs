@@ -39,19 +39,45 @@ impl Init {
         match self {
             Init::KaimingNormalFanOut { fan_out } => {
                 let std = (2.0 / fan_out as f64).sqrt();
-                (0..count)
-                    .map(|_| (stream.standard_normal() * std) as f32)
-                    .collect()
+                in_blocks(count, stream, 4, |s| (s.standard_normal() * std) as f32)
             }
-            Init::Normal { std } => (0..count)
-                .map(|_| (stream.standard_normal() * std) as f32)
-                .collect(),
-            Init::Uniform { bound } => (0..count)
-                .map(|_| ((2.0 * stream.unit_f64() - 1.0) * bound) as f32)
-                .collect(),
+            Init::Normal { std } => {
+                in_blocks(count, stream, 4, |s| (s.standard_normal() * std) as f32)
+            }
+            Init::Uniform { bound } => in_blocks(count, stream, 2, |s| {
+                ((2.0 * s.unit_f64() - 1.0) * bound) as f32
+            }),
             Init::Zeros => vec![0.0; count],
         }
     }
+}
+
+/// Values drawn in order from `stream` by `draw`, which reads exactly
+/// `words` words each. Large parameters are drawn in blocks on the
+/// thread pool, each block from a copy of the stream moved to its first
+/// word: the same values as one by one (VGG-X's 13-million-weight layer
+/// is 0.4 s of drawing on one core). The stream ends past the last value.
+fn in_blocks(
+    count: usize,
+    stream: &mut RandomStream,
+    words: usize,
+    draw: impl Fn(&mut RandomStream) -> f32 + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 16;
+    let start = stream.word_position();
+    let word_of = |value: usize| start + (value as u128) * (words as u128);
+    let mut values = vec![0.0f32; count];
+    values
+        .par_chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(block, values)| {
+            let mut s = stream.clone();
+            s.seek(word_of(block * BLOCK));
+            values.iter_mut().for_each(|v| *v = draw(&mut s));
+        });
+    stream.seek(word_of(count));
+    values
 }
 
 /// A named parameter with its shape and initialisation rule.
@@ -344,5 +370,42 @@ impl Network {
                 p.init.draw(p.len(), &mut stream)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reproml_core::stream::Purpose;
+
+    use super::*;
+
+    /// Block boundaries (2¹⁶ values) crossed, with a partial last block;
+    /// the stream left where drawing one by one leaves it.
+    #[test]
+    fn drawing_in_blocks_gives_the_values_drawn_one_by_one() {
+        let count = 2 * (1 << 16) + 7;
+        for (init, one) in [
+            (
+                Init::Normal { std: 0.5 },
+                (|s: &mut RandomStream| (s.standard_normal() * 0.5) as f32)
+                    as fn(&mut RandomStream) -> f32,
+            ),
+            (Init::Uniform { bound: 0.25 }, |s| {
+                ((2.0 * s.unit_f64() - 1.0) * 0.25) as f32
+            }),
+        ] {
+            let mut blocks = RandomStream::new(3, &Purpose::WeightInit, 0, 1);
+            let mut serial = blocks.clone();
+            let drawn = crate::with_threads(3, || init.draw(count, &mut blocks));
+            let want: Vec<f32> = (0..count).map(|_| one(&mut serial)).collect();
+            assert!(
+                drawn
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            );
+            assert_eq!(drawn.len(), want.len());
+            assert_eq!(blocks.next_u32(), serial.next_u32(), "{init:?}");
+        }
     }
 }
