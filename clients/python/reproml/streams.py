@@ -26,10 +26,6 @@ def stream_key(seed: int, purpose: str, epoch: int = 0, step: int = 0) -> bytes:
     return hashlib.sha256(_str("reproml/stream/v1") + _u64(seed) + _str(purpose) + _u64(epoch) + _u64(step)).digest()
 
 
-def _rotl(x: np.ndarray, n: int) -> np.ndarray:
-    return (x << np.uint32(n)) | (x >> np.uint32(32 - n))
-
-
 def _chacha20(state: np.ndarray) -> np.ndarray:
     """The ChaCha20 block function on every row of `state` ([blocks, 16]
     words: constants, key, counter, nonce) at once.

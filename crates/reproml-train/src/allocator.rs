@@ -1,8 +1,8 @@
 //! The memory allocator of every program that trains: mimalloc, set to keep
 //! the memory a training step frees for the next one.
 //!
-//! Why: a step allocates and frees dozens of tensors of 1–150 MB (the
-//! im2col columns of a VGG-X convolution alone are 151 MB). glibc's malloc
+//! Why: a step allocates and frees dozens of tensors of 1–70 MB (the
+//! output of VGG-X's second convolution is 67 MB). glibc's malloc
 //! maps every block over 32 MiB afresh and unmaps it on free, so each step
 //! paid for page faults and for the kernel zeroing the pages again: 21–29 %
 //! of a VGG-X step under `perf`. mimalloc with purging off reuses the

@@ -99,7 +99,7 @@ impl Geometry {
         let [channels, batch, height, width] = x.shape().dims();
         let [outputs, weight_channels, kernel, kernel_width] = weight.shape().dims();
         assert_eq!(channels, weight_channels, "input channels of a convolution");
-        assert_eq!(kernel, kernel_width, "a square kernel");
+        assert!(kernel == kernel_width && kernel > 0, "a square kernel");
         assert!(
             kernel <= height + 2 * padding && kernel <= width + 2 * padding,
             "a {kernel}×{kernel} kernel on a {height}×{width} map padded by {padding}"
@@ -349,7 +349,10 @@ fn backward(grad: &[f32], saved: &SavedConv, want: [bool; 3]) -> [Option<FlexTen
     let mut scratch = g.scratch();
     // The gradient behind the ReLU, a chunk at a time.
     let mut masked = match out {
-        Some(_) => vec![0.0f32; g.outputs * scratch.len() / rows.max(1)],
+        Some(_) => {
+            let images = g.chunks().next().map_or(0, |c| c.len());
+            vec![0.0f32; g.outputs * images * plane]
+        }
         None => Vec::new(),
     };
     for (index, images) in g.chunks().enumerate() {
@@ -414,7 +417,8 @@ struct ChannelsFirstConvStep;
 
 /// What the backward step keeps: the input (which the graph holds anyway,
 /// as the previous layer's output), the weight, with a ReLU its output
-/// (the next layer's input, held anyway too), and the geometry.
+/// (the ReLU's own backward step kept that tensor before), and the
+/// geometry.
 #[derive(Debug, Clone)]
 struct SavedConv {
     x: FlexTensor,
@@ -558,6 +562,9 @@ mod tests {
             ([2, 1, 8, 8, 3, 5], 0),
             ([2, 3, 6, 5, 64, 3], 1),
             ([1, 5, 4, 4, 70, 3], 0),
+            // Padding wider than the kernel reaches; a 1×1 output.
+            ([2, 2, 3, 4, 3, 3], 3),
+            ([2, 2, 3, 3, 2, 3], 0),
             // Chunks of 14 images and a last one of 2 (`chunks_cover_the_batch`).
             ([16, 64, 16, 16, 4, 3], 1),
         ] {

@@ -74,6 +74,7 @@ pub fn fingerprint(backend: &str, fault: &Fault) -> BTreeMap<String, String> {
     if let Ok(kernel) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
         f.insert("kernel".into(), kernel.trim().into());
     }
+    f.insert("cpu_caches".into(), gemm_caches());
     if let Some(cpu) = cpu_model() {
         f.insert("cpu".into(), cpu);
     }
@@ -92,6 +93,26 @@ fn cpu_model() -> Option<String> {
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_owned())
+}
+
+/// The three cache levels as gemm sees them (size, ways, line), from which
+/// it chooses how long a block of each sum is: two machines with the same
+/// instruction set but other caches can sum in other blocks, and so give
+/// other bits. A comparison lists a difference here as a confound.
+fn gemm_caches() -> String {
+    gemm_common::cache::CACHE_INFO
+        .iter()
+        .zip(["L1", "L2", "L3"])
+        .map(|(c, level)| {
+            format!(
+                "{level} {} KiB {}-way {} B",
+                c.cache_bytes / 1024,
+                c.associativity,
+                c.cache_line_bytes
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn cpu_features() -> Vec<&'static str> {

@@ -20,6 +20,7 @@ mod matrix;
 pub mod model;
 pub mod models;
 mod pool;
+mod scaled_sum;
 pub mod trainer;
 pub mod verify;
 

@@ -34,16 +34,35 @@ struct Shape {
 }
 
 impl Shape {
-    /// Checks that every element lies inside `len` values.
-    fn within(self, len: usize) -> Self {
-        if self.rows > 0 && self.columns > 0 {
-            let last = (self.rows - 1) * self.row_stride + (self.columns - 1) * self.column_stride;
-            assert!(
-                last < len,
+    /// Checks that every element lies inside `len` values, and that the
+    /// strides are no longer than the slice (so they fit an `isize`),
+    /// with arithmetic that cannot wrap.
+    fn within(mut self, len: usize) -> Self {
+        // A stride along a dimension of one element is never used: set it
+        // to 1, so that any value a caller gives is harmless.
+        if self.rows <= 1 {
+            self.row_stride = 1;
+        }
+        if self.columns <= 1 {
+            self.column_stride = 1;
+        }
+        let past = || -> ! {
+            panic!(
                 "a {}×{} matrix view past its {len} values",
-                self.rows,
-                self.columns
-            );
+                self.rows, self.columns
+            )
+        };
+        if self.rows > 0 && self.columns > 0 {
+            if self.row_stride > len || self.column_stride > len {
+                past();
+            }
+            let last = (self.rows - 1)
+                .checked_mul(self.row_stride)
+                .zip((self.columns - 1).checked_mul(self.column_stride))
+                .and_then(|(a, b)| a.checked_add(b));
+            if last.is_none_or(|last| last >= len) {
+                past();
+            }
         }
         self
     }
@@ -68,7 +87,11 @@ impl<'a> Matrix<'a> {
     /// # Panics
     /// If `data` does not hold exactly `rows · columns` values.
     pub(crate) fn row_major(data: &'a [f32], rows: usize, columns: usize) -> Self {
-        assert_eq!(data.len(), rows * columns, "a {rows}×{columns} matrix");
+        assert_eq!(
+            Some(data.len()),
+            rows.checked_mul(columns),
+            "a {rows}×{columns} matrix"
+        );
         Self::rows_of(data, rows, columns, columns)
     }
 
@@ -126,7 +149,11 @@ impl<'a> MatrixMut<'a> {
     /// # Panics
     /// If `data` does not hold exactly `rows · columns` values.
     pub(crate) fn row_major(data: &'a mut [f32], rows: usize, columns: usize) -> Self {
-        assert_eq!(data.len(), rows * columns, "a {rows}×{columns} matrix");
+        assert_eq!(
+            Some(data.len()),
+            rows.checked_mul(columns),
+            "a {rows}×{columns} matrix"
+        );
         Self::rows_of(data, rows, columns, columns)
     }
 
@@ -164,8 +191,9 @@ pub(crate) fn multiply(dst: MatrixMut<'_>, a: Matrix<'_>, b: Matrix<'_>, accumul
     }
     if k == 0 {
         if !accumulate {
-            for row in dst.data.chunks_mut(dst.shape.row_stride).take(m) {
-                row[..n].fill(0.0);
+            for r in 0..m {
+                let start = r * dst.shape.row_stride;
+                dst.data[start..start + n].fill(0.0);
             }
         }
         return;
@@ -175,14 +203,14 @@ pub(crate) fn multiply(dst: MatrixMut<'_>, a: Matrix<'_>, b: Matrix<'_>, accumul
     } else {
         gemm::Parallelism::None
     };
-    let stride = |s: usize| isize::try_from(s).unwrap_or(isize::MAX);
+    let stride = |s: usize| isize::try_from(s).expect("a stride within a slice fits an isize");
     #[allow(unsafe_code)]
     // SAFETY: gemm reads `a` at i·rs + l·cs for i < m, l < k, `b` at
     // l·rs + j·cs for l < k, j < n, and writes (with `accumulate`, also
     // reads) `dst` at i·rs + j for i < m, j < n. Every view was checked on
-    // construction (`Shape::within`) to keep its largest such index inside
-    // its slice, so every access is in bounds; strides are at most a
-    // slice's length, so they fit an isize. The rows of `dst` do not
+    // construction (`Shape::within`, without wrapping) to keep its largest
+    // such index inside its slice, so every access is in bounds; strides
+    // are at most a slice's length, so they fit an isize. The rows of `dst` do not
     // overlap (`Shape::row_major`), so no element is written by two
     // threads. `dst` is a unique borrow, so it aliases neither operand,
     // and all three outlive the call, which returns only when every thread
@@ -288,5 +316,67 @@ mod tests {
     #[should_panic(expected = "past its")]
     fn refuses_a_view_past_its_slice() {
         Matrix::rows_of(&[0.0; 10], 3, 3, 4);
+    }
+
+    /// Shapes whose element counts wrap around `usize` are refused, not
+    /// taken for small ones.
+    #[test]
+    fn refuses_shapes_that_overflow() {
+        let wraps = (usize::MAX / 3) + 1;
+        for attempt in [
+            std::panic::catch_unwind(|| Matrix::row_major(&[0.0; 2], 3, wraps)),
+            std::panic::catch_unwind(|| Matrix::rows_of(&[0.0; 2], 2, 1, usize::MAX)),
+            std::panic::catch_unwind(|| Matrix::rows_of(&[0.0; 4], wraps, 1, 3)),
+        ] {
+            assert!(attempt.is_err());
+        }
+    }
+
+    /// Large enough for gemm's threads and for several blocks of the
+    /// summed dimension, with operands that are column blocks of wider
+    /// matrices (as the convolution's gradient chunks are): against the
+    /// textbook product, and the same bits on 1 and 3 threads.
+    #[test]
+    fn large_strided_products_are_right_and_thread_independent() {
+        let (m, k, n, wide) = (200, 600, 300, 700);
+        let a_data: Vec<f32> = (0..m * wide).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+        let b_data: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();
+        let a = Matrix::rows_of(&a_data[3..], m, k, wide);
+        let b = Matrix::row_major(&b_data, k, n);
+        let want = reference(a, b);
+        let on = |threads| {
+            crate::with_threads(threads, || {
+                let mut dst = vec![0.0f32; m * n];
+                multiply(MatrixMut::row_major(&mut dst, m, n), a, b, false);
+                dst
+            })
+        };
+        let one = on(1);
+        // Small integers: every partial sum is exact in f32.
+        assert!(
+            one.iter()
+                .zip(&want)
+                .all(|(got, want)| f64::from(*got) == *want)
+        );
+        assert_eq!(one, on(3));
+    }
+
+    #[test]
+    fn an_empty_inner_dimension_gives_zeros_or_leaves_the_sum() {
+        let mut dst = vec![2.0f32; 6];
+        multiply(
+            MatrixMut::rows_of(&mut dst, 2, 2, 3),
+            Matrix::row_major(&[], 2, 0),
+            Matrix::row_major(&[], 0, 2),
+            true,
+        );
+        assert_eq!(dst, [2.0; 6]);
+        multiply(
+            MatrixMut::rows_of(&mut dst, 2, 2, 3),
+            Matrix::row_major(&[], 2, 0),
+            Matrix::row_major(&[], 0, 2),
+            false,
+        );
+        assert_eq!(dst, [0.0, 0.0, 2.0, 0.0, 0.0, 2.0]);
     }
 }

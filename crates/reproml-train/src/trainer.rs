@@ -18,6 +18,7 @@ use reproml_data::{ImageShape, Normalization};
 use crate::digest::{Snapshot, snapshot};
 use crate::fault::{Fault, FaultEffects};
 use crate::model::Network;
+use crate::scaled_sum::scaled_sum;
 use crate::{TrainError, fingerprint};
 
 /// A split turned into model inputs once: normalised `f32` pixels.
@@ -268,6 +269,8 @@ struct Sgd<'a> {
     fault: &'a Fault,
     /// One momentum buffer per parameter, created on its first step.
     momentum: Vec<Option<Tensor<1>>>,
+    /// Whether the parameters live on the CPU (flex).
+    on_cpu: bool,
 }
 
 impl<'a> Sgd<'a> {
@@ -276,6 +279,7 @@ impl<'a> Sgd<'a> {
             optimizer,
             fault,
             momentum: vec![None; params],
+            on_cpu: crate::device::selected() == crate::device::ComputeDevice::Cpu,
         }
     }
 
@@ -300,16 +304,22 @@ impl<'a> Sgd<'a> {
                 g = g + params[i].clone().mul_scalar(o.weight_decay);
             }
             // PyTorch's SGD: buf = g on the first step, then μ·buf + g
-            // (dampening 0); the step uses buf.
+            // (dampening 0); the step uses buf. On the CPU each is one
+            // parallel pass with the same bits (scaled_sum.rs).
             if o.momentum != 0.0 && self.fault.keeps_momentum() {
                 let buf = match self.momentum[i].take() {
+                    Some(buf) if self.on_cpu => scaled_sum(buf, o.momentum as f32, g, 1.0),
                     Some(buf) => buf.mul_scalar(o.momentum) + g,
                     None => g,
                 };
                 g = buf.clone();
                 self.momentum[i] = Some(buf);
             }
-            params[i] = params[i].clone() - g.mul_scalar(o.lr);
+            params[i] = if self.on_cpu {
+                scaled_sum(params[i].clone(), 1.0, g, -(o.lr as f32))
+            } else {
+                params[i].clone() - g.mul_scalar(o.lr)
+            };
         }
         Ok(())
     }

@@ -126,6 +126,7 @@ fn the_result_is_what_the_server_accepts() {
         "target",
         "backend",
         "cpu_features",
+        "cpu_caches",
         "threads",
         "os",
         "device",
