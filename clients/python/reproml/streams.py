@@ -44,18 +44,11 @@ def _chacha20(state: np.ndarray) -> np.ndarray:
 
     def quarter(a: int, b: int, c: int, d: int) -> None:
         xa, xb, xc, xd = x[a], x[b], x[c], x[d]
-        np.add(xa, xb, out=xa)
-        np.bitwise_xor(xd, xa, out=xd)
-        rotate(xd, 16)
-        np.add(xc, xd, out=xc)
-        np.bitwise_xor(xb, xc, out=xb)
-        rotate(xb, 12)
-        np.add(xa, xb, out=xa)
-        np.bitwise_xor(xd, xa, out=xd)
-        rotate(xd, 8)
-        np.add(xc, xd, out=xc)
-        np.bitwise_xor(xb, xc, out=xb)
-        rotate(xb, 7)
+        # u += v; w ^= u; w <<<= n, four times (RFC 8439, 2.1).
+        for u, v, w, n in ((xa, xb, xd, 16), (xc, xd, xb, 12), (xa, xb, xd, 8), (xc, xd, xb, 7)):
+            np.add(u, v, out=u)
+            np.bitwise_xor(w, u, out=w)
+            rotate(w, n)
 
     for _ in range(10):
         quarter(0, 4, 8, 12); quarter(1, 5, 9, 13); quarter(2, 6, 10, 14); quarter(3, 7, 11, 15)
