@@ -152,8 +152,12 @@ impl Geometry {
 
     /// Scratch for the columns of the largest chunk.
     fn scratch(&self) -> Vec<f32> {
-        let images = self.chunks().next().map_or(0, |c| c.len());
-        vec![0.0; self.rows() * images * self.plane()]
+        vec![0.0; self.rows() * self.largest_chunk()]
+    }
+
+    /// Output pixels in the largest (the first) chunk of images.
+    fn largest_chunk(&self) -> usize {
+        self.chunks().next().map_or(0, |c| c.len()) * self.plane()
     }
 
     /// The output positions along one axis whose input, `position + offset
@@ -274,10 +278,16 @@ fn add_row_sums(sums: &mut [f32], m: Matrix<'_>) {
         });
 }
 
-/// ReLU as flex computes it (`burn-flex` `ops/activation.rs`): a NaN goes
-/// through, everything not above zero (−0 included) becomes +0.
+/// Where ReLU lets a value, and the gradient at its output, through, as
+/// flex decides it (`burn-flex` `ops/activation.rs`, `relu` and
+/// `relu_backward`): above zero, or NaN. Everything else (−0 included)
+/// becomes +0.
+fn relu_passes(v: f32) -> bool {
+    v.is_nan() || v > 0.0
+}
+
 fn relu(v: f32) -> f32 {
-    if v.is_nan() || v > 0.0 { v } else { 0.0 }
+    if relu_passes(v) { v } else { 0.0 }
 }
 
 /// The output `[o, n, h', w']`, and the (contiguous) input the backward
@@ -349,10 +359,7 @@ fn backward(grad: &[f32], saved: &SavedConv, want: [bool; 3]) -> [Option<FlexTen
     let mut scratch = g.scratch();
     // The gradient behind the ReLU, a chunk at a time.
     let mut masked = match out {
-        Some(_) => {
-            let images = g.chunks().next().map_or(0, |c| c.len());
-            vec![0.0f32; g.outputs * images * plane]
-        }
+        Some(_) => vec![0.0f32; g.outputs * g.largest_chunk()],
         None => Vec::new(),
     };
     for (index, images) in g.chunks().enumerate() {
@@ -372,7 +379,7 @@ fn backward(grad: &[f32], saved: &SavedConv, want: [bool; 3]) -> [Option<FlexTen
                     .zip(lines.collect::<Vec<_>>())
                     .for_each(|(to, (grad, out))| {
                         for ((to, &g), &o) in to.iter_mut().zip(grad).zip(out) {
-                            *to = if o.is_nan() || o > 0.0 { g } else { 0.0 };
+                            *to = if relu_passes(o) { g } else { 0.0 };
                         }
                     });
                 Matrix::row_major(masked, g.outputs, width)
