@@ -84,8 +84,7 @@ fn throughput_child(model: &str, threads: usize) {
     };
     // The epoch's own time (steps, digest, evaluation), as the PyTorch
     // side times it: not the parameters' initialisation, which the PyTorch
-    // side does before its clock starts (in Python it takes 20 s for
-    // VGG-X; here 0.5 s).
+    // side does before its clock starts (seconds in Python for VGG-X).
     let mut secs = 0.0;
     with_threads(threads, || {
         train(&network, &train_split, &test_split, &settings, &mut |p| {

@@ -173,8 +173,9 @@ impl Geometry {
 /// the cache, never through memory: the whole batch's columns were 151 MB
 /// for each of VGG-X's large layers. Bigger chunks pack the weight fewer
 /// times: with 2, 8 and 32 MiB, VGG-X trained at 43.1, 44.9 and 42.4
-/// images/s (medians of 4 interleaved epochs, one thread, a core with
-/// 2 MiB of L2 and a large shared L3).
+/// images/s (medians of 4 interleaved epochs of the train bench's
+/// `--throughput-child vgg-x 1`, built with each value; a core with 2 MiB
+/// of L2 and a large shared L3).
 const CHUNK_BYTES: usize = 8 << 20;
 
 /// A row-major f32 matrix as a flex tensor, without copying.

@@ -56,7 +56,7 @@ impl Init {
 /// `words` words each. Large parameters are drawn in blocks on the
 /// thread pool, each block from a copy of the stream moved to its first
 /// word: the same values as one by one (VGG-X's 13-million-weight layer
-/// is 0.4 s of drawing on one core). The stream ends past the last value.
+/// is most of its initialisation). The stream ends past the last value.
 fn in_blocks(
     count: usize,
     stream: &mut RandomStream,
