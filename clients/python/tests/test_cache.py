@@ -1,6 +1,6 @@
 """The data cache against the real Rust server: a data set fetched once,
-opened (verified) by later clients, refetched when damaged, and kept within
-the size limit, least recently used first."""
+opened (checked) by later clients, refetched when damaged, kept within the
+size limit, least recently used first, and shared with the Rust client."""
 
 import dataclasses
 import hashlib
@@ -9,13 +9,19 @@ import os
 import pathlib
 import urllib.request
 
+import subprocess
+
 import pytest
 
+import reproml.cache
 from reproml import Client, CorruptStream
-from reproml.cache import CONTENT_HEAD_BYTES, DataCache, DamagedContent, parse_content, parse_size
+from reproml.cache import CONTENT_HEAD_BYTES, DataCache, DamagedContent, content_check, parse_content, parse_size
 from reproml.client import decode_split
 
-from test_client import SPEC, server  # noqa: F401  (the fixture)
+from test_client import BINARY, SPEC, server  # noqa: F401  (the fixture)
+
+# The check needs the xxhash package, a dependency of this client.
+xxhash = pytest.importorskip("xxhash")
 
 
 def everything(client):
@@ -30,8 +36,21 @@ def everything(client):
 
 
 def entries(folder: pathlib.Path):
+    """The cache's entries: the files named by a digest."""
     datasets = folder / "datasets"
-    return sorted(p for p in datasets.iterdir()) if datasets.is_dir() else []
+    return sorted(p for p in datasets.iterdir() if len(p.name) == 64) if datasets.is_dir() else []
+
+
+def check_of(entry: pathlib.Path) -> pathlib.Path:
+    return entry.with_name(entry.name + ".xxh3")
+
+
+def test_the_check_s_test_vector():
+    """docs/protocol.md, section 8; the Rust client's tests check the same
+    vector with another XXH3 implementation."""
+    content = bytes(i * 7 % 251 for i in range(20_000_003))
+    assert content_check(content) == "acfe0f61eb5110a3240fd0f652401b9e"
+    assert content_check(b"abc") == xxhash.xxh3_128_hexdigest(xxhash.xxh3_128_digest(b"abc"))
 
 
 def test_fetched_once_then_opened_verified_and_refetched_when_damaged(server, tmp_path):  # noqa: F811
@@ -46,18 +65,87 @@ def test_fetched_once_then_opened_verified_and_refetched_when_damaged(server, tm
     content = entry.read_bytes()
     assert hashlib.sha256(content).hexdigest() == entry.name, "named by its content"
 
-    # The Rust client's cache and this one are the same folder format.
+    check = check_of(entry)
+    check_text = content_check(content) + "\n"
+    assert check.read_text() == check_text
+
     later = DataCache(tmp_path / "cache")
     assert everything(Client(server, cache=later)) == plain
     assert (later.stats["opened"], later.stats["fetched"]) == (1, 0)
 
+    # Without its check: verified by its SHA-256, and the check written again.
+    check.unlink()
+    later = DataCache(tmp_path / "cache")
+    assert everything(Client(server, cache=later)) == plain
+    assert (later.stats["opened"], later.stats["fetched"]) == (1, 0)
+    assert check.read_text() == check_text
+
+    # The content damaged, the check damaged, or both: fetched again.
     damaged = bytearray(content)
     damaged[len(content) // 2] ^= 1
+    for data, recorded in [(bytes(damaged), check_text), (content, content_check(b"other") + "\n"),
+                           (bytes(damaged), "not a check")]:
+        entry.write_bytes(data)
+        check.write_text(recorded)
+        again = DataCache(tmp_path / "cache")
+        assert everything(Client(server, cache=again)) == plain
+        assert (again.stats["corrupt"], again.stats["fetched"], again.stats["opened"]) == (1, 1, 0)
+        assert entry.read_bytes() == content, "the entry is whole again"
+        assert check.read_text() == check_text
+
+
+def test_without_xxhash_entries_are_verified_by_their_sha256(server, tmp_path, monkeypatch):  # noqa: F811
+    Client(server).create_experiment(SPEC)
+    plain = everything(Client(server))
+    monkeypatch.setattr(reproml.cache, "_xxhash", None)
+    first = DataCache(tmp_path / "cache")
+    assert everything(Client(server, cache=first)) == plain
+    (entry,) = entries(tmp_path / "cache")
+    assert not check_of(entry).exists(), "no check without xxhash"
+    # An entry with a check (from a client with xxhash) is verified all the same.
+    check_of(entry).write_text("0" * 32 + "\n")
+    later = DataCache(tmp_path / "cache")
+    assert everything(Client(server, cache=later)) == plain
+    assert (later.stats["opened"], later.stats["corrupt"]) == (1, 0)
+    damaged = bytearray(entry.read_bytes())
+    damaged[-1] ^= 1
     entry.write_bytes(bytes(damaged))
     again = DataCache(tmp_path / "cache")
     assert everything(Client(server, cache=again)) == plain
-    assert (again.stats["corrupt"], again.stats["fetched"], again.stats["opened"]) == (1, 1, 0)
-    assert entry.read_bytes() == content, "the entry is whole again"
+    assert (again.stats["corrupt"], again.stats["fetched"]) == (1, 1)
+
+
+def test_the_rust_client_and_this_one_share_entries_and_checks(server, tmp_path):  # noqa: F811
+    Client(server).create_experiment(SPEC)
+    plain = everything(Client(server))
+    folder = tmp_path / "cache"
+    env = dict(os.environ, REPROML_CACHE="on", REPROML_CACHE_DIR=str(folder))
+
+    def rust_run(variant):
+        subprocess.run([BINARY, "run", "--server", server, "--experiment", "py", "--variant", variant, "--json"],
+                       env=env, capture_output=True, text=True, check=True)
+
+    # The Rust client's entry and check are what this client would write.
+    rust_run("rust-writes")
+    (entry,) = entries(folder)
+    content = entry.read_bytes()
+    assert hashlib.sha256(content).hexdigest() == entry.name
+    assert check_of(entry).read_text() == content_check(content) + "\n"
+    python = DataCache(folder)
+    assert everything(Client(server, cache=python)) == plain
+    assert (python.stats["opened"], python.stats["fetched"]) == (1, 0)
+
+    # This client's check is one the Rust client accepts: it uses the entry
+    # rather than fetch it again (which would give the name a new file).
+    check_of(entry).unlink()
+    python = DataCache(folder)
+    everything(Client(server, cache=python))
+    assert python.stats["opened"] == 1 and check_of(entry).exists()
+    keep = tmp_path / "keep"
+    os.link(entry, keep)  # holds the file, so its inode number stays taken
+    rust_run("rust-reads")
+    assert entry.stat().st_ino == keep.stat().st_ino
+    assert check_of(entry).read_text() == content_check(content) + "\n"
 
 
 def test_the_size_limit_is_kept(server, tmp_path):  # noqa: F811
@@ -75,9 +163,11 @@ def test_the_size_limit_is_kept(server, tmp_path):  # noqa: F811
     old.write_bytes(b"\x07" * 100_000)
     os.utime(old, (1, 1))
     digits = CONTENT_HEAD_BYTES + 1797 * 65
+    check_of(old).write_text("0" * 32 + "\n")
     lru = DataCache(tmp_path / "lru", limit=digits + 50_000)
     assert everything(Client(server, cache=lru)) == plain
     assert lru.stats["evicted"] == 1
+    assert not check_of(old).exists(), "its check went with it"
     (kept,) = entries(tmp_path / "lru")
     assert kept != old and kept.stat().st_size == digits
 

@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 pub use reproml_api::{Experiment, FailureRecord, RecordedRun, RunSeed};
 
 mod cache;
-pub use cache::{CacheStats, DataCache};
+pub use cache::{CHECK_BLOCK_BYTES, CacheStats, DataCache, content_check};
 
 /// Largest split stream accepted: CIFAR-10 is 184 MB.
 pub const MAX_SPLIT_BYTES: u64 = 2 << 30;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use reproml_client::{CacheStats, Client, DataCache};
+use reproml_client::{CacheStats, Client, DataCache, content_check};
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentId, ExperimentSpec, RunIndex};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
@@ -66,12 +66,28 @@ fn cached_client(
     (client, cache)
 }
 
-fn entries(cache_dir: &Path) -> Vec<PathBuf> {
+/// Every file of the cache folder, in order of name.
+fn all_files(cache_dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(cache_dir.join("datasets"))
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.sort();
     files
+}
+
+/// The cache's entries: the files named by a digest.
+fn entries(cache_dir: &Path) -> Vec<PathBuf> {
+    all_files(cache_dir)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().len() == 64)
+        .collect()
+}
+
+/// The file beside `entry` holding its content's check.
+fn check_of(entry: &Path) -> PathBuf {
+    let mut name = entry.as_os_str().to_owned();
+    name.push(".xxh3");
+    PathBuf::from(name)
 }
 
 /// Dates `path`'s last modification `hours` ago, as if last used then.
@@ -113,25 +129,51 @@ fn a_data_set_is_fetched_once_then_opened_verified_and_refetched_when_damaged() 
         name,
         "named by its content"
     );
+    // Beside it, its check, which later opens compare.
+    let check = check_of(&files[0]);
+    let check_hex = format!("{:032x}\n", content_check(&bytes));
+    assert_eq!(std::fs::read_to_string(&check).unwrap(), check_hex);
+    assert_eq!(all_files(&cache_dir), vec![files[0].clone(), check.clone()]);
+    drop((client, cache));
 
     // A later process opens it from disk.
     let (client, cache) = cached_client(&server, &cache_dir, 1 << 30);
     assert_eq!(everything(&client, &id), plain);
     assert_eq!((cache.stats().opened, cache.stats().fetched), (1, 0));
+    drop((client, cache));
 
-    // One byte damaged on disk: found, never used, fetched again.
-    let mut damaged = bytes.clone();
-    damaged[bytes.len() / 2] ^= 0x01;
-    std::fs::write(&files[0], &damaged).unwrap();
+    // Without its check (written by a client without XXH3): verified by
+    // its SHA-256 instead, and the check written again.
+    std::fs::remove_file(&check).unwrap();
     let (client, cache) = cached_client(&server, &cache_dir, 1 << 30);
     assert_eq!(everything(&client, &id), plain);
-    let stats = cache.stats();
-    assert_eq!((stats.corrupt, stats.fetched, stats.opened), (1, 1, 0));
-    assert_eq!(
-        std::fs::read(&files[0]).unwrap(),
-        bytes,
-        "the entry is whole again"
-    );
+    assert_eq!((cache.stats().opened, cache.stats().fetched), (1, 0));
+    assert_eq!(std::fs::read_to_string(&check).unwrap(), check_hex);
+    drop((client, cache));
+
+    // One byte damaged on disk, the other file damaged, or both: found,
+    // never used, fetched again. (No process maps the entry meanwhile.)
+    let mut damaged = bytes.clone();
+    damaged[bytes.len() / 2] ^= 0x01;
+    let other_hash = format!("{:032x}\n", content_check(b"other"));
+    for (content, recorded) in [
+        (&damaged, &check_hex),
+        (&bytes, &other_hash),
+        (&damaged, &"not a hash".to_owned()),
+    ] {
+        std::fs::write(&files[0], content).unwrap();
+        std::fs::write(&check, recorded).unwrap();
+        let (client, cache) = cached_client(&server, &cache_dir, 1 << 30);
+        assert_eq!(everything(&client, &id), plain);
+        let stats = cache.stats();
+        assert_eq!((stats.corrupt, stats.fetched, stats.opened), (1, 1, 0));
+        assert_eq!(
+            std::fs::read(&files[0]).unwrap(),
+            bytes,
+            "the entry is whole again"
+        );
+        assert_eq!(std::fs::read_to_string(&check).unwrap(), check_hex);
+    }
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -156,6 +198,7 @@ fn the_size_limit_is_kept() {
     let aged = |name: &str, hours: u64| {
         let path = lru.join("datasets").join(name.repeat(64));
         std::fs::write(&path, vec![7u8; 60_000]).unwrap();
+        std::fs::write(check_of(&path), "0".repeat(64)).unwrap();
         make_old(&path, hours);
         path
     };
@@ -166,6 +209,7 @@ fn the_size_limit_is_kept() {
     assert_eq!(everything(&client, &id), plain);
     assert_eq!(cache.stats().evicted, 1);
     assert!(!oldest.exists() && older.exists());
+    assert!(!check_of(&oldest).exists(), "its check went with it");
     let entry = entries(&lru).into_iter().find(|p| *p != older).unwrap();
     assert_eq!(std::fs::metadata(&entry).unwrap().len(), digits);
 

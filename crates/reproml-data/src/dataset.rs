@@ -1,5 +1,6 @@
 //! The in-memory data set and what is derived from it.
 
+use bytes::Bytes;
 use reproml_api::{ImageShape, Normalization};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,7 +32,9 @@ pub struct Dataset {
     /// Largest pixel value the format allows.
     pub max_value: u8,
     /// Pixels of every example, example-major, then channel, row, column.
-    pub pixels: Vec<u8>,
+    /// Shared rather than owned: a client's cache hands out the pixels of a
+    /// mapped file, and every run of a process reads the same buffer.
+    pub pixels: Bytes,
     /// Label of every example.
     pub labels: Vec<u8>,
     /// The published train/test split, where the data set has one.
@@ -97,10 +100,12 @@ impl Dataset {
     }
 
     /// The data set whose content is `bytes` (the head, the labels, the
-    /// pixels), with every invariant checked. `bytes` is taken to hold
-    /// the pixels without a copy. The digest is not checked here: a cache
-    /// compares `Sha256(bytes)` with the name it stored them under.
-    pub fn from_content(mut bytes: Vec<u8>) -> Result<Self, crate::DataError> {
+    /// pixels), with every invariant checked. The pixels stay in `bytes`
+    /// (a slice of it, no copy), so content read into a `Vec` or mapped
+    /// from a file is used where it lies. The digest is not checked here:
+    /// a cache compares it with the name it stored the content under.
+    pub fn from_content(bytes: impl Into<Bytes>) -> Result<Self, crate::DataError> {
+        let bytes: Bytes = bytes.into();
         let fail = |problem: String| crate::DataError::format("data set content", problem);
         if bytes.len() < CONTENT_HEAD_BYTES || !bytes.starts_with(CONTENT_MAGIC) {
             return Err(fail("it does not start with \"reproml/dataset/v1\"".into()));
@@ -134,12 +139,11 @@ impl Dataset {
             )));
         }
         let labels = bytes[CONTENT_HEAD_BYTES..CONTENT_HEAD_BYTES + examples].to_vec();
-        bytes.drain(..CONTENT_HEAD_BYTES + examples);
         Self {
             shape,
             classes,
             max_value,
-            pixels: bytes,
+            pixels: bytes.slice(CONTENT_HEAD_BYTES + examples..),
             labels,
             official: (official != (0, 0)).then_some(OfficialSplit {
                 train: official.0,
@@ -236,7 +240,7 @@ mod tests {
             },
             classes: 2,
             max_value: 255,
-            pixels: vec![0, 255, 255, 0],
+            pixels: vec![0, 255, 255, 0].into(),
             labels: vec![0, 1],
             official: None,
         }
@@ -253,7 +257,7 @@ mod tests {
     fn any_change_changes_the_digest() {
         let a = tiny();
         let mut b = tiny();
-        b.pixels[0] = 1;
+        b.pixels = vec![1, 255, 255, 0].into();
         let mut c = tiny();
         c.labels.swap(0, 1);
         assert_ne!(a.digest(), b.digest());
@@ -293,11 +297,11 @@ mod tests {
         bad.labels[1] = 2;
         assert!(bad.checked("x").is_err());
         let mut short = tiny();
-        short.pixels.pop();
+        short.pixels.truncate(3);
         assert!(short.checked("x").is_err());
         let mut empty_images = tiny();
         empty_images.shape.width = 0;
-        empty_images.pixels.clear();
+        empty_images.pixels = Bytes::new();
         let err = empty_images.checked("x").unwrap_err().to_string();
         assert!(err.contains("at least one pixel"), "{err}");
     }

@@ -141,7 +141,7 @@ pub fn read_digits_csv(reader: impl BufRead, origin: &str) -> Result<Dataset, Da
         },
         classes: 10,
         max_value: 16,
-        pixels,
+        pixels: pixels.into(),
         labels,
         official: None,
     }
@@ -186,7 +186,7 @@ pub fn read_idx_dir(dir: &Path) -> Result<Dataset, DataError> {
         test: test.len() as u32,
     };
     let mut all = train;
-    all.pixels.extend_from_slice(&test.pixels);
+    all.pixels = [all.pixels, test.pixels].concat().into();
     all.labels.extend_from_slice(&test.labels);
     all.classes = all.classes.max(test.classes);
     all.official = Some(official);
@@ -264,7 +264,7 @@ pub fn read_idx_pair(images: &Path, labels_path: &Path) -> Result<Dataset, DataE
         },
         classes,
         max_value: 255,
-        pixels,
+        pixels: pixels.into(),
         labels,
         official: None,
     }
@@ -310,7 +310,7 @@ pub fn read_cifar10_dir(dir: &Path) -> Result<Dataset, DataError> {
         },
         classes: 10,
         max_value: 255,
-        pixels,
+        pixels: pixels.into(),
         labels,
         official: Some(OfficialSplit { train, test }),
     }

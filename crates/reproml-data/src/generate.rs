@@ -40,7 +40,7 @@ pub fn generate(
         shape,
         classes,
         max_value: 255,
-        pixels,
+        pixels: pixels.into(),
         labels,
         official,
     }
