@@ -18,13 +18,18 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Dict, List, Optional
 
+from . import cache as _cache
 from .cache import CONTENT_MEDIA_TYPE, DataCache, Dataset
 
-#: Version 2 (the split checksum covers the header too) is what this client
-#: asks for; version 1 is still decoded, for old servers.
+#: Version 3 (version 2 with XXH3-128 checksums, about 15 times faster to
+#: check) is what this client asks for when the xxhash package is there,
+#: else version 2 (the split checksum covers the header too, SHA-256);
+#: version 1 is still decoded, and refused as an answer.
 MAGIC_V1 = b"RPMLSPL1"
 MAGIC = MAGIC_V2 = b"RPMLSPL2"
+MAGIC_V3 = b"RPMLSPL3"
 MEDIA_TYPE = "application/vnd.reproml.split.v2"
+MEDIA_TYPE_V3 = "application/vnd.reproml.split.v3"
 #: Version 2 without pixels (index and label per record), for a client
 #: that holds the data set in its cache.
 MAGIC_INDICES = b"RPMLIDX1"
@@ -157,8 +162,12 @@ def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset
     indices-only stream needs `dataset_for(digest)`, asked only once the
     whole stream is verified, and is checked against what it returns."""
     magic = _read_exact(stream, 8, "magic")
-    if magic not in (MAGIC_V1, MAGIC_V2, MAGIC_INDICES):
+    version = {MAGIC_V1: 1, MAGIC_V2: 2, MAGIC_V3: 3, MAGIC_INDICES: 2}.get(magic)
+    if version is None:
         raise CorruptStream("not a ReproduceML split stream (bad magic bytes)")
+    xxhash = _cache._xxhash
+    if version == 3 and xxhash is None:
+        raise CorruptStream("a version-3 split stream needs the xxhash package to be checked: pip install xxhash")
     if magic == MAGIC_INDICES and dataset_for is None:
         raise CorruptStream("an indices-only split stream, but the pixels were asked for")
     word = _read_exact(stream, 4, "header length")
@@ -166,7 +175,10 @@ def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset
     if length > MAX_HEADER_BYTES:
         raise CorruptStream(f"a {length}-byte header is longer than {MAX_HEADER_BYTES}")
     raw = _read_exact(stream, length, "header")
-    whole = hashlib.sha256()
+    if version == 3:
+        whole, checksum, checksum_len = xxhash.xxh3_128(), xxhash.xxh3_128_digest, 16
+    else:
+        whole, checksum, checksum_len = hashlib.sha256(), (lambda b: hashlib.sha256(b).digest()), 32
     if magic != MAGIC_V1:
         whole.update(magic + word + raw)
     try:
@@ -185,13 +197,13 @@ def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset
         if len(records) // record_size + count > header["examples"]:
             raise CorruptStream(f"more records than the {header['examples']} announced")
         body = _read_exact(stream, count * record_size, f"chunk {chunk}")
-        digest = hashlib.sha256(body).digest()
-        if digest != _read_exact(stream, 32, "chunk checksum"):
+        digest = checksum(body)
+        if digest != _read_exact(stream, checksum_len, "chunk checksum"):
             raise CorruptStream(f"checksum mismatch in chunk {chunk}: the data was corrupted; fetch it again")
         whole.update(digest)
         records.extend(body)
         chunk += 1
-    if whole.digest() != _read_exact(stream, 32, "split checksum"):
+    if whole.digest() != _read_exact(stream, checksum_len, "split checksum"):
         raise CorruptStream("checksum mismatch for the whole split: the data was corrupted; fetch it again")
     if len(records) != header["examples"] * record_size:
         raise CorruptStream(f"{len(records) // record_size} records, {header['examples']} announced")
@@ -210,7 +222,7 @@ def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset
             if index >= len(dataset) or dataset.labels[index] != records[5 * k + 4]:
                 raise CorruptStream(f"record {k} names example {index}, which the cached data set labels otherwise")
         return Split(header=header, records=bytes(records), version=2, dataset=dataset)
-    return Split(header=header, records=bytes(records), version=2 if magic == MAGIC_V2 else 1)
+    return Split(header=header, records=bytes(records), version=version)
 
 
 def cut_error(error: str) -> str:
@@ -337,14 +349,15 @@ class Client:
         """The verified split (train, test or validation) of a run."""
         path = f"/v1/experiments/{urllib.parse.quote(experiment)}/runs/{int(run)}/data/{split}?seed={int(seed)}"
         if self.cache is None:
-            with self._open("GET", path, accept=MEDIA_TYPE) as response:
+            accept = MEDIA_TYPE if _cache._xxhash is None else f"{MEDIA_TYPE_V3}, {MEDIA_TYPE}"
+            with self._open("GET", path, accept=accept) as response:
                 data = decode_split(response)
         else:
             # A server that does not know the indices-only form sends version 2.
             with self._open("GET", path, accept=MEDIA_TYPE_INDICES) as response:
                 data = decode_split(response, lambda digest: self.cache.dataset(self._content, digest))
-        if data.version != 2:
-            raise CorruptStream("a version-1 split stream (header not under the checksum), but version 2 was asked for")
+        if data.version == 1:
+            raise CorruptStream("a version-1 split stream (header not under the checksum), but version 2 or 3 was asked for")
         check_request(data.header, experiment, run, split, seed)
         return data
 

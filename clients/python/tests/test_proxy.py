@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("torch", reason="the runner needs torch (apt-get install python3-torch)")
 
 from reproml import Client, CorruptStream  # noqa: E402
+from reproml.client import MEDIA_TYPE, MEDIA_TYPE_V3  # noqa: E402
 from reproml.run import main  # noqa: E402
 from test_client import server  # noqa: E402,F401
 
@@ -57,12 +58,14 @@ def start_proxy(upstream):
 
 
 def parts(stream):
-    """First, middle and last offsets of each part of a one-chunk v2 stream."""
+    """First, middle and last offsets of each part of a one-chunk v2 or v3
+    stream."""
+    size = 16 if stream[:8] == b"RPMLSPL3" else 32
     (header_len,) = struct.unpack("<I", stream[8:12])
     chunk = 12 + header_len
     records = chunk + 4
-    checksum = len(stream) - 32 - 4 - 32
-    end = checksum + 32
+    checksum = len(stream) - size - 4 - size
+    end = checksum + size
     trailer = end + 4
     spans = {"magic": (0, 8), "header length": (8, 12), "header": (12, chunk), "chunk length": (chunk, records),
              "records": (records, checksum), "chunk checksum": (checksum, end), "end of chunks": (end, trailer),
@@ -81,9 +84,10 @@ def test_every_flipped_byte_is_rejected_and_nothing_is_posted(server, monkeypatc
     try:
         tried = 0
         for split in ("train", "test"):
+            # As the server sends it to the client (xxhash is a dependency).
             clean = client._open("GET", f"/v1/experiments/flip/runs/0/data/{split}?seed={seed}",
-                                 accept="application/vnd.reproml.split.v2").read()
-            assert clean[:8] == b"RPMLSPL2"
+                                 accept=f"{MEDIA_TYPE_V3}, {MEDIA_TYPE}").read()
+            assert clean[:8] == b"RPMLSPL3"
             for part, offset in parts(clean):
                 for xor in (0x01, 0x80, 0xFF):
                     flip["now"] = {"split": split, "offset": offset, "xor": xor}

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use reproml_client::{Client, DataCache};
 use reproml_core::split::SplitName;
 use reproml_core::{ExperimentSpec, RunIndex};
-use reproml_data::{ImageShape, generate};
+use reproml_data::{ImageShape, generate, wire};
 use reproml_server::{EmbeddedServer, Limits, ServerConfig};
 use reproml_store::{DatasetRecord, Store};
 
@@ -42,10 +42,12 @@ fn write_cifar(dir: &std::path::Path) -> reproml_data::Dataset {
 }
 
 /// The physical limit on this machine: `bytes` over a loopback TCP
-/// connection from a fixed buffer into a fixed, already touched buffer of
-/// the same size (no allocation or page fault inside the timing), timed
-/// from the connection to the last byte.
-fn plain_tcp_copy(bytes: usize, into: &mut [u8]) -> Duration {
+/// connection from a fixed buffer into `into`, timed from the connection
+/// to the last byte. With a fixed, already touched buffer there is no
+/// allocation or page fault inside the timing; with `None`, the bytes land
+/// in memory allocated inside it, as they must for a client that keeps
+/// what it receives.
+fn plain_tcp_copy(bytes: usize, into: Option<&mut [u8]>) -> Duration {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let sender = std::thread::spawn(move || {
@@ -60,9 +62,35 @@ fn plain_tcp_copy(bytes: usize, into: &mut [u8]) -> Duration {
     });
     let started = Instant::now();
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.read_exact(&mut into[..bytes]).unwrap();
+    let kept = match into {
+        Some(fixed) => {
+            conn.read_exact(&mut fixed[..bytes]).unwrap();
+            None
+        }
+        None => {
+            let mut fresh = Vec::with_capacity(bytes);
+            conn.take(bytes as u64).read_to_end(&mut fresh).unwrap();
+            assert_eq!(fresh.len(), bytes);
+            Some(fresh)
+        }
+    };
     let elapsed = started.elapsed();
+    drop(kept);
     sender.join().unwrap();
+    elapsed
+}
+
+/// Version 2 of the same split (SHA-256 checksums), fetched and verified
+/// as the client did before version 3: what version 3 replaced.
+fn split_v2(url: &str) -> Duration {
+    let t = Instant::now();
+    let mut response = ureq::get(url)
+        .header("Accept", wire::Version::V2.media_type())
+        .call()
+        .unwrap();
+    let split = wire::decode_from(&mut response.body_mut().as_reader()).unwrap();
+    let elapsed = t.elapsed();
+    assert_eq!((split.version, split.len()), (wire::Version::V2, 50_000));
     elapsed
 }
 
@@ -195,8 +223,8 @@ fn main() {
         split_bytes as f64 / 1e6
     );
     let mut buffer = vec![0u8; split_bytes];
-    let mut served = Vec::new();
-    let mut plain = Vec::new();
+    let (mut served, mut plain, mut plain_fresh) = (Vec::new(), Vec::new(), Vec::new());
+    let mut served_v2 = Vec::new();
     for round in 0..7u32 {
         let run = RunIndex::new(round + 1);
         let t = Instant::now();
@@ -205,18 +233,36 @@ fn main() {
             .unwrap();
         served.push(t.elapsed());
         assert_eq!(s.len(), 50_000);
-        plain.push(plain_tcp_copy(split_bytes, &mut buffer));
+        plain.push(plain_tcp_copy(split_bytes, Some(&mut buffer)));
+        plain_fresh.push(plain_tcp_copy(split_bytes, None));
+        served_v2.push(split_v2(&format!(
+            "{}/v1/experiments/{id}/runs/{run}/data/train?seed={}",
+            server.url(),
+            e.seeds[run.get() as usize]
+        )));
     }
-    let (s, p) = (spread(&mut served), spread(&mut plain));
+    let (s, p, f, v2) = (
+        spread(&mut served),
+        spread(&mut plain),
+        spread(&mut plain_fresh),
+        spread(&mut served_v2),
+    );
     let mbps = |ms: f64| split_bytes as f64 / 1e3 / ms;
     println!("| | min | median | max | median MB/s |");
     println!("|---|---|---|---|---|");
     println!(
-        "| split stream, verified by the client | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} |",
+        "| split stream, verified by the client (version 3, XXH3-128) | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} |",
         s.0,
         s.1,
         s.2,
         mbps(s.1)
+    );
+    println!(
+        "| the same, version 2 (SHA-256), as clients read it before | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} |",
+        v2.0,
+        v2.1,
+        v2.2,
+        mbps(v2.1)
     );
     println!(
         "| plain TCP copy, same bytes, fixed buffers | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} |",
@@ -226,8 +272,19 @@ fn main() {
         mbps(p.1)
     );
     println!(
-        "ratio (plain copy / split stream, medians): {:.2}",
+        "| plain TCP copy, same bytes, into memory allocated for them | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} |",
+        f.0,
+        f.1,
+        f.2,
+        mbps(f.1)
+    );
+    println!(
+        "ratio (plain copy, fixed buffers / split stream, medians): {:.2}",
         p.1 / s.1
+    );
+    println!(
+        "ratio (plain copy into new memory / split stream, medians): {:.2}",
+        f.1 / s.1
     );
 
     println!("\n## The same splits through a data cache");

@@ -352,7 +352,7 @@ impl Client {
         let path = format!("/v1/experiments/{id}/runs/{run}/data/{split_name}?seed={seed}");
         let accept = match &self.cache {
             Some(_) => wire::Version::Indices.media_type(),
-            None => wire::CURRENT.media_type(),
+            None => wire::ACCEPT_FULL,
         };
         let (url, mut response) = self.call_accepting("GET", &path, None, accept)?;
         let status = response.status().as_u16();

@@ -1,8 +1,8 @@
 //! Split streams made by the independent Python implementation of
 //! `docs/protocol.md` section 8 (`reproml-core/tests/vectors`): this
-//! reader accepts both versions, reads the same header and records, and
-//! refuses any one-byte change (every byte of version 2, the records and
-//! checksums of version 1).
+//! reader accepts every version, reads the same header and records, and
+//! refuses any one-byte change (every byte of versions 2 and 3, the records
+//! and checksums of version 1).
 #![allow(clippy::unwrap_used)] // fixture access: a malformed fixture should panic loudly
 
 use reproml_data::wire::{Version, decode};
@@ -40,16 +40,12 @@ fn unhex(text: &str) -> Vec<u8> {
 }
 
 #[test]
-fn streams_of_both_versions_decode_to_their_header_and_records() {
+fn streams_of_every_version_decode_to_their_header_and_records() {
     let all = vectors();
-    assert_eq!(all.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(all.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2, 3]);
     for v in &all {
         let split = decode(&unhex(&v.stream)).unwrap();
-        let version = if v.version == 2 {
-            Version::V2
-        } else {
-            Version::V1
-        };
+        let version = [Version::V1, Version::V2, Version::V3][usize::from(v.version) - 1];
         assert_eq!(split.version, version);
         assert_eq!(serde_json::to_value(&split.header).unwrap(), v.header);
         let records: Vec<_> = (0..split.len())
@@ -60,14 +56,19 @@ fn streams_of_both_versions_decode_to_their_header_and_records() {
 }
 
 #[test]
-fn any_changed_byte_of_a_version_2_stream_is_refused() {
-    let v = vectors().into_iter().find(|v| v.version == 2).unwrap();
-    let good = unhex(&v.stream);
-    for at in 0..good.len() {
-        for flip in [0x01, 0x02, 0x10, 0x80, 0xff] {
-            let mut bad = good.clone();
-            bad[at] ^= flip;
-            assert!(decode(&bad).is_err(), "byte {at} ^ {flip:#04x} accepted");
+fn any_changed_byte_of_a_version_2_or_3_stream_is_refused() {
+    for v in vectors().into_iter().filter(|v| v.version >= 2) {
+        let good = unhex(&v.stream);
+        for at in 0..good.len() {
+            for flip in [0x01, 0x02, 0x10, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[at] ^= flip;
+                assert!(
+                    decode(&bad).is_err(),
+                    "version {}: byte {at} ^ {flip:#04x} accepted",
+                    v.version
+                );
+            }
         }
     }
 }

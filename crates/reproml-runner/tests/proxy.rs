@@ -106,24 +106,25 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Offsets in each part of a version-2 stream with `stream`'s layout (one
-/// chunk, as the small splits here have): the first, middle and last
+/// Offsets in each part of a version-2 or 3 stream with `stream`'s layout
+/// (one chunk, as the small splits here have): the first, middle and last
 /// bytes of each part, and every byte of the header, whose values (class
 /// count, normalisation, digest) a reader cannot judge on its own.
 fn offsets_by_part(stream: &[u8]) -> Vec<(&'static str, usize)> {
+    let sum = if &stream[..8] == b"RPMLSPL3" { 16 } else { 32 };
     let header_len = u32::from_le_bytes(stream[8..12].try_into().unwrap()) as usize;
     let chunk = 12 + header_len;
     let count = u32::from_le_bytes(stream[chunk..chunk + 4].try_into().unwrap()) as usize;
     let records = chunk + 4;
-    let record_bytes = stream.len() - records - 32 - 4 - 32;
+    let record_bytes = stream.len() - records - sum - 4 - sum;
     assert!(
         count > 0 && record_bytes.is_multiple_of(count),
         "one chunk expected"
     );
     let checksum = records + record_bytes;
-    let end = checksum + 32;
+    let end = checksum + sum;
     let trailer = end + 4;
-    assert_eq!(trailer + 32, stream.len());
+    assert_eq!(trailer + sum, stream.len());
     let parts = [
         ("magic", 0, 8),
         ("header length", 8, 12),
@@ -190,18 +191,20 @@ fn every_flipped_byte_is_rejected_and_nothing_is_recorded() {
     let mut tried = 0;
     let mut header_bytes = 0;
     for split in ["train", "test"] {
-        // The stream as the server sends it, to find the parts' offsets.
+        // The stream as the server sends it to the client, to find the
+        // parts' offsets.
         let clean = {
             let mut conn = TcpStream::connect(upstream).unwrap();
             let request = format!(
-                "GET /v1/experiments/proxied/runs/0/data/{split}?seed={seed} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                "GET /v1/experiments/proxied/runs/0/data/{split}?seed={seed} HTTP/1.1\r\nHost: x\r\nAccept: {}\r\nConnection: close\r\n\r\n",
+                reproml_data::wire::ACCEPT_FULL
             );
             conn.write_all(request.as_bytes()).unwrap();
             let mut answer = Vec::new();
             conn.read_to_end(&mut answer).unwrap();
             answer.split_off(find(&answer, b"\r\n\r\n").unwrap() + 4)
         };
-        assert_eq!(&clean[..8], b"RPMLSPL2");
+        assert_eq!(&clean[..8], b"RPMLSPL3");
         header_bytes += u32::from_le_bytes(clean[8..12].try_into().unwrap()) as usize;
         for (part, offset) in offsets_by_part(&clean) {
             for xor in [0x01, 0x80, 0xff] {

@@ -376,7 +376,12 @@ pub(crate) async fn get_split(
     })?;
     let shape = loaded.dataset.shape;
     let (head, encoder) = wire::begin(&header, version);
-    let length = wire::encoded_len(head.len(), indices.len(), version.record_pixels(shape));
+    let length = wire::encoded_len(
+        version,
+        head.len(),
+        indices.len(),
+        version.record_pixels(shape),
+    );
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         if tx.blocking_send(Ok(head)).is_err() {

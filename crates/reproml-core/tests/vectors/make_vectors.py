@@ -14,8 +14,9 @@ previous one stopped; "mask" is the layer's keep flags (1 kept, 0 dropped)
 in draw order, "threshold" is floor(p * 2^32) and "scale" the float32
 1/(1 - p) written as the double it equals.
 
-Standard library only, written from the document rather than from the Rust
-code, so that a disagreement means the document or the code is wrong.
+Standard library only, but for the xxhash package (the xxHash C library)
+for version 3's checksums; written from the document rather than from the
+Rust code, so that a disagreement means the document or the code is wrong.
 Run: python3 make_vectors.py > protocol-vectors.json
 """
 
@@ -176,15 +177,20 @@ def dropout_masks(seed, epoch, step, layers):
 # --- section 8: split streams ---------------------------------------------
 
 def split_stream(version, header, records, chunk):
-    magic = b"RPMLSPL2" if version == 2 else b"RPMLSPL1"
+    magic = b"RPMLSPL%d" % version
     head_json = json.dumps(header, separators=(",", ":")).encode()
     head = magic + struct.pack("<I", len(head_json)) + head_json
-    whole = hashlib.sha256(head if version == 2 else b"")
+    if version == 3:
+        import xxhash  # noqa: PLC0415 (only version 3 needs it)
+
+        whole, checksum = xxhash.xxh3_128(head), xxhash.xxh3_128_digest
+    else:
+        whole, checksum = hashlib.sha256(head if version == 2 else b""), lambda b: hashlib.sha256(b).digest()
     out = bytearray(head)
     for start in range(0, len(records), chunk):
         part = records[start : start + chunk]
         body = b"".join(struct.pack("<I", i) + bytes([label]) + bytes(pixels) for i, label, pixels in part)
-        digest = hashlib.sha256(body).digest()
+        digest = checksum(body)
         whole.update(digest)
         out += struct.pack("<I", len(part)) + body + digest
     out += struct.pack("<I", 0) + whole.digest()
@@ -254,7 +260,7 @@ def main():
     v["split_streams"] = [
         {"version": version, "chunk": 2, "header": header, "records": records,
          "stream": split_stream(version, header, records, 2).hex()}
-        for version in (1, 2)
+        for version in (1, 2, 3)
     ]
     json.dump(v, sys.stdout, indent=1)
     sys.stdout.write("\n")
