@@ -3,11 +3,13 @@
 //! machine; without it, those runs are named as not re-trainable.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::Read;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn reproml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_reproml"))
+    common::binary()
         .args(args)
         .output()
         .unwrap()

@@ -1,11 +1,13 @@
 //! The `reproml` binary as a user meets it: real processes, real files.
 #![allow(clippy::unwrap_used)] // a test that cannot set up should panic loudly
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn reproml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_reproml"))
+    common::binary()
         .args(args)
         .output()
         .expect("the reproml binary runs")
@@ -672,7 +674,7 @@ fn exit_statuses_tell_scripts_what_happened() {
         reproml(&["compare", "--no-such-flag"]).status.code(),
         Some(2)
     );
-    let no_server = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let no_server = common::binary()
         .args(["run", "--experiment", "e", "--variant", "v"])
         .env_remove("REPROML_SERVER")
         .output()
@@ -692,7 +694,7 @@ fn the_server_comes_from_the_environment_unless_embedded_is_asked() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("e.db");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_reproml"))
+        common::binary()
             .args(args)
             .env("REPROML_SERVER", "http://127.0.0.1:9")
             .output()
@@ -797,7 +799,7 @@ fn completions_and_man_pages_are_generated_for_every_command() {
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     use std::io::Read;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let mut child = common::binary()
         .args([
             "seeds",
             "--experiment",

@@ -1,13 +1,14 @@
 //! `reproml demo` and `reproml compare` as a new user runs them.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
+mod common;
+
 
 #[test]
 fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
     let dir = std::env::temp_dir().join(format!("reproml-demo-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let out = common::binary()
         .args(["demo", "--count", "8", "--epochs", "6", "--dir"])
         .arg(&dir)
         .output()
@@ -51,7 +52,7 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
     assert!(html.contains("difference detected") && html.contains("demo-repeat.svg"));
 
     // Running it again resumes: nothing is retrained, the answer is the same.
-    let again = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let again = common::binary()
         .args(["demo", "--count", "8", "--epochs", "6", "--dir"])
         .arg(&dir)
         .output()
@@ -74,7 +75,7 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
 
     // The comparison as CSV, straight from the demo's database.
     let db = dir.join("reproml.db");
-    let export = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let export = common::binary()
         .args(["compare", "--embedded", "--db"])
         .arg(&db)
         .args(["demo-unused-op", "--csv-out"])
@@ -95,7 +96,7 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
 /// re-train bit for bit, one changed byte is named, and it imports.
 fn replication_package_of_the_demo(dir: &std::path::Path) {
     let reproml = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_reproml"))
+        common::binary()
             .args(args)
             .output()
             .unwrap()

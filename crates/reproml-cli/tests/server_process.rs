@@ -2,6 +2,8 @@
 //! listen beyond loopback without a token, graceful shutdown.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,7 +29,7 @@ fn start_server(db: &Path) -> (Child, String) {
 
 /// Like [`start_server`], with more arguments.
 fn start_server_with(db: &Path, more: &[&std::ffi::OsStr]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let mut child = common::binary()
         .args([
             "server",
             "--listen",
@@ -133,7 +135,7 @@ fn every_acknowledged_result_survives_kill_9() {
 #[test]
 fn listening_beyond_loopback_needs_a_token() {
     let dir = temp_dir("public");
-    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let out = common::binary()
         .args(["server", "--listen", "0.0.0.0:0", "--db"])
         .arg(dir.join("r.db"))
         .output()
@@ -146,7 +148,7 @@ fn listening_beyond_loopback_needs_a_token() {
     );
 
     std::fs::write(dir.join("token"), "short\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let out = common::binary()
         .args(["server", "--listen", "127.0.0.1:0", "--token-file"])
         .arg(dir.join("token"))
         .arg("--db")
@@ -158,7 +160,7 @@ fn listening_beyond_loopback_needs_a_token() {
 
     // A token is not enough: it would cross the network in the clear.
     std::fs::write(dir.join("token"), "0123456789abcdef0123\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let out = common::binary()
         .args(["server", "--listen", "0.0.0.0:0", "--token-file"])
         .arg(dir.join("token"))
         .arg("--db")
@@ -203,7 +205,7 @@ fn runs_are_trained_over_https_with_a_private_ca() {
     )
     .unwrap();
     let reproml = |args: &[&std::ffi::OsStr], ca_env: Option<&Path>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproml"));
+        let mut cmd = common::binary();
         cmd.args(args)
             .env("REPROML_SERVER", &url)
             .env("REPROML_TOKEN_FILE", &token)
@@ -285,7 +287,7 @@ fn the_server_and_its_token_come_from_the_environment() {
         &["--token-file".as_ref(), token.as_ref()],
     );
     let list = |token_file: Option<&Path>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproml"));
+        let mut cmd = common::binary();
         cmd.args(["experiment", "list", "--json"])
             .env("REPROML_SERVER", &url)
             .env_remove("REPROML_TOKEN_FILE");
@@ -328,7 +330,7 @@ fn kubernetes_manifests_cover_exactly_the_missing_runs() {
     )
     .unwrap();
     let reproml = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_reproml"))
+        common::binary()
             .args(args)
             .output()
             .unwrap()

@@ -1,10 +1,12 @@
 //! `reproml stats` as a user runs it.
 #![allow(clippy::unwrap_used)] // a test that cannot set up should panic loudly
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 fn reproml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_reproml"))
+    common::binary()
         .args(args)
         .output()
         .unwrap()

@@ -4,11 +4,13 @@
 // The child is killed and waited for inside the polling loop.
 #![allow(clippy::zombie_processes)]
 
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn status(study: &std::path::Path, db: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let out = common::binary()
         .args(["study", "status"])
         .arg(study)
         .args(["--embedded", "--db"])
@@ -41,7 +43,7 @@ fn an_interrupted_study_resumes_without_retraining() {
     .unwrap();
     let db = dir.join("study.db");
     let run = || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproml"));
+        let mut cmd = common::binary();
         cmd.args(["study", "run"])
             .arg(&study)
             .args(["--embedded", "--db"])
@@ -129,7 +131,7 @@ fn a_three_sided_study_with_a_command_artifact_compares_each_side_with_the_refer
     )
     .unwrap();
     let db = dir.join("study.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let out = common::binary()
         .args(["study", "run"])
         .arg(&study)
         .args(["--embedded", "--db"])
@@ -192,7 +194,7 @@ fn a_side_without_runs_is_named_and_the_others_are_still_compared() {
          no-momentum = { kind = \"builtin\", fault = \"momentum-ignored\" }\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let out = common::binary()
         .args(["study", "run"])
         .arg(&study)
         .args(["--embedded", "--db"])
@@ -227,7 +229,7 @@ fn a_side_without_runs_is_named_and_the_others_are_still_compared() {
     assert_eq!(pairs, [("engine", "no-momentum")]);
     // The command died without reporting: the study reported it for the
     // dashboard and `study status`.
-    let out = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let out = common::binary()
         .args(["study", "status"])
         .arg(&study)
         .arg("--db")

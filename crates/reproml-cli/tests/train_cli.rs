@@ -1,6 +1,8 @@
 //! `reproml run` and `reproml verify` end to end, against real servers.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -24,7 +26,7 @@ fn write_spec(dir: &Path, model: &str, runs: u32) -> PathBuf {
 }
 
 fn reproml(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproml"));
+    let mut cmd = common::binary();
     cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
@@ -134,7 +136,7 @@ fn a_model_that_cannot_take_the_input_says_so() {
 fn end_to_end_against_a_server_process_with_verify() {
     let dir = temp_dir("e2e");
     let spec = write_spec(&dir, "lenet5", 2);
-    let mut server = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let mut server = common::binary()
         .args(["server", "--listen", "127.0.0.1:0", "--db"])
         .arg(dir.join("server.db"))
         .stderr(Stdio::piped())
@@ -268,7 +270,7 @@ fn off_a_terminal_each_run_is_a_line_and_ctrl_c_says_how_far_it_got() {
     assert_eq!(digests(&quiet).len(), 1, "--quiet keeps the results");
 
     let db = dir.join("r.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reproml"))
+    let mut child = common::binary()
         .args(["run", "--embedded", "--db", db.to_str().unwrap()])
         .args(["--experiment", "e", "--variant", "v"])
         .stderr(Stdio::piped())
