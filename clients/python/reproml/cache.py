@@ -37,7 +37,7 @@ CONTENT_MEDIA_TYPE = "application/vnd.reproml.dataset.v1"
 DEFAULT_LIMIT_BYTES = 10 << 30
 #: Suffix of the file beside an entry holding its content's check, and the
 #: length of the blocks the check hashes one by one.
-CHECK_SUFFIX = ".xxh3"
+CHECK_SUFFIX = ".xxh3-8mib"
 CHECK_BLOCK_BYTES = 8 << 20
 
 Buffer = Union[bytes, bytearray, memoryview, mmap.mmap]
@@ -118,6 +118,39 @@ def content_check(content: Buffer) -> Optional[str]:
     return _xxhash.xxh3_128_hexdigest(blocks)
 
 
+def _is_digest(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+#: Local file systems (as /proc/self/mountinfo names them), where a mapped
+#: file stays readable when another process removes it. On a network file
+#: system another node's eviction would make reading the mapping fail
+#: (SIGBUS), so entries there are read instead.
+LOCAL_FILE_SYSTEMS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "zfs", "f2fs", "overlay", "bcachefs"}
+
+
+def _on_local_disk(path: pathlib.Path) -> bool:
+    """Whether `path` lies on a local file system: the type of the longest
+    mount point above it (Linux; elsewhere, never)."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            mounts = f.read().splitlines()
+    except OSError:
+        return False
+    real = os.path.realpath(path)
+    best, kind = -1, None
+    for line in mounts:
+        fields = line.split()
+        # mount point is field 5; the file system type follows the " - ".
+        if " - " not in line or len(fields) < 5:
+            continue
+        point = fields[4].replace("\\040", " ")
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > best:
+            best, kind = len(point), line.split(" - ", 1)[1].split()[0]
+    return kind in LOCAL_FILE_SYSTEMS
+
+
 def _parse_check(text: bytes) -> Optional[str]:
     """A check as its file holds it (32 lowercase hex digits and a line
     end), or None."""
@@ -183,7 +216,7 @@ class DataCache:
     def dataset(self, fetch, digest: str) -> Dataset:
         """The data set `digest`: from memory, from disk (verified), or from
         `fetch(digest) -> bytes` (verified, then kept)."""
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        if not _is_digest(digest):
             raise DamagedContent(f"{digest!r} is not a data set digest")
         with self._lock:
             found = self._open.get(digest)
@@ -210,10 +243,14 @@ class DataCache:
         path = self._path(digest)
         try:
             with open(path, "rb") as f:
-                # Mapped, not read; the mapping outlives the file object.
-                # Entries are only ever replaced whole, never written in place.
+                # Mapped on a local disk (entries are only ever replaced
+                # whole, never written in place; the mapping outlives the
+                # file object), read elsewhere.
                 size = os.fstat(f.fileno()).st_size
-                content = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+                if size and _on_local_disk(path):
+                    content = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                else:
+                    content = f.read()
         except (OSError, ValueError):
             return None
         try:
@@ -254,6 +291,13 @@ class DataCache:
     def _make_room(self, incoming: int) -> None:
         folder = self.folder / "datasets"
         entries = []
+        names = {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+        for name in names:
+            # A check whose entry is gone (a process stopped between
+            # removing the two, or another removed the entry first).
+            if name.endswith(CHECK_SUFFIX) and _is_digest(name[:-len(CHECK_SUFFIX)]) \
+                    and name[:-len(CHECK_SUFFIX)] not in names:
+                (folder / name).unlink(missing_ok=True)
         if folder.is_dir():
             for path in folder.iterdir():
                 try:
@@ -261,7 +305,7 @@ class DataCache:
                 except OSError:
                     continue
                 # Entries only: never another process's file being written.
-                if path.is_file() and len(path.name) == 64 and all(c in "0123456789abcdef" for c in path.name):
+                if path.is_file() and _is_digest(path.name):
                     entries.append((stat.st_mtime, stat.st_size, path))
         entries.sort()
         total = sum(size for _, size, _ in entries)

@@ -20,8 +20,12 @@ from reproml.client import decode_split
 
 from test_client import BINARY, SPEC, server  # noqa: F401  (the fixture)
 
-# The check needs the xxhash package, a dependency of this client.
-xxhash = pytest.importorskip("xxhash")
+try:
+    import xxhash
+except ImportError:  # installed without its dependency: the fallback only
+    xxhash = None
+#: The check needs the xxhash package, a dependency of this client.
+needs_xxhash = pytest.mark.skipif(xxhash is None, reason="the xxhash package is not installed")
 
 
 def everything(client):
@@ -42,9 +46,18 @@ def entries(folder: pathlib.Path):
 
 
 def check_of(entry: pathlib.Path) -> pathlib.Path:
-    return entry.with_name(entry.name + ".xxh3")
+    return entry.with_name(entry.name + ".xxh3-8mib")
 
 
+def rewrite(path: pathlib.Path, data) -> None:
+    """Gives `path` new content as a new file: a cache still alive in this
+    process may have the old one mapped, which must not change under it."""
+    tmp = path.with_name(path.name + ".new")
+    (tmp.write_text if isinstance(data, str) else tmp.write_bytes)(data)
+    os.replace(tmp, path)
+
+
+@needs_xxhash
 def test_the_check_s_test_vector():
     """docs/protocol.md, section 8; the Rust client's tests check the same
     vector with another XXH3 implementation."""
@@ -53,6 +66,7 @@ def test_the_check_s_test_vector():
     assert content_check(b"abc") == xxhash.xxh3_128_hexdigest(xxhash.xxh3_128_digest(b"abc"))
 
 
+@needs_xxhash
 def test_fetched_once_then_opened_verified_and_refetched_when_damaged(server, tmp_path):  # noqa: F811
     plain_client = Client(server)
     plain_client.create_experiment(SPEC)
@@ -80,13 +94,20 @@ def test_fetched_once_then_opened_verified_and_refetched_when_damaged(server, tm
     assert (later.stats["opened"], later.stats["fetched"]) == (1, 0)
     assert check.read_text() == check_text
 
+    # A check that cannot be read is no check: verified by SHA-256, rewritten.
+    rewrite(check, "not a check")
+    later = DataCache(tmp_path / "cache")
+    assert everything(Client(server, cache=later)) == plain
+    assert (later.stats["opened"], later.stats["corrupt"]) == (1, 0)
+    assert check.read_text() == check_text
+
     # The content damaged, the check damaged, or both: fetched again.
     damaged = bytearray(content)
     damaged[len(content) // 2] ^= 1
     for data, recorded in [(bytes(damaged), check_text), (content, content_check(b"other") + "\n"),
                            (bytes(damaged), "not a check")]:
-        entry.write_bytes(data)
-        check.write_text(recorded)
+        rewrite(entry, data)
+        rewrite(check, recorded)
         again = DataCache(tmp_path / "cache")
         assert everything(Client(server, cache=again)) == plain
         assert (again.stats["corrupt"], again.stats["fetched"], again.stats["opened"]) == (1, 1, 0)
@@ -103,18 +124,19 @@ def test_without_xxhash_entries_are_verified_by_their_sha256(server, tmp_path, m
     (entry,) = entries(tmp_path / "cache")
     assert not check_of(entry).exists(), "no check without xxhash"
     # An entry with a check (from a client with xxhash) is verified all the same.
-    check_of(entry).write_text("0" * 32 + "\n")
+    rewrite(check_of(entry), "0" * 32 + "\n")
     later = DataCache(tmp_path / "cache")
     assert everything(Client(server, cache=later)) == plain
     assert (later.stats["opened"], later.stats["corrupt"]) == (1, 0)
     damaged = bytearray(entry.read_bytes())
     damaged[-1] ^= 1
-    entry.write_bytes(bytes(damaged))
+    rewrite(entry, bytes(damaged))
     again = DataCache(tmp_path / "cache")
     assert everything(Client(server, cache=again)) == plain
     assert (again.stats["corrupt"], again.stats["fetched"]) == (1, 1)
 
 
+@needs_xxhash
 def test_the_rust_client_and_this_one_share_entries_and_checks(server, tmp_path):  # noqa: F811
     Client(server).create_experiment(SPEC)
     plain = everything(Client(server))
@@ -148,6 +170,7 @@ def test_the_rust_client_and_this_one_share_entries_and_checks(server, tmp_path)
     assert check_of(entry).read_text() == content_check(content) + "\n"
 
 
+@needs_xxhash
 def test_the_size_limit_is_kept(server, tmp_path):  # noqa: F811
     Client(server).create_experiment(SPEC)
     plain = everything(Client(server))
@@ -164,10 +187,13 @@ def test_the_size_limit_is_kept(server, tmp_path):  # noqa: F811
     os.utime(old, (1, 1))
     digits = CONTENT_HEAD_BYTES + 1797 * 65
     check_of(old).write_text("0" * 32 + "\n")
+    orphan = check_of(folder / ("c" * 64))
+    orphan.write_text("0" * 32 + "\n")
     lru = DataCache(tmp_path / "lru", limit=digits + 50_000)
     assert everything(Client(server, cache=lru)) == plain
     assert lru.stats["evicted"] == 1
     assert not check_of(old).exists(), "its check went with it"
+    assert not orphan.exists(), "a check without its entry is removed"
     (kept,) = entries(tmp_path / "lru")
     assert kept != old and kept.stat().st_size == digits
 

@@ -9,10 +9,7 @@ use std::io::Read;
 use std::process::Output;
 
 fn reproml(args: &[&str]) -> Output {
-    common::binary()
-        .args(args)
-        .output()
-        .unwrap()
+    common::binary().args(args).output().unwrap()
 }
 
 fn ok(out: &Output) {

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 #[test]
 fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
     let dir = std::env::temp_dir().join(format!("reproml-demo-test-{}", std::process::id()));
@@ -95,12 +94,7 @@ fn the_demo_reports_its_three_verdicts_and_writes_the_report() {
 /// The demo's database as a replication package: it verifies, three runs
 /// re-train bit for bit, one changed byte is named, and it imports.
 fn replication_package_of_the_demo(dir: &std::path::Path) {
-    let reproml = |args: &[&str]| {
-        common::binary()
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let reproml = |args: &[&str]| common::binary().args(args).output().unwrap();
     let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
     let (db, bundle) = (path("reproml.db"), path("demo.tar.zst"));
     let mut export: Vec<&str> = vec!["bundle", "export", "--db", &db];

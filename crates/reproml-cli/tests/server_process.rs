@@ -329,12 +329,7 @@ fn kubernetes_manifests_cover_exactly_the_missing_runs() {
          corrected = { kind = \"builtin\" }\n",
     )
     .unwrap();
-    let reproml = |args: &[&str]| {
-        common::binary()
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let reproml = |args: &[&str]| common::binary().args(args).output().unwrap();
     let out = dir.join("k8s");
     let args = [
         "study",

@@ -6,10 +6,7 @@ mod common;
 use std::process::Output;
 
 fn reproml(args: &[&str]) -> Output {
-    common::binary()
-        .args(args)
-        .output()
-        .unwrap()
+    common::binary().args(args).output().unwrap()
 }
 
 fn json(out: &Output) -> serde_json::Value {

@@ -179,8 +179,8 @@ impl DataCache {
     /// The entry on disk, when there is one and its content has its digest.
     fn read_entry(&self, digest: &str) -> Option<CachedDataset> {
         let path = self.path(digest);
-        let file = fs::File::open(&path).ok()?;
-        let dataset = map_entry(&file)
+        let mut file = fs::File::open(&path).ok()?;
+        let dataset = load_entry(&mut file)
             .filter(|content| self.content_is(digest, content))
             .and_then(|content| Dataset::from_content(content).ok());
         match dataset {
@@ -279,34 +279,50 @@ impl DataCache {
     /// being written) are neither counted nor removed.
     fn make_room(&self, incoming: u64) -> std::io::Result<()> {
         let folder = self.dir.join("datasets");
-        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = match fs::read_dir(&folder) {
+        let names: Vec<String> = match fs::read_dir(&folder) {
             Ok(dir) => dir
                 .filter_map(Result::ok)
-                .filter(|e| reproml_data::wire::is_digest(&e.file_name().to_string_lossy()))
-                .filter_map(|e| {
-                    let meta = e.metadata().ok().filter(fs::Metadata::is_file)?;
-                    Some((meta.modified().ok()?, meta.len(), e.path()))
-                })
+                .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect(),
             Err(_) => Vec::new(),
         };
+        let is_entry = |name: &str| reproml_data::wire::is_digest(name);
+        let present: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        // Checks whose entry is gone (a process died between removing the
+        // two, or another removed the entry first): removed too.
+        for name in &names {
+            if let Some(digest) = name.strip_suffix(CHECK_SUFFIX)
+                && is_entry(digest)
+                && !present.contains(digest)
+            {
+                let _ = fs::remove_file(folder.join(name));
+            }
+        }
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = names
+            .iter()
+            .filter(|name| is_entry(name))
+            .filter_map(|name| {
+                let path = folder.join(name);
+                let meta = fs::metadata(&path).ok().filter(fs::Metadata::is_file)?;
+                Some((meta.modified().ok()?, meta.len(), path))
+            })
+            .collect();
         entries.sort();
         let mut total: u64 = entries.iter().map(|e| e.1).sum();
         for (_, length, path) in entries {
             if total + incoming <= self.limit {
                 break;
             }
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    let mut check = path.into_os_string();
-                    check.push(CHECK_SUFFIX);
-                    let _ = fs::remove_file(check);
-                    self.count(|s| s.evicted += 1);
-                }
+            let removed = fs::remove_file(&path);
+            let mut check = path.into_os_string();
+            check.push(CHECK_SUFFIX);
+            match removed {
+                Ok(()) => self.count(|s| s.evicted += 1),
                 // Another process removed it first.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            let _ = fs::remove_file(check);
             total -= length;
         }
         Ok(())
@@ -356,8 +372,10 @@ impl DataCache {
     }
 }
 
-/// Suffix of the file beside an entry that holds its content's check.
-const CHECK_SUFFIX: &str = ".xxh3";
+/// Suffix of the file beside an entry that holds its content's check. It
+/// names the scheme, so that another scheme would use other files (and
+/// find no check, rather than a wrong one).
+const CHECK_SUFFIX: &str = ".xxh3-8mib";
 /// Length of the blocks that [`content_check`] hashes one by one.
 pub const CHECK_BLOCK_BYTES: usize = 8 << 20;
 
@@ -396,24 +414,57 @@ fn parse_check(text: &[u8]) -> Option<u128> {
     u128::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
-/// The content of an open entry, mapped (no copy), or `None` when it is
-/// larger than any content a server may send or cannot be mapped.
-fn map_entry(file: &fs::File) -> Option<Bytes> {
+/// The content of an open entry, or `None` when it is larger than any
+/// content a server may send or cannot be read. On a local disk it is
+/// mapped (no copy; the pages are the page cache's, shared by every
+/// process of the machine); elsewhere read.
+fn load_entry(file: &mut fs::File) -> Option<Bytes> {
     let length = file.metadata().ok()?.len();
     if length > MAX_CONTENT_BYTES || length == 0 {
         return None;
     }
+    if !on_local_disk(file) {
+        let mut bytes = Vec::with_capacity(length as usize);
+        std::io::Read::read_to_end(file, &mut bytes).ok()?;
+        return Some(bytes.into());
+    }
     // SAFETY: a mapping is sound while no one changes or truncates the file
     // for as long as it is mapped. The clients of this project never
     // write a cache entry in place: an entry appears whole by a rename
-    // (`write_whole`, and the Python client's `_store`), is then only read,
-    // and leaves by being unlinked, which keeps a mapped file's pages. The
-    // cache folder belongs to the user running the clients, and
-    // docs/protocol.md §8 says that other programs must not edit its files
-    // in place, as for any memory-mapped cache.
+    // (`write_whole`, and the Python client's `_write_whole`), is then only
+    // read, and leaves by being unlinked, which on a local file system
+    // keeps a mapped file's pages (`on_local_disk`; on NFS another node's
+    // removal would not). The cache folder belongs to the user running the
+    // clients, and docs/protocol.md §8 says that other programs must not
+    // edit its files in place, as for any memory-mapped cache.
     #[allow(unsafe_code)]
-    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+    let map = unsafe { memmap2::Mmap::map(&*file) }.ok()?;
     Some(Bytes::from_owner(map))
+}
+
+/// Whether `file` lies on a local file system (by its `statfs` type),
+/// where a mapped file stays readable when another process removes it. On
+/// a network file system another node's eviction would make reading the
+/// mapping fail (SIGBUS), so such entries are read instead.
+#[cfg(target_os = "linux")]
+fn on_local_disk(file: &fs::File) -> bool {
+    // Magic numbers from Linux's include/uapi/linux/magic.h.
+    const LOCAL: [u64; 8] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0x2FC1_2FC1, // zfs
+        0xF2F5_2010, // f2fs
+        0x794C_7630, // overlayfs (containers, over a local disk)
+        0xCA45_1A4E, // bcachefs
+    ];
+    rustix::fs::fstatfs(file).is_ok_and(|s| LOCAL.contains(&(s.f_type as u64)))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn on_local_disk(_: &fs::File) -> bool {
+    false
 }
 
 /// `5000000000`, `512M`, `5G`: bytes, or K, M, G, T as powers of 1024.

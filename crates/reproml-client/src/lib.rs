@@ -404,11 +404,10 @@ impl Client {
         if split.version == wire::Version::V1 {
             return Err(ClientError::Corrupt {
                 url,
-                source: WireError::Mismatch(format!(
-                    "a {:?} stream, but {:?} was asked for",
-                    split.version,
-                    wire::CURRENT
-                )),
+                source: WireError::Mismatch(
+                    "a version-1 stream (its header not under the checksum), but a later version was asked for"
+                        .into(),
+                ),
             });
         }
         // Every checksum held; the header must also be the split asked for.

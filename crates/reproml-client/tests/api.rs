@@ -53,6 +53,8 @@ fn splits_are_a_deterministic_disjoint_cover_in_the_run_s_order() {
     let mut all = Vec::new();
     for name in SplitName::ALL {
         let split = client.split(&id, RunIndex::new(1), name, seed).unwrap();
+        // The client asks for the current version, and this server has it.
+        assert_eq!(split.version, reproml_data::wire::Version::V3);
         assert_eq!(split.header.shape.pixels(), 64);
         assert_eq!(split.header.examples as usize, split.len());
         all.extend(split.indices());

@@ -86,7 +86,7 @@ fn entries(cache_dir: &Path) -> Vec<PathBuf> {
 /// The file beside `entry` holding its content's check.
 fn check_of(entry: &Path) -> PathBuf {
     let mut name = entry.as_os_str().to_owned();
-    name.push(".xxh3");
+    name.push(".xxh3-8mib");
     PathBuf::from(name)
 }
 
@@ -151,6 +151,16 @@ fn a_data_set_is_fetched_once_then_opened_verified_and_refetched_when_damaged() 
     assert_eq!(std::fs::read_to_string(&check).unwrap(), check_hex);
     drop((client, cache));
 
+    // A check that cannot be read (not 32 hex digits and a line end) is
+    // no check: the content is verified by its SHA-256, and a good check
+    // written.
+    std::fs::write(&check, "not a check").unwrap();
+    let (client, cache) = cached_client(&server, &cache_dir, 1 << 30);
+    assert_eq!(everything(&client, &id), plain);
+    assert_eq!((cache.stats().opened, cache.stats().corrupt), (1, 0));
+    assert_eq!(std::fs::read_to_string(&check).unwrap(), check_hex);
+    drop((client, cache));
+
     // One byte damaged on disk, the other file damaged, or both: found,
     // never used, fetched again. (No process maps the entry meanwhile.)
     let mut damaged = bytes.clone();
@@ -203,6 +213,8 @@ fn the_size_limit_is_kept() {
         path
     };
     let (oldest, older) = (aged("a", 2), aged("b", 1));
+    let orphan = check_of(&lru.join("datasets").join("c".repeat(64)));
+    std::fs::write(&orphan, "0".repeat(32) + "\n").unwrap();
     // digits: 1797 examples of 8×8 pixels, a label each, a 50-byte head.
     let digits = 50 + 1797 * 65;
     let (client, cache) = cached_client(&server, &lru, digits + 70_000);
@@ -210,6 +222,7 @@ fn the_size_limit_is_kept() {
     assert_eq!(cache.stats().evicted, 1);
     assert!(!oldest.exists() && older.exists());
     assert!(!check_of(&oldest).exists(), "its check went with it");
+    assert!(!orphan.exists(), "a check without its entry is removed");
     let entry = entries(&lru).into_iter().find(|p| *p != older).unwrap();
     assert_eq!(std::fs::metadata(&entry).unwrap().len(), digits);
 
