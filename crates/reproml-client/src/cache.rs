@@ -5,12 +5,13 @@
 //! Opening an entry checks its content again, so a damaged file is fetched
 //! anew, never used. The check compares the content with a checksum
 //! written beside it when its SHA-256 was verified ([`content_check`]:
-//! XXH3-128 of 8 MiB blocks, on every core; 8 ms for CIFAR-10's 184 MB
-//! here, where SHA-256 on one core takes 200 ms), or its SHA-256 again
-//! when that file is missing. The entry is mapped, not read: its pixels
-//! are used where the page cache holds them, shared by every process of
-//! the machine. The cache keeps to a size limit by removing the entries
-//! used least recently (by modification time, which opening refreshes).
+//! XXH3-128 of 8 MiB blocks, on every core: a new process has its first
+//! CIFAR-10 split in about 10 ms here, docs/performance.md), or with its
+//! SHA-256 again when that file is missing. On a local disk the entry is
+//! mapped, not read: its pixels are used where the page cache holds them,
+//! shared by every process of the machine. The cache keeps to a size limit
+//! by removing the entries used least recently (by modification time,
+//! which opening refreshes).
 //!
 //! What the check at open guards against is damage: a torn or truncated
 //! write, a bad disk, a file copied in part, for which a 128-bit checksum
