@@ -18,6 +18,7 @@ import hashlib
 import mmap
 import os
 import pathlib
+import stat
 import struct
 import threading
 import time
@@ -290,23 +291,22 @@ class DataCache:
 
     def _make_room(self, incoming: int) -> None:
         folder = self.folder / "datasets"
-        entries = []
         names = {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+        entries = []
         for name in names:
-            # A check whose entry is gone (a process stopped between
-            # removing the two, or another removed the entry first).
-            if name.endswith(CHECK_SUFFIX) and _is_digest(name[:-len(CHECK_SUFFIX)]) \
-                    and name[:-len(CHECK_SUFFIX)] not in names:
-                (folder / name).unlink(missing_ok=True)
-        if folder.is_dir():
-            for path in folder.iterdir():
+            if name.endswith(CHECK_SUFFIX) and _is_digest(name[:-len(CHECK_SUFFIX)]):
+                # A check whose entry is gone (a process stopped between
+                # removing the two, or another removed the entry first).
+                if name[:-len(CHECK_SUFFIX)] not in names:
+                    (folder / name).unlink(missing_ok=True)
+            elif _is_digest(name):
+                # Entries only: never another process's file being written.
                 try:
-                    stat = path.stat()
+                    info = (folder / name).stat()
                 except OSError:
                     continue
-                # Entries only: never another process's file being written.
-                if path.is_file() and _is_digest(path.name):
-                    entries.append((stat.st_mtime, stat.st_size, path))
+                if stat.S_ISREG(info.st_mode):
+                    entries.append((info.st_mtime, info.st_size, folder / name))
         entries.sort()
         total = sum(size for _, size, _ in entries)
         for _, size, path in entries:
