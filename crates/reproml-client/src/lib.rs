@@ -113,6 +113,10 @@ impl ClientError {
 pub type SplitData = DecodedSplit;
 
 /// A client of one server.
+///
+/// It and its clones keep the memory of up to two splits dropped, for the
+/// next splits they fetch ([`wire::RecordBuffers`]): a full split streams
+/// about twice as fast into memory already in use as into new memory.
 #[derive(Clone)]
 pub struct Client {
     base: String,
@@ -120,6 +124,9 @@ pub struct Client {
     agent: ureq::Agent,
     retries: u32,
     cache: Option<Arc<DataCache>>,
+    /// The memory of splits already dropped, for the next ones: shared by
+    /// clones, as a runner's jobs share one client.
+    buffers: Arc<wire::RecordBuffers>,
 }
 
 impl std::fmt::Debug for Client {
@@ -140,6 +147,7 @@ impl Client {
             agent: agent(ureq::tls::RootCerts::PlatformVerifier),
             retries: 5,
             cache: None,
+            buffers: wire::RecordBuffers::new(),
         }
     }
 
@@ -394,7 +402,7 @@ impl Client {
             // Without a cache, or from a server that does not know the
             // indices-only form: verified while it arrives, chunk by chunk.
             _ => {
-                let split = wire::decode_from(&mut reader).map_err(corrupt)?;
+                let split = wire::decode_reusing(&mut reader, &self.buffers).map_err(corrupt)?;
                 nothing_after(&mut reader).map_err(corrupt)?;
                 split
             }

@@ -90,6 +90,21 @@ fn splits_are_a_deterministic_disjoint_cover_in_the_run_s_order() {
     a.sort_unstable();
     b.sort_unstable();
     assert_eq!(a, b, "but the same training examples (split seed s_0)");
+
+    // Run after run, a split lands in the memory of one the client (or a
+    // clone of it, as a runner's jobs hold) dropped.
+    let client = Client::new(&server.url(), None);
+    let first = client
+        .split(&id, RunIndex::new(1), SplitName::Train, seed)
+        .unwrap();
+    let memory = first.image(0).as_ptr();
+    drop(first);
+    let next = client
+        .clone()
+        .split(&id, RunIndex::new(2), SplitName::Train, e.seeds[2])
+        .unwrap();
+    assert_eq!(next.image(0).as_ptr(), memory);
+    assert_eq!(next.indices(), other_run.indices());
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
 

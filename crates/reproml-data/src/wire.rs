@@ -22,7 +22,9 @@
 //! split shrinks from 154 MB to 250 kB.
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
 
 use sha2::{Digest, Sha256};
 use twox_hash::XxHash3_128;
@@ -167,8 +169,10 @@ pub struct DecodedSplit {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Records {
-    /// Every record: `u32` index, label byte, pixels.
-    Inline(Vec<u8>),
+    /// Every record: `u32` index, label byte, pixels; in memory that goes
+    /// back to its [`RecordBuffers`], if it came from one, when the last
+    /// clone of the split is dropped.
+    Inline(Bytes),
     /// Every record's `u32` index and label byte; the pixels are the data
     /// set's.
     Indexed {
@@ -185,22 +189,22 @@ impl DecodedSplit {
         }
     }
 
+    /// The records' bytes: whole records, or index and label only.
+    fn record_bytes(&self) -> &[u8] {
+        match &self.records {
+            Records::Inline(bytes) => bytes,
+            Records::Indexed { entries, .. } => entries,
+        }
+    }
+
     fn record(&self, k: usize) -> &[u8] {
         let size = self.record_size();
-        match &self.records {
-            Records::Inline(bytes) | Records::Indexed { entries: bytes, .. } => {
-                &bytes[k * size..(k + 1) * size]
-            }
-        }
+        &self.record_bytes()[k * size..(k + 1) * size]
     }
 
     /// Number of examples.
     pub fn len(&self) -> usize {
-        match &self.records {
-            Records::Inline(bytes) | Records::Indexed { entries: bytes, .. } => {
-                bytes.len() / self.record_size()
-            }
-        }
+        self.record_bytes().len() / self.record_size()
     }
 
     /// True when the split is empty.
@@ -229,6 +233,105 @@ impl DecodedSplit {
     /// Data set indices of every example, in the served order.
     pub fn indices(&self) -> Vec<u32> {
         (0..self.len()).map(|k| self.index(k)).collect()
+    }
+}
+
+/// Memory of the splits a client has dropped, for the next ones it
+/// fetches. A split of CIFAR-10's training set is 154 MB: landed in new
+/// memory, every page of it is first zeroed by the kernel, which on a
+/// virtual machine costs about as much as the transfer itself. A client
+/// that fetches split after split (one run after another) lands each in
+/// the memory of one it no longer holds.
+///
+/// It keeps at most [`RecordBuffers::MAX_SPARE`] buffers (a run's training
+/// and test splits), and frees them with itself.
+///
+/// ```
+/// use reproml_data::wire::RecordBuffers;
+/// let buffers = RecordBuffers::new();
+/// assert_eq!(buffers.spare_bytes(), 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct RecordBuffers {
+    spare: Mutex<Vec<Vec<u8>>>,
+}
+
+impl RecordBuffers {
+    /// Buffers kept for reuse at most.
+    pub const MAX_SPARE: usize = 2;
+
+    /// An empty set, shared by the splits decoded with it.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Bytes held in spare buffers.
+    pub fn spare_bytes(&self) -> usize {
+        self.lock().iter().map(Vec::capacity).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        // A panic while holding it leaves a list of plain buffers: usable.
+        self.spare.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A buffer of `len` bytes: the smallest spare one that holds them,
+    /// or new memory, zeroed lazily by the kernel (not written here).
+    /// Its content is whatever it held: the caller overwrites all of it.
+    fn take(&self, len: usize) -> Vec<u8> {
+        if len == 0 {
+            return Vec::new();
+        }
+        let reused = {
+            let mut spare = self.lock();
+            let best = (0..spare.len())
+                .filter(|&i| spare[i].capacity() >= len)
+                .min_by_key(|&i| spare[i].capacity());
+            best.map(|i| spare.swap_remove(i))
+        };
+        match reused {
+            Some(mut buffer) => {
+                // Within the capacity: no reallocation; only bytes beyond
+                // the old length are written (zeroed).
+                buffer.resize(len, 0);
+                buffer
+            }
+            None => vec![0; len],
+        }
+    }
+
+    /// Keeps `buffer` for a later split, dropping the smallest spare one
+    /// when there are too many.
+    fn give(&self, buffer: Vec<u8>) {
+        let mut spare = self.lock();
+        spare.push(buffer);
+        if spare.len() > Self::MAX_SPARE {
+            let smallest = (0..spare.len())
+                .min_by_key(|&i| spare[i].capacity())
+                .expect("more than MAX_SPARE buffers");
+            spare.swap_remove(smallest);
+        }
+    }
+}
+
+/// A split's records in a buffer of a [`RecordBuffers`]: given back to it
+/// when dropped (or freed, when the set is gone).
+struct Borrowed {
+    records: Vec<u8>,
+    home: Weak<RecordBuffers>,
+}
+
+impl AsRef<[u8]> for Borrowed {
+    fn as_ref(&self) -> &[u8] {
+        &self.records
+    }
+}
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.upgrade() {
+            home.give(std::mem::take(&mut self.records));
+        }
     }
 }
 
@@ -430,6 +533,15 @@ pub fn decode_from(reader: &mut impl Read) -> Result<DecodedSplit, WireError> {
     VerifiedStream::read(reader)?.into_split()
 }
 
+/// [`decode_from`], landing the records in a buffer of `buffers` (given
+/// back to it when the split is dropped).
+pub fn decode_reusing(
+    reader: &mut impl Read,
+    buffers: &Arc<RecordBuffers>,
+) -> Result<DecodedSplit, WireError> {
+    VerifiedStream::read_reusing(reader, buffers)?.into_split()
+}
+
 /// A stream whose every checksum held, not yet resolved into a split: an
 /// indices-only one needs its data set ([`VerifiedStream::over`]), which a
 /// client picks by the header's digest only now that the header is known
@@ -439,16 +551,36 @@ pub struct VerifiedStream {
     header: SplitHeader,
     version: Version,
     records: Vec<u8>,
+    /// Where `records` goes back to when its split is dropped.
+    home: Option<Weak<RecordBuffers>>,
 }
 
 impl VerifiedStream {
     /// Reads and verifies a whole stream of any version.
     pub fn read(reader: &mut impl Read) -> Result<Self, WireError> {
-        let (header, version, records) = read_stream(reader)?;
+        let (header, version, records) = read_stream(reader, None)?;
         Ok(Self {
             header,
             version,
             records,
+            home: None,
+        })
+    }
+
+    /// [`VerifiedStream::read`], landing the records of a full stream in
+    /// a buffer of `buffers`. (An indices-only stream's few hundred kB are
+    /// not worth keeping.)
+    pub fn read_reusing(
+        reader: &mut impl Read,
+        buffers: &Arc<RecordBuffers>,
+    ) -> Result<Self, WireError> {
+        let (header, version, records) = read_stream(reader, Some(buffers))?;
+        let home = version.carries_pixels().then(|| Arc::downgrade(buffers));
+        Ok(Self {
+            header,
+            version,
+            records,
+            home,
         })
     }
 
@@ -475,6 +607,7 @@ impl VerifiedStream {
             header,
             version,
             records: entries,
+            ..
         } = self;
         let data = &dataset.data;
         let mut wrong = Vec::new();
@@ -528,10 +661,17 @@ impl VerifiedStream {
                 "an indices-only stream, but the pixels were asked for".into(),
             ));
         }
+        let records = match self.home {
+            Some(home) => Bytes::from_owner(Borrowed {
+                records: self.records,
+                home,
+            }),
+            None => Bytes::from(self.records),
+        };
         check_labels(DecodedSplit {
             header: self.header,
             version: self.version,
-            records: Records::Inline(self.records),
+            records: Records::Inline(records),
         })
     }
 }
@@ -558,7 +698,13 @@ fn check_labels(split: DecodedSplit) -> Result<DecodedSplit, WireError> {
 
 /// Reads and verifies a stream of any version: the header, checked, and
 /// the records' bytes.
-fn read_stream(reader: &mut impl Read) -> Result<(SplitHeader, Version, Vec<u8>), WireError> {
+/// The records land in a buffer of `buffers` when given (a full stream's),
+/// else in new memory. Either way they are read straight into place: no
+/// byte of the buffer is written before the stream's.
+fn read_stream(
+    reader: &mut impl Read,
+    buffers: Option<&RecordBuffers>,
+) -> Result<(SplitHeader, Version, Vec<u8>), WireError> {
     fn read(reader: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), WireError> {
         reader
             .read_exact(buf)
@@ -599,7 +745,14 @@ fn read_stream(reader: &mut impl Read) -> Result<(SplitHeader, Version, Vec<u8>)
             "{examples} records of {record_size} bytes is implausibly large"
         )));
     }
-    let mut records = Vec::with_capacity(examples * record_size);
+    // Sized by the header before the split checksum has vouched for it:
+    // bounded above, and new memory is only claimed as it is written.
+    let total = examples * record_size;
+    let mut records = match buffers {
+        Some(buffers) if version.carries_pixels() => buffers.take(total),
+        _ => vec![0; total],
+    };
+    let mut filled = 0;
     let mut expected_bytes = [0u8; 32];
     let expected = &mut expected_bytes[..version.checksum_len()];
     for chunk in 0.. {
@@ -608,26 +761,20 @@ fn read_stream(reader: &mut impl Read) -> Result<(SplitHeader, Version, Vec<u8>)
         if count == 0 {
             break;
         }
-        let start = records.len();
-        if start / record_size + count > examples {
+        if filled / record_size + count > examples {
             return Err(WireError::Malformed(format!(
                 "more records than the {examples} announced"
             )));
         }
-        // Read straight into place and hash there.
-        let want = (count * record_size) as u64;
-        let got = reader
-            .by_ref()
-            .take(want)
-            .read_to_end(&mut records)
+        // Read straight into place and hash there, while the chunk is
+        // still in the cache.
+        let place = &mut records[filled..filled + count * record_size];
+        reader
+            .read_exact(place)
             .map_err(|e| WireError::Malformed(format!("stream ends inside chunk {chunk} ({e})")))?;
-        if got as u64 != want {
-            return Err(WireError::Malformed(format!(
-                "stream ends inside chunk {chunk}"
-            )));
-        }
+        filled += place.len();
         read(reader, expected, "chunk checksum")?;
-        let digest = Checksum::of(version, &records[start..]);
+        let digest = Checksum::of(version, place);
         if digest.as_bytes() != expected {
             return Err(WireError::ChunkChecksum { chunk });
         }
@@ -637,10 +784,10 @@ fn read_stream(reader: &mut impl Read) -> Result<(SplitHeader, Version, Vec<u8>)
     if whole.finish().as_bytes() != expected {
         return Err(WireError::SplitChecksum);
     }
-    if records.len() != examples * record_size {
+    if filled != total {
         return Err(WireError::Malformed(format!(
             "{} records, {examples} announced",
-            records.len() / record_size
+            filled / record_size
         )));
     }
     Ok((header, version, records))
@@ -780,6 +927,101 @@ mod tests {
         (0..7)
             .map(|i| (i * 3, (i % 2) as u8, vec![i as u8, 255 - i as u8]))
             .collect()
+    }
+
+    /// `sample()` with every pixel shifted by `shift` and `n` records.
+    fn other_sample(n: usize, shift: u8) -> Vec<(u32, u8, Vec<u8>)> {
+        let mut records = sample();
+        records.truncate(n);
+        for (_, _, pixels) in &mut records {
+            for p in pixels.iter_mut() {
+                *p = p.wrapping_add(shift);
+            }
+        }
+        records
+    }
+
+    #[test]
+    fn a_dropped_splits_memory_carries_the_next_one() {
+        let buffers = RecordBuffers::new();
+        let first = decode_reusing(&mut stream(&sample(), 3).as_slice(), &buffers).unwrap();
+        let memory = first.image(0).as_ptr();
+        // A clone holds the memory as long as the split does.
+        let clone = first.clone();
+        drop(first);
+        assert_eq!(buffers.spare_bytes(), 0);
+        drop(clone);
+        assert_eq!(buffers.spare_bytes(), 7 * 7);
+
+        // Fewer records with other pixels: the same memory, and nothing of
+        // the first split shows through.
+        let bytes = stream(&other_sample(5, 40), 2);
+        let second = decode_reusing(&mut bytes.as_slice(), &buffers).unwrap();
+        assert_eq!(second.image(0).as_ptr(), memory);
+        assert_eq!(second, decode(&bytes).unwrap());
+        assert_eq!(buffers.spare_bytes(), 0);
+        drop(second);
+
+        // More records than the spare memory holds: new memory.
+        let mut more = sample();
+        more.extend(sample());
+        let bigger = decode_reusing(&mut stream(&more, 4).as_slice(), &buffers).unwrap();
+        assert_ne!(bigger.image(0).as_ptr(), memory);
+        assert_eq!(bigger.len(), 14);
+        assert_eq!(buffers.spare_bytes(), 7 * 7);
+    }
+
+    #[test]
+    fn at_most_two_spare_buffers_are_kept_the_largest() {
+        let buffers = RecordBuffers::new();
+        let splits: Vec<_> = [3, 7, 5]
+            .map(|n| decode_reusing(&mut stream(&other_sample(n, 1), 2).as_slice(), &buffers))
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        drop(splits);
+        assert_eq!(buffers.spare_bytes(), (7 + 5) * 7);
+        // Freed with the set, whoever still holds a split.
+        let held = decode_reusing(&mut stream(&sample(), 7).as_slice(), &buffers).unwrap();
+        drop(buffers);
+        assert_eq!(held.label(1), 1);
+        drop(held);
+    }
+
+    #[test]
+    fn a_damaged_stream_into_reused_memory_is_refused() {
+        let buffers = RecordBuffers::new();
+        drop(decode_reusing(&mut stream(&sample(), 7).as_slice(), &buffers).unwrap());
+        let mut bytes = stream(&other_sample(7, 9), 7);
+        let last = bytes.len() - 40;
+        bytes[last] ^= 1;
+        assert!(decode_reusing(&mut bytes.as_slice(), &buffers).is_err());
+        // An indices-only stream takes no spare buffer.
+        let before = buffers.spare_bytes();
+        let idx = stream_in(Version::Indices, &sample(), 3);
+        assert!(decode_reusing(&mut idx.as_slice(), &buffers).is_err());
+        assert_eq!(buffers.spare_bytes(), before);
+    }
+
+    proptest::proptest! {
+        /// Whatever splits came before, a split decoded into reused memory
+        /// is the split decoded into new memory.
+        #[test]
+        fn reused_memory_never_changes_a_split(
+            streams in proptest::collection::vec((0usize..=7, proptest::prelude::any::<u8>(), 1usize..9), 1..8),
+            keep in proptest::collection::vec(proptest::prelude::any::<bool>(), 8),
+        ) {
+            let buffers = RecordBuffers::new();
+            let mut held = Vec::new();
+            for (k, (n, shift, chunk)) in streams.into_iter().enumerate() {
+                let bytes = stream(&other_sample(n, shift), chunk);
+                let split = decode_reusing(&mut bytes.as_slice(), &buffers).unwrap();
+                proptest::prop_assert_eq!(&split, &decode(&bytes).unwrap());
+                if keep[k] {
+                    held.push(split);
+                }
+            }
+        }
     }
 
     #[test]
