@@ -11,12 +11,13 @@ import json
 import math
 import ssl
 import struct
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Dict, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Union
 
 from . import cache as _cache
 from .cache import CONTENT_MEDIA_TYPE, DataCache, Dataset
@@ -35,6 +36,9 @@ MEDIA_TYPE_V3 = "application/vnd.reproml.split.v3"
 MAGIC_INDICES = b"RPMLIDX1"
 MEDIA_TYPE_INDICES = "application/vnd.reproml.split-indices.v1"
 MAX_HEADER_BYTES = 64 * 1024
+# The most record bytes a split may announce, as the Rust client's
+# MAX_SPLIT_BYTES: they are allocated before the split checksum is read.
+MAX_SPLIT_BYTES = 2 << 30
 # The longest error a failure report may carry (docs/protocol.md).
 MAX_FAILURE_ERROR_BYTES = 4096
 
@@ -69,9 +73,16 @@ class Split:
     label, and the pixels are `dataset`'s (a cached data set)."""
 
     header: Dict[str, Any]
-    records: bytes
+    #: Read-only; from a `Client`, a view of memory it reuses for a later
+    #: split once nothing refers to this one's records any more.
+    records: Union[bytes, memoryview]
     version: int = 2
     dataset: Optional[Dataset] = None
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # A memoryview cannot be pickled (multiprocessing's spawn pickles
+        # what it hands to its workers): its bytes can.
+        return {**self.__dict__, "records": bytes(self.records)}
 
     @property
     def record_size(self) -> int:
@@ -96,7 +107,7 @@ class Split:
         if self.dataset is not None:
             return self.dataset.image(self.index(k))
         start = k * self.record_size + 5
-        return self.records[start : start + self.record_size - 5]
+        return bytes(memoryview(self.records)[start : start + self.record_size - 5])
 
 
 def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
@@ -107,6 +118,64 @@ def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
             raise CorruptStream(f"the stream ends inside the {what}")
         data.extend(chunk)
     return bytes(data)
+
+
+class RecordBuffers:
+    """Memory of the splits a client no longer holds, for the next ones it
+    fetches (as the Rust client's `wire::RecordBuffers`). A CIFAR-10
+    training split is 154 MB: `bytearray(n)` of that size alone takes
+    80-100 ms here (the kernel faults in and zeroes new pages, then Python
+    zeroes them again), more than the transfer. Run after run, a split is
+    the size of the one before, and lands in its memory.
+
+    A buffer is reused only when nothing refers to its records any more:
+    a split's `records` is a view of it, and while any view (or a NumPy
+    array or tensor made from one) exists, Python refuses to resize the
+    buffer, which is how `take` tells. It keeps the last two buffers; they
+    are freed with the client."""
+
+    KEEP = 2
+
+    def __init__(self) -> None:
+        self._buffers: List[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> memoryview:
+        """A writable view of `size` bytes, in a kept buffer nothing refers
+        to any more, else in new memory. The content is whatever was there:
+        the caller writes every byte."""
+        if size == 0:
+            return memoryview(bytearray())
+        with self._lock:
+            for buffer in self._buffers:
+                if len(buffer) == size and not _exported(buffer):
+                    # Viewed before the lock is let go: no other thread can
+                    # take it now.
+                    return memoryview(buffer)
+            buffer = bytearray(size)
+            self._buffers = self._buffers[-(self.KEEP - 1):] + [buffer]
+            return memoryview(buffer)
+
+
+def _exported(buffer: bytearray) -> bool:
+    """Whether a view of `buffer` exists: resizing it is refused then.
+    (Shrinking by one byte and growing back moves nothing.)"""
+    try:
+        last = buffer.pop()
+    except BufferError:
+        return True
+    buffer.append(last)
+    return False
+
+
+def _read_into(stream: BinaryIO, view: memoryview, what: str) -> None:
+    """Fills `view` from `stream`."""
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])
+        if not n:
+            raise CorruptStream(f"the stream ends inside the {what}")
+        got += n
 
 
 def _check_header(header: Any) -> None:
@@ -157,10 +226,12 @@ def check_request(header: Dict[str, Any], experiment: str, run: int, split: str,
         raise CorruptStream("the split stream is not the one asked for: " + ", ".join(wrong))
 
 
-def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset]] = None) -> Split:
+def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset]] = None,
+                 buffers: Optional[RecordBuffers] = None) -> Split:
     """Reads and verifies a split stream (docs/protocol.md section 8). An
     indices-only stream needs `dataset_for(digest)`, asked only once the
-    whole stream is verified, and is checked against what it returns."""
+    whole stream is verified, and is checked against what it returns. The
+    records of a full stream land in memory from `buffers` when given."""
     magic = _read_exact(stream, 8, "magic")
     version = {MAGIC_V1: 1, MAGIC_V2: 2, MAGIC_V3: 3, MAGIC_INDICES: 2}.get(magic)
     if version is None:
@@ -188,28 +259,39 @@ def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset
     _check_header(header)
     s = header["shape"]
     record_size = 5 if magic == MAGIC_INDICES else 5 + s["channels"] * s["height"] * s["width"]
-    records = bytearray()
-    chunk = 0
+    total = header["examples"] * record_size
+    if total > MAX_SPLIT_BYTES:
+        raise CorruptStream(f"bad split header: {header['examples']} records of {record_size} bytes "
+                            "is implausibly large")
+    # Each chunk is read straight into its place and hashed there: one copy
+    # off the socket, none after (the previous client made four).
+    if buffers is not None and magic != MAGIC_INDICES:
+        view = buffers.take(total)
+    else:
+        view = memoryview(bytearray(total))
+    records = view.toreadonly()
+    filled, chunk = 0, 0
     while True:
         (count,) = struct.unpack("<I", _read_exact(stream, 4, "chunk length"))
         if count == 0:
             break
-        if len(records) // record_size + count > header["examples"]:
+        if filled // record_size + count > header["examples"]:
             raise CorruptStream(f"more records than the {header['examples']} announced")
-        body = _read_exact(stream, count * record_size, f"chunk {chunk}")
-        digest = checksum(body)
+        with view[filled : filled + count * record_size] as body:
+            _read_into(stream, body, f"chunk {chunk}")
+            digest = checksum(body)
         if digest != _read_exact(stream, checksum_len, "chunk checksum"):
             raise CorruptStream(f"checksum mismatch in chunk {chunk}: the data was corrupted; fetch it again")
         whole.update(digest)
-        records.extend(body)
+        filled += count * record_size
         chunk += 1
     if whole.digest() != _read_exact(stream, checksum_len, "split checksum"):
         raise CorruptStream("checksum mismatch for the whole split: the data was corrupted; fetch it again")
-    if len(records) != header["examples"] * record_size:
-        raise CorruptStream(f"{len(records) // record_size} records, {header['examples']} announced")
+    if filled != total:
+        raise CorruptStream(f"{filled // record_size} records, {header['examples']} announced")
     if stream.read(1):
         raise CorruptStream("bytes after the trailer")
-    labels = records[4::record_size]
+    labels = records[4::record_size].tobytes()
     if labels and max(labels) >= header["classes"]:
         raise CorruptStream(f"a record has label {max(labels)}, but the header says {header['classes']} classes")
     if magic == MAGIC_INDICES:
@@ -222,7 +304,7 @@ def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset
             if index >= len(dataset) or dataset.labels[index] != records[5 * k + 4]:
                 raise CorruptStream(f"record {k} names example {index}, which the cached data set labels otherwise")
         return Split(header=header, records=bytes(records), version=2, dataset=dataset)
-    return Split(header=header, records=bytes(records), version=version)
+    return Split(header=header, records=records, version=version)
 
 
 def cut_error(error: str) -> str:
@@ -288,6 +370,7 @@ class Client:
         #: as indices only (None: every split with its pixels).
         self.cache = cache
         self._context = ssl.create_default_context(cafile=ca_cert) if ca_cert else None
+        self._buffers = RecordBuffers()
 
     def quick(self) -> "Client":
         """The same client, for one call that must not be retried or wait
@@ -351,7 +434,7 @@ class Client:
         if self.cache is None:
             accept = MEDIA_TYPE if _cache._xxhash is None else f"{MEDIA_TYPE_V3}, {MEDIA_TYPE}"
             with self._open("GET", path, accept=accept) as response:
-                data = decode_split(response)
+                data = decode_split(response, buffers=self._buffers)
         else:
             # A server that does not know the indices-only form sends version 2.
             with self._open("GET", path, accept=MEDIA_TYPE_INDICES) as response:

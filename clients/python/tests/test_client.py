@@ -65,6 +65,49 @@ def test_splits_are_a_verified_disjoint_cover(server):
     assert again.records == client.split("py", 1, "train", seed).records
 
 
+def test_a_split_lands_in_the_memory_of_one_nothing_refers_to(server):
+    import pickle
+
+    client = Client(server)
+    seeds = client.create_experiment(SPEC)["seeds"]
+
+    def train(run):
+        return client.split("py", run, "train", seeds[run])
+
+    def memory(split):
+        return split.records.obj  # the buffer the view shows
+
+    def expected(run):
+        return bytes(Client(server).split("py", run, "train", seeds[run]).records)
+
+    first = train(1)
+    a = memory(first)
+    with pytest.raises(TypeError):
+        first.records[0] = 1  # read-only
+    # Once nothing refers to a split's records, the next split of that size
+    # lands in them, and is the split the server sends.
+    del first
+    second = train(2)
+    assert memory(second) is a and bytes(second.records) == expected(2)
+    # While a split is held, another split gets other memory, and the one
+    # held is unchanged.
+    third = train(1)
+    assert memory(third) is not a and bytes(second.records) == expected(2)
+    # So while anything made from its records is held (here a view, as
+    # NumPy arrays and PyTorch tensors made from them hold one).
+    view = second.records[5:10]
+    del second
+    fourth = train(0)
+    assert memory(fourth) is not a and memory(fourth) is not memory(third)
+    assert bytes(view) == expected(2)[5:10]
+    b = memory(fourth)
+    del view, fourth
+    fifth = train(1)
+    assert memory(fifth) is b and bytes(fifth.records) == expected(1)
+    # A split pickles (multiprocessing's spawn does) with its bytes.
+    assert pickle.loads(pickle.dumps(fifth)).records == expected(1)
+
+
 def test_a_seed_mismatch_raises_with_its_code(server):
     client = Client(server)
     client.create_experiment(SPEC)
@@ -122,6 +165,10 @@ def test_a_header_that_does_not_fit_its_records_raises(server):
     for change in changes:
         with pytest.raises(CorruptStream):
             decode_split(io.BytesIO(_with_header(raw, change)))
+    # The records' memory is claimed from the header before the checksum is
+    # read: an implausible size is refused, not allocated.
+    with pytest.raises(CorruptStream, match="implausibly large"):
+        decode_split(io.BytesIO(_with_header(raw, lambda h: h.update(examples=1 << 32))))
 
 
 def test_a_stream_of_another_run_raises(server):
