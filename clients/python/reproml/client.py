@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import platform
 import ssl
 import struct
 import threading
@@ -74,7 +75,9 @@ class Split:
 
     header: Dict[str, Any]
     #: Read-only; from a `Client`, a view of memory it reuses for a later
-    #: split once nothing refers to this one's records any more.
+    #: split once nothing refers to this one's records any more (so keep a
+    #: view, array or tensor made from it, never its `.obj`, and write to
+    #: none of them; `bytes(records)` is a copy of your own).
     records: Union[bytes, memoryview]
     version: int = 2
     dataset: Optional[Dataset] = None
@@ -130,9 +133,12 @@ class RecordBuffers:
 
     A buffer is reused only when nothing refers to its records any more:
     a split's `records` is a view of it, and while any view (or a NumPy
-    array or tensor made from one) exists, Python refuses to resize the
-    buffer, which is how `take` tells. It keeps the last two buffers; they
-    are freed with the client."""
+    array or tensor made from one) exists, CPython refuses to resize the
+    buffer, which is how `take` tells. (Other interpreters get new memory
+    every time: nothing here vouches for their refusal.) It keeps the last
+    two buffers it allocated, each reused for a split of exactly its size;
+    they are freed with the client, and a copy of the client starts
+    without them."""
 
     KEEP = 2
 
@@ -140,12 +146,15 @@ class RecordBuffers:
         self._buffers: List[bytearray] = []
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> Any:
+        return (RecordBuffers, ())
+
     def take(self, size: int) -> memoryview:
         """A writable view of `size` bytes, in a kept buffer nothing refers
         to any more, else in new memory. The content is whatever was there:
         the caller writes every byte."""
-        if size == 0:
-            return memoryview(bytearray())
+        if size == 0 or not _REUSE:
+            return memoryview(bytearray(size))
         with self._lock:
             for buffer in self._buffers:
                 if len(buffer) == size and not _exported(buffer):
@@ -153,8 +162,11 @@ class RecordBuffers:
                     # take it now.
                     return memoryview(buffer)
             buffer = bytearray(size)
-            self._buffers = self._buffers[-(self.KEEP - 1):] + [buffer]
+            self._buffers = self._buffers[len(self._buffers) - self.KEEP + 1:] + [buffer]
             return memoryview(buffer)
+
+
+_REUSE = platform.python_implementation() == "CPython"
 
 
 def _exported(buffer: bytearray) -> bool:
@@ -169,10 +181,16 @@ def _exported(buffer: bytearray) -> bool:
 
 
 def _read_into(stream: BinaryIO, view: memoryview, what: str) -> None:
-    """Fills `view` from `stream`."""
+    """Fills `view` from `stream` (with `read` when it has no `readinto`)."""
+    readinto = getattr(stream, "readinto", None)
     got = 0
     while got < len(view):
-        n = stream.readinto(view[got:])
+        if readinto is not None:
+            n = readinto(view[got:])
+        else:
+            data = stream.read(len(view) - got)
+            n = len(data)
+            view[got : got + n] = data
         if not n:
             raise CorruptStream(f"the stream ends inside the {what}")
         got += n
@@ -265,10 +283,17 @@ def decode_split(stream: BinaryIO, dataset_for: Optional[Callable[[str], Dataset
                             "is implausibly large")
     # Each chunk is read straight into its place and hashed there: one copy
     # off the socket, none after (the previous client made four).
-    if buffers is not None and magic != MAGIC_INDICES:
-        view = buffers.take(total)
-    else:
-        view = memoryview(bytearray(total))
+    # Python writes new memory at once (up to the bound, before the checksum
+    # can vouch for the header): where there is not that much, the stream
+    # is refused like any other implausible one.
+    try:
+        if buffers is not None and magic != MAGIC_INDICES:
+            view = buffers.take(total)
+        else:
+            view = memoryview(bytearray(total))
+    except MemoryError:
+        raise CorruptStream(f"bad split header: {header['examples']} records of {record_size} bytes "
+                            "do not fit in this machine's memory") from None
     records = view.toreadonly()
     filled, chunk = 0, 0
     while True:

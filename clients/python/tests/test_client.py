@@ -104,7 +104,20 @@ def test_a_split_lands_in_the_memory_of_one_nothing_refers_to(server):
     del view, fourth
     fifth = train(1)
     assert memory(fifth) is b and bytes(fifth.records) == expected(1)
-    # A split pickles (multiprocessing's spawn does) with its bytes.
+    # A stream without `readinto` is read too.
+    class ReadOnly:
+        def __init__(self, data):
+            self.data = io.BytesIO(data)
+
+        def read(self, n=-1):
+            return self.data.read(min(n, 1000) if n > 0 else n)
+
+    url = f"{server}/v1/experiments/py/runs/1/data/train?seed={seeds[1]}"
+    raw = urllib.request.urlopen(url).read()
+    assert bytes(decode_split(ReadOnly(raw)).records) == expected(1)
+    # A client pickles (without its buffers); a split, with its bytes
+    # (multiprocessing's spawn pickles both).
+    assert pickle.loads(pickle.dumps(client))._buffers._buffers == []
     assert pickle.loads(pickle.dumps(fifth)).records == expected(1)
 
 

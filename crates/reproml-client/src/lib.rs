@@ -114,7 +114,7 @@ pub type SplitData = DecodedSplit;
 
 /// A client of one server.
 ///
-/// It and its clones keep the memory of up to two splits dropped, for the
+/// It and its clones keep the memory of up to four splits dropped, for the
 /// next splits they fetch ([`wire::RecordBuffers`]): a full split streams
 /// about twice as fast into memory already in use as into new memory.
 #[derive(Clone)]

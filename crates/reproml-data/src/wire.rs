@@ -121,6 +121,11 @@ pub const CURRENT: Version = Version::V3;
 pub const ACCEPT_FULL: &str = "application/vnd.reproml.split.v3, application/vnd.reproml.split.v2";
 /// Largest header accepted by a reader.
 pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
+
+/// Largest size of a split's records a header may announce: they are
+/// allocated before the split checksum vouches for the header. (CIFAR-10's
+/// training split is 154 MB; a client reads at most 2 GiB of a stream.)
+pub const MAX_RECORD_BYTES: usize = 2 << 30;
 /// Records are grouped into chunks of about this many bytes.
 pub const TARGET_CHUNK_BYTES: usize = 1 << 20;
 
@@ -243,8 +248,11 @@ impl DecodedSplit {
 /// that fetches split after split (one run after another) lands each in
 /// the memory of one it no longer holds.
 ///
-/// It keeps at most [`RecordBuffers::MAX_SPARE`] buffers (a run's training
-/// and test splits), and frees them with itself.
+/// It keeps at most [`RecordBuffers::MAX_SPARE`] buffers (two runs'
+/// training and test splits, as two jobs sharing a client drop them),
+/// lends one only to a split that fills at least half of it, so that a
+/// test split does not hold a training split's memory, and frees them
+/// with itself.
 ///
 /// ```
 /// use reproml_data::wire::RecordBuffers;
@@ -258,7 +266,7 @@ pub struct RecordBuffers {
 
 impl RecordBuffers {
     /// Buffers kept for reuse at most.
-    pub const MAX_SPARE: usize = 2;
+    pub const MAX_SPARE: usize = 4;
 
     /// An empty set, shared by the splits decoded with it.
     pub fn new() -> Arc<Self> {
@@ -275,9 +283,10 @@ impl RecordBuffers {
         self.spare.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A buffer of `len` bytes: the smallest spare one that holds them,
-    /// or new memory, zeroed lazily by the kernel (not written here).
-    /// Its content is whatever it held: the caller overwrites all of it.
+    /// A buffer of `len` bytes: the smallest spare one that holds them
+    /// and is at most twice as large, or new memory, zeroed lazily by the
+    /// kernel (not written here). Its content is whatever it held: the
+    /// caller overwrites all of it.
     fn take(&self, len: usize) -> Vec<u8> {
         if len == 0 {
             return Vec::new();
@@ -285,7 +294,7 @@ impl RecordBuffers {
         let reused = {
             let mut spare = self.lock();
             let best = (0..spare.len())
-                .filter(|&i| spare[i].capacity() >= len)
+                .filter(|&i| (len..=len.saturating_mul(2)).contains(&spare[i].capacity()))
                 .min_by_key(|&i| spare[i].capacity());
             best.map(|i| spare.swap_remove(i))
         };
@@ -303,6 +312,9 @@ impl RecordBuffers {
     /// Keeps `buffer` for a later split, dropping the smallest spare one
     /// when there are too many.
     fn give(&self, buffer: Vec<u8>) {
+        if buffer.capacity() == 0 {
+            return;
+        }
         let mut spare = self.lock();
         spare.push(buffer);
         if spare.len() > Self::MAX_SPARE {
@@ -698,18 +710,15 @@ fn check_labels(split: DecodedSplit) -> Result<DecodedSplit, WireError> {
 
 /// Reads and verifies a stream of any version: the header, checked, and
 /// the records' bytes.
-/// The records land in a buffer of `buffers` when given (a full stream's),
-/// else in new memory. Either way they are read straight into place: no
-/// byte of the buffer is written before the stream's.
+/// The records land in a buffer of `buffers` when given (a full stream's;
+/// given back when the stream is refused), else in new memory. Either way
+/// they are read straight into place, not first copied elsewhere or
+/// zeroed in advance.
 fn read_stream(
     reader: &mut impl Read,
     buffers: Option<&RecordBuffers>,
 ) -> Result<(SplitHeader, Version, Vec<u8>), WireError> {
-    fn read(reader: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), WireError> {
-        reader
-            .read_exact(buf)
-            .map_err(|e| WireError::Malformed(format!("stream ends inside the {what} ({e})")))
-    }
+    let read = read_part;
     let mut word = [0u8; 4];
     let mut magic = [0u8; 8];
     read(reader, &mut magic, "magic")?;
@@ -739,7 +748,7 @@ fn read_stream(
     let examples = header.examples as usize;
     if examples
         .checked_mul(record_size)
-        .is_none_or(|total| total > 8 << 30)
+        .is_none_or(|total| total > MAX_RECORD_BYTES)
     {
         return Err(WireError::BadHeader(format!(
             "{examples} records of {record_size} bytes is implausibly large"
@@ -748,15 +757,40 @@ fn read_stream(
     // Sized by the header before the split checksum has vouched for it:
     // bounded above, and new memory is only claimed as it is written.
     let total = examples * record_size;
-    let mut records = match buffers {
-        Some(buffers) if version.carries_pixels() => buffers.take(total),
-        _ => vec![0; total],
+    let pooled = buffers.filter(|_| version.carries_pixels());
+    let mut records = match pooled {
+        Some(buffers) => buffers.take(total),
+        None => vec![0; total],
     };
+    match read_records(reader, &mut records, record_size, version, whole) {
+        Ok(()) => Ok((header, version, records)),
+        Err(err) => {
+            // A retry of the split can land where this one would have.
+            if let Some(buffers) = pooled {
+                buffers.give(records);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Fills `records` (exactly) with a stream's chunks, verifying each
+/// chunk's checksum and then the split checksum `whole` accumulates.
+fn read_records(
+    reader: &mut impl Read,
+    records: &mut [u8],
+    record_size: usize,
+    version: Version,
+    mut whole: SplitHasher,
+) -> Result<(), WireError> {
+    let total = records.len();
+    let examples = total / record_size;
+    let mut word = [0u8; 4];
     let mut filled = 0;
     let mut expected_bytes = [0u8; 32];
     let expected = &mut expected_bytes[..version.checksum_len()];
     for chunk in 0.. {
-        read(reader, &mut word, "chunk length")?;
+        read_part(reader, &mut word, "chunk length")?;
         let count = u32::from_le_bytes(word) as usize;
         if count == 0 {
             break;
@@ -773,14 +807,14 @@ fn read_stream(
             .read_exact(place)
             .map_err(|e| WireError::Malformed(format!("stream ends inside chunk {chunk} ({e})")))?;
         filled += place.len();
-        read(reader, expected, "chunk checksum")?;
+        read_part(reader, expected, "chunk checksum")?;
         let digest = Checksum::of(version, place);
         if digest.as_bytes() != expected {
             return Err(WireError::ChunkChecksum { chunk });
         }
         whole.update(digest.as_bytes());
     }
-    read(reader, expected, "split checksum")?;
+    read_part(reader, expected, "split checksum")?;
     if whole.finish().as_bytes() != expected {
         return Err(WireError::SplitChecksum);
     }
@@ -790,7 +824,14 @@ fn read_stream(
             filled / record_size
         )));
     }
-    Ok((header, version, records))
+    Ok(())
+}
+
+/// Reads `buf` whole; what it is (`what`) names it in the error.
+fn read_part(reader: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), WireError> {
+    reader
+        .read_exact(buf)
+        .map_err(|e| WireError::Malformed(format!("stream ends inside the {what} ({e})")))
 }
 
 /// What a header must say about itself for its records to be usable: a
@@ -972,15 +1013,27 @@ mod tests {
     }
 
     #[test]
-    fn at_most_two_spare_buffers_are_kept_the_largest() {
+    fn spare_buffers_are_bounded_and_lent_to_splits_that_fill_half() {
         let buffers = RecordBuffers::new();
-        let splits: Vec<_> = [3, 7, 5]
+        let splits: Vec<_> = [3, 7, 5, 4, 6]
             .map(|n| decode_reusing(&mut stream(&other_sample(n, 1), 2).as_slice(), &buffers))
             .into_iter()
             .collect::<Result<_, _>>()
             .unwrap();
         drop(splits);
-        assert_eq!(buffers.spare_bytes(), (7 + 5) * 7);
+        // The largest four.
+        assert_eq!(buffers.spare_bytes(), (7 + 6 + 5 + 4) * 7);
+        // One record does not fill half of the smallest (4): new memory,
+        // and every spare buffer stays.
+        let small =
+            decode_reusing(&mut stream(&other_sample(1, 1), 1).as_slice(), &buffers).unwrap();
+        assert_eq!(buffers.spare_bytes(), (7 + 6 + 5 + 4) * 7);
+        drop(small);
+        // Three records fill more than half of the smallest (4): it is lent.
+        let three =
+            decode_reusing(&mut stream(&other_sample(3, 1), 1).as_slice(), &buffers).unwrap();
+        assert_eq!(buffers.spare_bytes(), (7 + 6 + 5) * 7);
+        drop(three);
         // Freed with the set, whoever still holds a split.
         let held = decode_reusing(&mut stream(&sample(), 7).as_slice(), &buffers).unwrap();
         drop(buffers);
@@ -989,18 +1042,26 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_stream_into_reused_memory_is_refused() {
+    fn a_damaged_stream_into_reused_memory_is_refused_and_gives_it_back() {
         let buffers = RecordBuffers::new();
         drop(decode_reusing(&mut stream(&sample(), 7).as_slice(), &buffers).unwrap());
         let mut bytes = stream(&other_sample(7, 9), 7);
         let last = bytes.len() - 40;
         bytes[last] ^= 1;
-        assert!(decode_reusing(&mut bytes.as_slice(), &buffers).is_err());
-        // An indices-only stream takes no spare buffer.
-        let before = buffers.spare_bytes();
+        assert!(matches!(
+            decode_reusing(&mut bytes.as_slice(), &buffers),
+            Err(WireError::ChunkChecksum { chunk: 0 })
+        ));
+        assert_eq!(buffers.spare_bytes(), 7 * 7);
+        let short = stream(&sample(), 7);
+        assert!(decode_reusing(&mut &short[..short.len() / 2], &buffers).is_err());
+        assert_eq!(buffers.spare_bytes(), 7 * 7);
+        // An indices-only stream takes no spare buffer (and needs its data
+        // set: refused here).
         let idx = stream_in(Version::Indices, &sample(), 3);
-        assert!(decode_reusing(&mut idx.as_slice(), &buffers).is_err());
-        assert_eq!(buffers.spare_bytes(), before);
+        let stream = VerifiedStream::read_reusing(&mut idx.as_slice(), &buffers).unwrap();
+        assert_eq!(buffers.spare_bytes(), 7 * 7);
+        assert!(stream.into_split().is_err());
     }
 
     proptest::proptest! {
