@@ -57,14 +57,19 @@ pub struct CacheStats {
     pub evicted: u32,
 }
 
+/// One data set of a process: empty until it is opened or fetched.
+type Slot = Mutex<Option<Arc<CachedDataset>>>;
+
 /// A cache directory shared by the processes of a machine, with the data
 /// sets this process opened kept in memory.
 pub struct DataCache {
     dir: PathBuf,
     limit: u64,
-    /// Opened data sets; the lock also serialises fetches, so that
-    /// parallel runs of one process fetch a data set once.
-    open: Mutex<HashMap<String, Arc<CachedDataset>>>,
+    /// Data sets this process opened or is opening, by digest. Each slot
+    /// has its own lock, held while its data set is read or fetched, so
+    /// that parallel runs of one process fetch a data set once while runs
+    /// of another data set go on.
+    open: Mutex<HashMap<String, Arc<Slot>>>,
     stats: Mutex<CacheStats>,
 }
 
@@ -161,10 +166,15 @@ impl DataCache {
                 message: format!("{digest:?} is not a data set digest"),
             });
         }
+        let slot = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(open.entry(digest.to_owned()).or_default())
+        };
         // Held while fetching too, so that parallel runs of this process
-        // fetch a data set once (they wait for it rather than fetch it again).
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(d) = open.get(digest) {
+        // fetch a data set once (they wait for it rather than fetch it
+        // again). A failed fetch leaves the slot empty: the next run tries.
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = slot.as_ref() {
             self.count(|s| s.reused += 1);
             return Ok(Arc::clone(d));
         }
@@ -173,7 +183,7 @@ impl DataCache {
             None => self.fetch(client, digest)?,
         };
         let dataset = Arc::new(dataset);
-        open.insert(digest.to_owned(), Arc::clone(&dataset));
+        *slot = Some(Arc::clone(&dataset));
         Ok(dataset)
     }
 

@@ -236,3 +236,30 @@ fn the_size_limit_is_kept() {
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn parallel_runs_of_a_process_fetch_a_data_set_once() {
+    let dir = temp("parallel");
+    let (server, id) = start(&dir);
+    let (client, cache) = cached_client(&server, &dir.join("cache"), 1 << 30);
+    let seed = client.seed(&id, RunIndex::new(0)).unwrap().seed;
+    let alone = Client::new(&server.url(), None)
+        .split(&id, RunIndex::new(0), SplitName::Train, seed)
+        .unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let (client, id, alone) = (client.clone(), &id, &alone);
+            scope.spawn(move || {
+                let split = client
+                    .split(id, RunIndex::new(0), SplitName::Train, seed)
+                    .unwrap();
+                assert_eq!(split.indices(), alone.indices());
+                assert_eq!(split.image(7), alone.image(7));
+            });
+        }
+    });
+    let stats = cache.stats();
+    assert_eq!((stats.fetched, stats.opened, stats.reused), (1, 0, 7));
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
