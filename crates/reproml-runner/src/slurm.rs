@@ -20,6 +20,7 @@ use reproml_core::fault::Fault;
 use reproml_core::selection::RunSelection;
 use reproml_core::{ExperimentId, RunIndex, VariantLabel};
 use reproml_study::{ArtifactSpec, SlurmSettings, Study};
+use reproml_train::device::ComputeDevice;
 
 use crate::pool::missing_runs;
 use crate::study::{StudyOutcome, command_line, study_sides};
@@ -45,6 +46,8 @@ pub struct SlurmRun {
     /// policy: the token file's and CA certificate's paths
     /// (`REPROML_TOKEN_FILE`, `REPROML_CA_CERT`), never the token itself.
     pub env: BTreeMap<String, String>,
+    /// Where built-in sides train.
+    pub device: ComputeDevice,
 }
 
 /// Why a job script cannot be written from these settings: every value
@@ -107,6 +110,21 @@ pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// What the tasks of every side of a study share, on Slurm or Kubernetes.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskSettings<'a> {
+    /// The server's URL as the compute nodes reach it.
+    pub server: &'a str,
+    /// The `reproml` binary the tasks of built-in sides run (its path on
+    /// the compute nodes).
+    pub reproml: &'a Path,
+    /// Runs each task trains.
+    pub runs_per_task: u32,
+    /// Where built-in sides train (`reproml run --device`). Other sides'
+    /// clients choose their own device.
+    pub device: ComputeDevice,
+}
+
 /// The array tasks of one side: `missing` runs in chunks of
 /// `runs_per_task`, each chunk a run selection the side's client reads.
 pub fn side_job(
@@ -114,10 +132,14 @@ pub fn side_job(
     variant: &VariantLabel,
     artifact: &ArtifactSpec,
     missing: &[RunIndex],
-    server: &str,
-    reproml: &Path,
-    runs_per_task: u32,
+    task: &TaskSettings<'_>,
 ) -> SideJob {
+    let TaskSettings {
+        server,
+        reproml,
+        runs_per_task,
+        device,
+    } = *task;
     let id = &experiment.spec.id;
     let chunks = missing.chunks(runs_per_task.max(1) as usize);
     let (tasks, env) = match artifact {
@@ -126,8 +148,13 @@ pub fn side_job(
             let tasks = chunks
                 .map(|runs| {
                     let runs = RunSelection::from_indices(runs.iter().map(|r| r.get()));
+                    // The CPU is `run`'s default: scripts say only another.
+                    let device = match device {
+                        ComputeDevice::Cpu => String::new(),
+                        other => format!(" --device {}", quote(&other.to_string())),
+                    };
                     format!(
-                        "{} run --server {} --experiment {} --variant {} --fault {} --runs {} --jobs 1 --quiet",
+                        "{} run --server {} --experiment {} --variant {} --fault {} --runs {} --jobs 1{device} --quiet",
                         quote(&reproml.display().to_string()),
                         quote(server),
                         quote(id.as_str()),
@@ -381,9 +408,12 @@ pub fn run_study(
                 variant,
                 artifact,
                 &missing,
-                client.base(),
-                &plan.reproml,
-                plan.settings.runs_per_task.unwrap_or(1),
+                &TaskSettings {
+                    server: client.base(),
+                    reproml: &plan.reproml,
+                    runs_per_task: plan.settings.runs_per_task.unwrap_or(1),
+                    device: plan.device,
+                },
             );
             for (key, value) in &plan.env {
                 job.env.entry(key.clone()).or_insert_with(|| value.clone());
@@ -508,9 +538,12 @@ mod tests {
                 fault: Some(Fault::MomentumIgnored),
             },
             &missing,
-            "https://login01:7878",
-            Path::new("/opt/reproml/bin/reproml"),
-            2,
+            &TaskSettings {
+                server: "https://login01:7878",
+                reproml: Path::new("/opt/reproml/bin/reproml"),
+                runs_per_task: 2,
+                device: ComputeDevice::Cpu,
+            },
         );
         let settings = SlurmSettings {
             partition: Some("gpu".into()),
@@ -544,6 +577,29 @@ esac
     }
 
     #[test]
+    fn a_builtin_side_on_a_gpu_says_so_in_every_task() {
+        let job = side_job(
+            &experiment(),
+            &"fixed".parse().unwrap_or_else(|e| panic!("{e}")),
+            &ArtifactSpec::Builtin { fault: None },
+            &[0, 1, 2].map(RunIndex::new),
+            &TaskSettings {
+                server: "http://n:1",
+                reproml: Path::new("reproml"),
+                runs_per_task: 2,
+                device: ComputeDevice::Cuda(1),
+            },
+        );
+        assert_eq!(
+            job.tasks,
+            [
+                "'reproml' run --server 'http://n:1' --experiment 's-b1' --variant 'fixed' --fault 'none' --runs '0-1' --jobs 1 --device 'cuda:1' --quiet",
+                "'reproml' run --server 'http://n:1' --experiment 's-b1' --variant 'fixed' --fault 'none' --runs '2' --jobs 1 --device 'cuda:1' --quiet",
+            ]
+        );
+    }
+
+    #[test]
     fn a_command_side_gets_its_runs_and_its_environment() {
         let job = side_job(
             &experiment(),
@@ -553,9 +609,12 @@ esac
                 env: BTreeMap::from([("OMP_NUM_THREADS".into(), "1".into())]),
             },
             &[RunIndex::new(3)],
-            "http://n:1",
-            Path::new("reproml"),
-            1,
+            &TaskSettings {
+                server: "http://n:1",
+                reproml: Path::new("reproml"),
+                runs_per_task: 1,
+                device: ComputeDevice::Cuda(0),
+            },
         );
         assert_eq!(job.tasks, ["client 'http://n:1' 's-b1' 'torch' '3'"]);
         let script = job_script(&job, &SlurmSettings::default(), Path::new("logs"));

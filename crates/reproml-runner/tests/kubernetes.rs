@@ -10,8 +10,9 @@ use reproml_client::Experiment;
 use reproml_core::RunIndex;
 use reproml_core::fault::Fault;
 use reproml_runner::kubernetes::{KubernetesSettings, indexed_job};
-use reproml_runner::slurm::side_job;
+use reproml_runner::slurm::{TaskSettings, side_job};
 use reproml_study::ArtifactSpec;
+use reproml_train::device::ComputeDevice;
 
 fn experiment() -> Experiment {
     Experiment {
@@ -51,9 +52,12 @@ fn a_builtin_side_is_one_indexed_job_with_a_completion_index_per_run() {
             fault: Some(Fault::MomentumIgnored),
         },
         &[0, 1, 3].map(RunIndex::new),
-        "https://reproml.study.svc:7878",
-        Path::new("reproml"),
-        1,
+        &TaskSettings {
+            server: "https://reproml.study.svc:7878",
+            reproml: Path::new("reproml"),
+            runs_per_task: 1,
+            device: ComputeDevice::Cuda(0),
+        },
     );
     let settings = KubernetesSettings {
         image: "registry.example/reproml:0.1.0".into(),
@@ -75,9 +79,12 @@ fn a_command_side_keeps_its_command_and_environment() {
             env: BTreeMap::from([("OMP_NUM_THREADS".into(), "1".into())]),
         },
         &[2].map(RunIndex::new),
-        "http://10.0.0.5:7878",
-        Path::new("reproml"),
-        1,
+        &TaskSettings {
+            server: "http://10.0.0.5:7878",
+            reproml: Path::new("reproml"),
+            runs_per_task: 1,
+            device: ComputeDevice::Cpu,
+        },
     );
     let settings = KubernetesSettings {
         image: "pytorch-client:2.5".into(),

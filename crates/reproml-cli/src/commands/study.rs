@@ -10,6 +10,7 @@ use reproml_report::{CompareOptions, compare, write_report};
 use reproml_runner::results::recorded_rows;
 use reproml_runner::study::{progress, run_study as run_study_runs};
 use reproml_study::Comparisons;
+use reproml_train::device::ComputeDevice;
 
 use crate::connect::ServerArgs;
 use crate::output::print_summary;
@@ -66,6 +67,11 @@ pub struct StudyManifestsArgs {
     /// GPUs per pod (nvidia.com/gpu).
     #[arg(long, default_value_t = 0)]
     gpus: u32,
+    /// Where built-in sides train in the pods: cpu, cuda or cuda:N
+    /// (default: cuda with --gpus, else cpu; the image's `reproml` then
+    /// needs `--features cuda`). Other sides' clients choose their own.
+    #[arg(long)]
+    device: Option<ComputeDevice>,
     /// Pods of one Job at once (default: all of its indexes).
     #[arg(long)]
     parallelism: Option<u32>,
@@ -101,6 +107,12 @@ pub struct StudyRunArgs {
     /// Exit with status 3 when any bug's sides differ (after the report).
     #[arg(long)]
     fail_on_difference: bool,
+    /// Where built-in sides train: cpu (bit-repeatable), cuda or cuda:N
+    /// (builds with `--features cuda`), in this process or in each Slurm
+    /// task. Recorded in every run's fingerprint. Other sides' clients
+    /// choose their own.
+    #[arg(long, default_value = "cpu")]
+    device: ComputeDevice,
     /// Where the runs are trained: in this process (local), as a Slurm job
     /// array per side (slurm: submitted, waited for, resubmitted for what
     /// is missing), or only written as job scripts to submit by hand
@@ -335,6 +347,11 @@ fn manifests(args: StudyManifestsArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}-kubernetes", study.name)));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let device = args.device.unwrap_or(if args.gpus > 0 {
+        ComputeDevice::Cuda(0)
+    } else {
+        ComputeDevice::Cpu
+    });
     let all = reproml_core::selection::RunSelection::first(study.runs);
     let mut written = 0;
     for (experiment, variant, artifact) in
@@ -349,11 +366,15 @@ fn manifests(args: StudyManifestsArgs) -> Result<()> {
             &variant,
             &artifact,
             &missing,
-            &server,
-            &args.reproml,
-            args.runs_per_task
-                .or(study.slurm.runs_per_task)
-                .unwrap_or(1),
+            &reproml_runner::slurm::TaskSettings {
+                server: &server,
+                reproml: &args.reproml,
+                runs_per_task: args
+                    .runs_per_task
+                    .or(study.slurm.runs_per_task)
+                    .unwrap_or(1),
+                device,
+            },
         );
         let manifest = reproml_runner::kubernetes::indexed_job(&job, &settings);
         let name = manifest["metadata"]["name"]
@@ -377,6 +398,10 @@ fn manifests(args: StudyManifestsArgs) -> Result<()> {
 fn run_study(args: StudyRunArgs) -> Result<()> {
     let study = args.labelled.load(&args.study)?;
     let origin = args.study.display().to_string();
+    if args.executor == Executor::Local {
+        // Probed now: a missing GPU is an error before any run starts.
+        reproml_train::device::select(args.device)?;
+    }
     let connection = args.server.connect()?;
     let client = &connection.client;
     if !crate::output::quiet() {
@@ -457,7 +482,21 @@ fn run_study(args: StudyRunArgs) -> Result<()> {
                     Some((key.to_owned(), path.display().to_string()))
                 })
                 .collect(),
+                device: args.device,
             };
+            if args.device == ComputeDevice::Cpu
+                && plan
+                    .settings
+                    .gres
+                    .as_deref()
+                    .is_some_and(|g| g.contains("gpu"))
+            {
+                eprintln!(
+                    "warning: the jobs ask for GPUs (--gres {}), but built-in sides train on the \
+                     CPU; give --device cuda to train them on the GPU",
+                    plan.settings.gres.as_deref().unwrap_or_default()
+                );
+            }
             let outcome = reproml_runner::slurm::run_study(
                 client,
                 &study,
