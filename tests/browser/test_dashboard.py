@@ -333,3 +333,19 @@ def test_the_progress_page_shows_one_study_with_its_totals(server, browser):
     browser.get(f"{server['url']}/#/progress?study=nothing-")
     updated(browser)
     assert "No runs recorded yet for experiments named nothing-" in browser.find_element(By.TAG_NAME, "main").text
+
+
+def test_a_comparison_on_a_non_repeatable_engine_says_so(server, browser):
+    """A side whose runs say `deterministic: false` (the built-in engine on
+    a GPU): the comparison marks it, as the terminal table's ‡ does."""
+    for plain in call(server, "GET", f"/v1/experiments/{EXPERIMENT}/runs?variant=plain"):
+        result = {k: plain[k] for k in ("seed", "metrics", "epochs", "fingerprint", "artifact")}
+        result["fingerprint"]["deterministic"] = "false"
+        call(server, "POST", f"/v1/experiments/{EXPERIMENT}/variants/on-gpu/runs/{plain['run']}", result)
+    logged_in(browser, server)
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}/compare/plain,on-gpu")
+    updated(browser)
+    assert "not bit-repeatable" in browser.find_element(By.CSS_SELECTOR, "span.nondeterministic").text
+    browser.get(f"{server['url']}/#/e/{EXPERIMENT}/compare/plain,faulty")
+    updated(browser)
+    assert not browser.find_elements(By.CSS_SELECTOR, "span.nondeterministic")

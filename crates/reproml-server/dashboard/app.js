@@ -359,7 +359,8 @@ async function compareView(id, variants, options = new URLSearchParams()) {
     const diffs = differences(first, c.baseline, c.treatment);
     return h("section", {},
       h("h2", {}, `${c.baseline} (baseline) vs ${c.treatment}`),
-      h("p", {}, h("span", { class: `verdict ${c.verdict}` }, c.verdict), ` — n = ${c.n}, ${c.identical_pairs}/${c.pairs} identical trajectories`),
+      h("p", {}, h("span", { class: `verdict ${c.verdict}` }, c.verdict), ` — n = ${c.n}, ${c.identical_pairs}/${c.pairs} identical trajectories`,
+        c.nondeterministic ? h("span", { class: "nondeterministic" }, " ‡ trained on an engine that is not bit-repeatable (fingerprint deterministic: false): identical trajectories prove nothing here, only the metrics decide") : null),
       h("div", { class: "scroll" }, h("table", { class: "comparison" },
         h("thead", {}, h("tr", {}, ["metric", c.baseline, c.treatment, "MWU p", "Holm p", "BH p", "Wilcoxon p", "A12", "Cliff's δ", "shift [CI]", "spread p"].map((t, i) => h("th", { class: i === 0 ? "text" : false }, t)))),
         h("tbody", {}, c.metrics.map((m) => h("tr", { "data-metric": m.metric },
