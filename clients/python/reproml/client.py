@@ -114,12 +114,8 @@ class Split:
 
 
 def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = stream.read(n - len(data))
-        if not chunk:
-            raise CorruptStream(f"the stream ends inside the {what}")
-        data.extend(chunk)
+    data = bytearray(n)
+    _read_into(stream, memoryview(data), what)
     return bytes(data)
 
 

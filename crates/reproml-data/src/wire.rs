@@ -718,12 +718,11 @@ fn read_stream(
     reader: &mut impl Read,
     buffers: Option<&RecordBuffers>,
 ) -> Result<(SplitHeader, Version, Vec<u8>), WireError> {
-    let read = read_part;
     let mut word = [0u8; 4];
     let mut magic = [0u8; 8];
-    read(reader, &mut magic, "magic")?;
+    read_part(reader, &mut magic, "magic")?;
     let version = Version::from_magic(&magic).ok_or(WireError::BadMagic)?;
-    read(reader, &mut word, "header length")?;
+    read_part(reader, &mut word, "header length")?;
     let len = u32::from_le_bytes(word);
     if len > MAX_HEADER_BYTES {
         return Err(WireError::BadHeader(format!(
@@ -731,7 +730,7 @@ fn read_stream(
         )));
     }
     let mut json = vec![0u8; len as usize];
-    read(reader, &mut json, "header")?;
+    read_part(reader, &mut json, "header")?;
     let mut whole = SplitHasher::new(version);
     if version != Version::V1 {
         whole.update(&magic);

@@ -145,14 +145,14 @@ pub fn side_job(
     let (tasks, env) = match artifact {
         ArtifactSpec::Builtin { fault } => {
             let fault = fault.as_ref().unwrap_or(&Fault::None);
+            // The CPU is `run`'s default: scripts say only another.
+            let device = match device {
+                ComputeDevice::Cpu => String::new(),
+                other => format!(" --device {}", quote(&other.to_string())),
+            };
             let tasks = chunks
                 .map(|runs| {
                     let runs = RunSelection::from_indices(runs.iter().map(|r| r.get()));
-                    // The CPU is `run`'s default: scripts say only another.
-                    let device = match device {
-                        ComputeDevice::Cpu => String::new(),
-                        other => format!(" --device {}", quote(&other.to_string())),
-                    };
                     format!(
                         "{} run --server {} --experiment {} --variant {} --fault {} --runs {} --jobs 1{device} --quiet",
                         quote(&reproml.display().to_string()),
